@@ -1,0 +1,188 @@
+"""Executor protocol (query/execute), the PyMySQL-backed executor, and a FakeExecutor for unit tests.
+
+Every statement runs through an Executor, so unit tests can count and assert the exact SQL, and debug logging
+only ever sees `Statement.safe` (the redacted form).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+from .errors import ServerError
+from .sql import Flavor, Statement
+
+log = logging.getLogger("shared_mysql.sql")
+
+# Driver error codes translated to one actionable line at the boundary.
+_CONNECT_HINTS = {
+    2003: "the server is not reachable; for the embedded server run `shared-mysql local up`",
+    2013: "the connection was lost; check the server's error log",
+    1045: "access denied; the stored credential does not match the server's",
+    3159: "the server requires TLS (require_secure_transport)",
+    1226: "the account has reached its MAX_USER_CONNECTIONS limit",
+    1040: "the server has reached max_connections",
+}
+
+
+class Executor(Protocol):
+    flavor: Flavor
+
+    def query(self, sql: str) -> list[tuple]: ...
+
+    def execute(self, stmt: Statement) -> None: ...
+
+    def execute_many(self, stmts: Sequence[Statement]) -> None: ...
+
+
+@dataclass
+class ConnectionInfo:
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    ca: str | None = None
+    database: str | None = None
+    connect_timeout: float = 10.0
+
+    def __str__(self) -> str:  # never shows the password
+        return f"{self.user}@{self.host}:{self.port}"
+
+
+def _code(exc: BaseException) -> int | None:
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def connect(info: ConnectionInfo, *, multi_statements: bool = False):
+    """A PyMySQL connection with verified TLS (PyMySQL falls back to unverified TLS unless told)."""
+    import pymysql
+    from pymysql.constants import CLIENT
+
+    try:
+        ctx = tls_context(info.ca) if info.ca else None
+        return pymysql.connect(
+            host=info.host, port=info.port, user=info.user, password=info.password, database=info.database,
+            ssl=ctx,
+            connect_timeout=info.connect_timeout, autocommit=True, charset="utf8mb4",
+            client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0,
+        )
+    except pymysql.err.MySQLError as exc:
+        code = _code(exc)
+        hint = _CONNECT_HINTS.get(code or 0, "check host, port and credentials")
+        raise ServerError(f"cannot connect as {info}: error {code}: {hint}") from exc
+    except OSError as exc:  # TLS file problems and the like
+        raise ServerError(f"cannot connect as {info}: {exc.__class__.__name__}: {exc}") from exc
+
+
+def tls_context(ca: str):
+    """A verifying TLS context: CA pinned, hostname checked, TLS 1.2+.
+
+    PyMySQL 1.2 falls back to unverified TLS by default, and its `ssl_verify_cert=` argument silently replaces
+    an `ssl={"ca": ...}` dict (dropping the CA), so we hand it a finished SSLContext instead.
+    """
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+# Statements per round trip when applying: multi-statement batches keep apply close to the raw-SQL floor.
+BATCH_SIZE = 200
+
+
+class PyMySQLExecutor:
+    """Runs statements on one PyMySQL connection (opened with MULTI_STATEMENTS for batched apply)."""
+
+    def __init__(self, conn, flavor: Flavor, target: str = ""):
+        self.conn = conn
+        self.flavor = flavor
+        self.target = target
+        self.queries = 0
+
+    @classmethod
+    def open(cls, info: ConnectionInfo) -> "PyMySQLExecutor":
+        from .sql import detect_flavor
+
+        conn = connect(info, multi_statements=True)
+        flavor = detect_flavor(conn.get_server_info())
+        return cls(conn, flavor, str(info))
+
+    def query(self, sql: str) -> list[tuple]:
+        import pymysql
+
+        log.debug("query: %s", sql)
+        self.queries += 1
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql)
+                return list(cur.fetchall())
+        except pymysql.err.MySQLError as exc:
+            raise ServerError(f"query failed on {self.target}: error {_code(exc)}: {exc.args[-1]}") from exc
+
+    def execute(self, stmt: Statement) -> None:
+        self.execute_many([stmt])
+
+    def execute_many(self, stmts: Sequence[Statement]) -> None:
+        import pymysql
+
+        for start in range(0, len(stmts), BATCH_SIZE):
+            batch = stmts[start:start + BATCH_SIZE]
+            for s in batch:
+                log.debug("execute: %s", s.safe)
+            self.queries += 1
+            done = 0
+            try:
+                with self.conn.cursor() as cur:
+                    cur.execute(";\n".join(s.sql for s in batch))
+                    done = 1
+                    while cur.nextset():
+                        done += 1
+            except pymysql.err.MySQLError as exc:
+                failed = batch[min(done, len(batch) - 1)]
+                # The message is the server's text; statements with secrets are shown only redacted.
+                msg = exc.args[-1] if failed.redacted is None else "(statement redacted)"
+                raise ServerError(
+                    f"statement failed on {self.target}: error {_code(exc)}: {msg}: {failed.safe}"
+                ) from None
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection is not an error worth reporting
+            pass
+
+
+class FakeExecutor:
+    """Records statements; answers queries from canned responses keyed by a substring of the SQL."""
+
+    def __init__(self, flavor: Flavor, responses: dict[str, Iterable[tuple] | Callable[[], Iterable[tuple]]] | None = None):
+        self.flavor = flavor
+        self.responses = responses or {}
+        self.queries: list[str] = []
+        self.executed: list[Statement] = []
+
+    def query(self, sql: str) -> list[tuple]:
+        self.queries.append(sql)
+        for key, rows in self.responses.items():
+            if key in sql:
+                return list(rows() if callable(rows) else rows)
+        return []
+
+    def execute(self, stmt: Statement) -> None:
+        self.executed.append(stmt)
+
+    def execute_many(self, stmts: Sequence[Statement]) -> None:
+        self.executed.extend(stmts)
+
+    @property
+    def sql(self) -> list[str]:
+        return [s.sql for s in self.executed]
+
+
+def first_value(rows: list[tuple], default: Any = None) -> Any:
+    return rows[0][0] if rows else default

@@ -1,0 +1,40 @@
+"""The project's errors: one line a user can act on, and the exit code the CLI uses for it."""
+
+
+class SharedMySQLError(Exception):
+    """Base error: `str(err)` is one actionable line; `exit_code` follows the CLI contract."""
+
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:  # always one line
+        return " ".join(self.message.split("\n"))
+
+
+class ConfigError(SharedMySQLError):
+    """The config file is missing, unreadable or invalid."""
+
+
+class UsageError(SharedMySQLError):
+    """The command line asks for something that cannot be done as asked."""
+
+    exit_code = 2
+
+
+class ServerError(SharedMySQLError):
+    """The database server is unreachable, refused us, or failed a statement."""
+
+
+class LocalServerError(SharedMySQLError):
+    """The embedded server could not be found, initialised, started or stopped."""
+
+
+class SecretStoreError(SharedMySQLError):
+    """The secret store cannot be read or written (missing or wrong key, corrupt file, missing secret)."""
+
+
+class DestructiveChangeError(SharedMySQLError):
+    """A plan holds destructive actions and they were not explicitly allowed."""

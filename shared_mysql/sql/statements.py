@@ -1,0 +1,104 @@
+"""Statement builders per flavor. A Statement carries the SQL to run and a redacted form for logs/plans.
+
+No statement carries a plaintext password where the server would log it:
+- MariaDB writes `IDENTIFIED BY '<plaintext>'` verbatim to the binlog and slow log, so it gets the
+  mysql_native_password hash (`IDENTIFIED BY PASSWORD '*...'`).
+- MySQL 8 rewrites `IDENTIFIED ... BY '<plaintext>'` to the hash before logging (general, slow and binary log),
+  so it gets caching_sha2_password, its default and the plugin RDS recommends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .flavor import Flavor
+from .passwords import native_hash
+from .quoting import account, escape_db_pattern, ident, literal
+
+REDACTED = "<redacted>"
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    redacted: str | None = None  # set when `sql` holds a secret (a password or its hash)
+
+    @property
+    def safe(self) -> str:
+        """The form that may be printed or logged."""
+        return self.redacted if self.redacted is not None else self.sql
+
+
+def create_database(name: str, charset: str, collation: str) -> Statement:
+    return Statement(f"CREATE DATABASE IF NOT EXISTS {ident(name)} CHARACTER SET {charset} COLLATE {collation}")
+
+
+def alter_database(name: str, charset: str, collation: str) -> Statement:
+    return Statement(f"ALTER DATABASE {ident(name)} CHARACTER SET {charset} COLLATE {collation}")
+
+
+def drop_database(name: str) -> Statement:
+    return Statement(f"DROP DATABASE IF EXISTS {ident(name)}")
+
+
+def _identified(flavor: Flavor, password: str) -> tuple[str, str]:
+    if flavor.is_mariadb:
+        return (f"IDENTIFIED BY PASSWORD {literal(native_hash(password))}",
+                f"IDENTIFIED BY PASSWORD {literal(REDACTED)}")
+    return (f"IDENTIFIED WITH caching_sha2_password BY {literal(password)}",
+            f"IDENTIFIED WITH caching_sha2_password BY {literal(REDACTED)}")
+
+
+def _limits(require_ssl: bool, max_connections: int) -> str:
+    # MariaDB insists on REQUIRE ... before WITH MAX_USER_CONNECTIONS; MySQL accepts that order too.
+    return f"REQUIRE {'SSL' if require_ssl else 'NONE'} WITH MAX_USER_CONNECTIONS {max_connections}"
+
+
+def create_user(flavor: Flavor, user: str, host: str, password: str, *, require_ssl: bool,
+                max_connections: int) -> Statement:
+    auth, auth_red = _identified(flavor, password)
+    head = f"CREATE USER {account(user, host)}"
+    tail = _limits(require_ssl, max_connections)
+    return Statement(f"{head} {auth} {tail}", f"{head} {auth_red} {tail}")
+
+
+def set_password(flavor: Flavor, user: str, host: str, password: str) -> Statement:
+    auth, auth_red = _identified(flavor, password)
+    head = f"ALTER USER {account(user, host)}"
+    return Statement(f"{head} {auth}", f"{head} {auth_red}")
+
+
+def alter_user_limits(user: str, host: str, *, require_ssl: bool, max_connections: int) -> Statement:
+    return Statement(f"ALTER USER {account(user, host)} {_limits(require_ssl, max_connections)}")
+
+
+def drop_user(user: str, host: str) -> Statement:
+    return Statement(f"DROP USER IF EXISTS {account(user, host)}")
+
+
+def _privs(flavor: Flavor, privileges: frozenset[str]) -> str:
+    if privileges >= flavor.db_all_privileges:
+        return "ALL PRIVILEGES"
+    return ", ".join(sorted(privileges))
+
+
+def grant_on_database(flavor: Flavor, privileges: frozenset[str], database: str, user: str, host: str) -> Statement:
+    """Grant on exactly one database: the name is escaped so `_`/`%` are not wildcards."""
+    return Statement(
+        f"GRANT {_privs(flavor, privileges)} ON {ident(escape_db_pattern(database))}.* TO {account(user, host)}"
+    )
+
+
+def revoke(flavor: Flavor, privileges: frozenset[str], scope: str, user: str, host: str) -> Statement:
+    """Revoke on a raw scope as the server stores it: `*.*`, a db pattern, or `db`.`table`."""
+    privs = _privs(flavor, privileges) if scope != "*.*" else ", ".join(sorted(privileges))
+    return Statement(f"REVOKE {privs} ON {scope} FROM {account(user, host)}")
+
+
+def scope_for_pattern(pattern: str) -> str:
+    """A stored database grant pattern (kept as the server stores it, escapes included) as an ON clause."""
+    return f"{ident(pattern)}.*"
+
+
+def scope_for_table(database: str, table: str) -> str:
+    return f"{ident(database)}.{ident(table)}"
