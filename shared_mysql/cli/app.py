@@ -1,0 +1,75 @@
+"""Command definitions. Library calls only; every error is a SharedMySQLError rendered by `main`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import SharedMySQLError, UsageError
+
+
+class Output(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class State:
+    config: Optional[str] = None
+    output: Output = Output.text
+    debug: bool = False
+
+    def loaded(self):
+        from ..config import load_config
+
+        return load_config(self.config)
+
+    def target(self):
+        from ..target import open_target
+
+        return open_target(self.loaded())
+
+    @property
+    def json(self) -> bool:
+        return self.output == Output.json
+
+
+state = State()
+
+
+def emit_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def echo(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def build_app():
+    app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                      help="Run one MySQL/MariaDB instance shared by many services, as code.")
+
+    @app.callback()
+    def _globals(
+        config: Optional[str] = typer.Option(None, "--config", "-c", envvar="SHARED_MYSQL_CONFIG",
+                                             help="Config file [default: ./shared-mysql.yaml]."),
+        output: Output = typer.Option(Output.text, "--output", "-o", help="text for people, json for machines."),
+        debug: bool = typer.Option(False, "--debug", help="Log SQL (redacted) and show tracebacks."),
+    ):
+        state.config, state.output, state.debug = config, output, debug
+        if debug:
+            logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="debug: %(name)s: %(message)s")
+
+    from . import commands, local
+
+    commands.register(app)
+    app.add_typer(local.build(), name="local", help="Manage the embedded server only.")
+    return app
+
+
+__all__ = ["build_app", "state", "emit_json", "echo", "Output", "SharedMySQLError", "UsageError", "Path"]

@@ -1,0 +1,241 @@
+"""init, up, plan, apply, tenants, credentials."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+from urllib.parse import quote
+
+import typer
+
+from ..errors import SharedMySQLError, UsageError
+from .app import echo, emit_json, state
+
+
+class UserRole(str, Enum):
+    app = "app"
+    readonly = "readonly"
+
+
+class Fmt(str, Enum):
+    env = "env"
+    json = "json"
+    dsn = "dsn"
+
+
+def _header(t, ex) -> str:
+    c = t.config
+    return f"shared-mysql {c.identifier} ({c.environment}, {c.target}) at {t.host}:{c.port}, {ex.flavor.label}"
+
+
+def _plan(t, ex):
+    plan, desired = t.plan(ex)
+    return plan, desired
+
+
+def _show_plan(t, ex, plan) -> None:
+    from ..tenants import render_text
+
+    if state.json:
+        emit_json({**plan.to_json(), "target": {"identifier": t.config.identifier, "host": t.host,
+                                                 "port": t.config.port, "server": ex.flavor.label}})
+    else:
+        echo(render_text(plan, _header(t, ex)))
+
+
+def _apply(t, ex, plan, desired, allow_destructive: bool) -> dict:
+    result = t.apply(ex, plan, desired, allow_destructive=allow_destructive)
+    after, _ = t.plan(ex)  # inspect again: the plan must now be empty
+    return {"statements": result.statements, "secrets_written": result.secrets_written,
+            "secrets_deleted": result.secrets_deleted, "converged": after.empty}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def init(force: bool = typer.Option(False, "--force", help="Overwrite an existing config file.")):
+        """Write an example shared-mysql.yaml (local target, two tenants)."""
+        from ..config import find_config_path
+        from ..config.example import EXAMPLE_LOCAL
+        from ..secrets.file import write_private
+
+        path = find_config_path(state.config)
+        if path.exists() and not force:
+            raise UsageError(f"{path} already exists; edit it, or pass --force to overwrite it")
+        write_private(path, EXAMPLE_LOCAL.encode())
+        path.chmod(0o644)
+        if state.json:
+            emit_json({"written": str(path)})
+        else:
+            echo(f"wrote {path}; next: `shared-mysql up`")
+
+    @app.command()
+    def up(allow_destructive: bool = typer.Option(False, "--allow-destructive",
+                                                  help="Also drop what left the config.")):
+        """Make the target real (start the embedded server if needed) and apply the config."""
+        t = state.target()
+        with t.lock():
+            status = t.local_up()
+            ex = t.executor()
+            try:
+                plan, desired = _plan(t, ex)
+                from ..tenants import check_destructive
+
+                check_destructive(plan, allow_destructive)
+                if not state.json:
+                    echo(f"server: {status['flavor']} {status['version']} on {status['host']}:{status['port']} "
+                         f"(pid {status['pid']})")
+                    _show_plan(t, ex, plan)
+                res = _apply(t, ex, plan, desired, allow_destructive) if not plan.empty else \
+                    {"statements": 0, "secrets_written": 0, "secrets_deleted": 0, "converged": True}
+            finally:
+                ex.close()
+        if state.json:
+            emit_json({"server": status, "plan": plan.to_json(), "applied": res})
+        elif not plan.empty:
+            echo(f"Applied: {res['statements']} statements, {res['secrets_written']} secrets written. "
+                 f"{'Converged.' if res['converged'] else 'NOT converged: run plan to see what is left.'}")
+        if not res["converged"]:
+            raise SharedMySQLError("apply finished but the server still differs from the config; run `shared-mysql plan`")
+
+    @app.command()
+    def plan(detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
+                                                    help="Exit 2 when there are changes (0 when none).")):
+        """Show what apply would change; changes nothing."""
+        t = state.target()
+        ex = t.executor()
+        try:
+            p, _ = _plan(t, ex)
+            _show_plan(t, ex, p)
+        finally:
+            ex.close()
+        if detailed_exitcode and not p.empty:
+            raise typer.Exit(2)
+
+    @app.command()
+    def apply(
+        auto_approve: bool = typer.Option(False, "--auto-approve", help="Do not ask for confirmation."),
+        allow_destructive: bool = typer.Option(False, "--allow-destructive",
+                                               help="Allow dropping users, databases and secrets."),
+    ):
+        """Show the plan, then make the server match the config."""
+        from ..tenants import check_destructive
+
+        t = state.target()
+        with t.lock():
+            ex = t.executor()
+            try:
+                p, desired = _plan(t, ex)
+                if not state.json:
+                    _show_plan(t, ex, p)
+                if p.empty:
+                    if state.json:
+                        emit_json({"plan": p.to_json(), "applied": None})
+                    return
+                check_destructive(p, allow_destructive)
+                if not auto_approve:
+                    if not sys.stdin.isatty():
+                        raise SharedMySQLError("apply needs confirmation and stdin is not a terminal; "
+                                               "re-run with --auto-approve")
+                    if not typer.confirm("Apply these changes?", default=False):
+                        raise SharedMySQLError("apply cancelled; nothing was changed")
+                res = _apply(t, ex, p, desired, allow_destructive)
+            finally:
+                ex.close()
+        if state.json:
+            emit_json({"plan": p.to_json(), "applied": res})
+        else:
+            echo(f"Applied: {res['statements']} statements, {res['secrets_written']} secrets written, "
+                 f"{res['secrets_deleted']} deleted. {'Converged.' if res['converged'] else 'NOT converged.'}")
+        if not res["converged"]:
+            raise SharedMySQLError("apply finished but the server still differs from the config; run `shared-mysql plan`")
+
+    @app.command()
+    def tenants():
+        """List tenants from the config: database, accounts, limits, secret names."""
+        from ..tenants.model import build_desired
+        from ..sql import MARIADB_10_11
+
+        loaded = state.loaded()
+        c = loaded.config
+        desired = build_desired(c, MARIADB_10_11, host=c.instance.host, port=c.port, ca=None)
+        rows = []
+        for t in desired.tenants:
+            rows.append({
+                "name": t.name, "database": t.database,
+                "users": [{"user": a.user, "host": a.host, "role": a.role, "max_connections": a.max_connections,
+                           "privileges": "ALL" if a.role == "app" else "SELECT", "secret": a.secret}
+                          for a in t.accounts],
+                "readonly": c.tenants[t.name].readonly,
+                "max_connections": c.tenants[t.name].connection_budget,
+            })
+        if state.json:
+            emit_json(rows)
+            return
+        if not rows:
+            echo("no tenants in the config")
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"tenants of {c.identifier} ({c.environment})")
+        for col in ("tenant", "database", "user", "role", "max conn", "secret"):
+            table.add_column(col)
+        for r in rows:
+            for i, u in enumerate(r["users"]):
+                table.add_row(r["name"] if i == 0 else "", r["database"] if i == 0 else "", u["user"], u["role"],
+                              str(u["max_connections"]), u["secret"])
+        used = sum(r["max_connections"] for r in rows)
+        Console(width=None if sys.stdout.isatty() else 200).print(table)
+        echo(f"connection budget: {used} of {c.instance.max_connections} "
+             f"(reserve {c.instance.connection_reserve})")
+
+    @app.command()
+    def credentials(
+        tenant: Optional[str] = typer.Argument(None, help="Tenant name."),
+        user: UserRole = typer.Option(UserRole.app, "--user", help="Which account."),
+        fmt: Optional[Fmt] = typer.Option(None, "--format", help="env (default), json or dsn."),
+        admin: bool = typer.Option(False, "--admin", help="The master credential instead of a tenant's."),
+    ):
+        """Print a stored credential (the only command that shows a password)."""
+        from ..secrets import CURRENT
+        from ..target import open_target
+        from ..tenants.model import secret_name
+
+        loaded = state.loaded()
+        c = loaded.config
+        if admin == bool(tenant):
+            raise UsageError("give either a TENANT or --admin")
+        if admin:
+            name = c.master_secret_name
+        else:
+            if tenant not in c.tenants:
+                known = ", ".join(sorted(c.tenants)) or "none"
+                raise UsageError(f"tenant {tenant!r} is not in {loaded.path} (tenants: {known})")
+            if user == UserRole.readonly and not c.tenants[tenant].readonly:
+                raise UsageError(f"tenant {tenant!r} has no read-only account; set readonly: true and apply")
+            name = secret_name(c.environment, tenant, user.value)
+        t = open_target(loaded)
+        if not t.store.path.exists():
+            raise SharedMySQLError(f"no secret store at {t.store.path}; run `shared-mysql up` first")
+        secret = t.store.get(name, CURRENT)
+        if secret is None:
+            raise SharedMySQLError(f"no stored credential {name}; run `shared-mysql apply` first")
+        fmt = fmt or (Fmt.json if state.json else Fmt.env)
+        if fmt == Fmt.json:
+            emit_json(secret)
+        elif fmt == Fmt.env:
+            pairs = [("DB_HOST", secret["host"]), ("DB_PORT", secret["port"]), ("DB_NAME", secret.get("dbname") or ""),
+                     ("DB_USERNAME", secret["username"]), ("DB_PASSWORD", secret["password"]),
+                     ("DB_SSL_CA", secret.get("ssl_ca", ""))]
+            for k, v in pairs:
+                echo(f"{k}={shlex.quote(str(v))}")
+        else:
+            q = f"?ssl-mode=VERIFY_IDENTITY&ssl-ca={quote(secret['ssl_ca'], safe='/')}" if secret.get("ssl_ca") else ""
+            echo(f"mysql://{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}@"
+                 f"{secret['host']}:{secret['port']}/{quote(secret.get('dbname') or '', safe='')}{q}")
+
+
+__all__ = ["register", "Path"]

@@ -1,0 +1,51 @@
+"""`shared-mysql local up|down|status`: the embedded server only."""
+
+from __future__ import annotations
+
+import typer
+
+from .app import echo, emit_json, state
+
+
+def _print_status(st: dict) -> None:
+    if state.json:
+        emit_json(st)
+        return
+    if st["running"]:
+        echo(f"running: {st['flavor']} {st['version']} on {st['host']}:{st['port']} (pid {st['pid']})")
+    else:
+        echo(f"stopped: {st['flavor']} {st['version']}, port {st['port']}")
+    echo(f"datadir: {st['datadir']}")
+    echo(f"ca:      {st['ca']}")
+    for name, path in st["logs"].items():
+        if path:
+            echo(f"{name + ' log:':11s}{path}")
+
+
+def build() -> typer.Typer:
+    app = typer.Typer(no_args_is_help=True)
+
+    @app.command("up")
+    def up():
+        """Start the embedded server (idempotent; recovers from a crash or a stale pid file)."""
+        t = state.target()
+        st = t.local_up()
+        _print_status(st)
+
+    @app.command("down")
+    def down():
+        """Stop the embedded server cleanly."""
+        t = state.target()
+        was = t.server.down()
+        if state.json:
+            emit_json({"stopped": was, "running": False})
+        else:
+            echo("stopped" if was else "not running")
+
+    @app.command("status")
+    def status():
+        """Show whether the embedded server runs, and where its files and logs are."""
+        t = state.target()
+        _print_status(t.server.status())
+
+    return app

@@ -1,0 +1,139 @@
+"""Run a Plan: stage passwords in the store, run the SQL, promote, then delete secrets of dropped accounts.
+
+Crash safety (a kill -9 at any moment, then a re-run, converges):
+1. every password the database will see is written to the store as AWSPENDING first (one durable write);
+2. the SQL runs; 3. AWSPENDING is promoted to AWSCURRENT (one durable write); 4. removed accounts' secrets go.
+A re-run after a crash between 1 and 3 finds the pending secrets and finishes the change with them, so the
+database never holds a password that no store holds, and the current secret ends up accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..db import Executor
+from ..errors import DestructiveChangeError, SecretStoreError
+from ..secrets import CURRENT, PENDING, SecretStore
+from ..sql import Statement, statements as st
+from ..sql.passwords import generate_password
+from .model import Desired
+from .plan import Action, Plan
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    statements: int
+    secrets_written: int
+    secrets_deleted: int
+
+
+def check_destructive(plan: Plan, allow_destructive: bool) -> None:
+    if plan.destructive and not allow_destructive:
+        objs = ", ".join(a.object for a in plan.destructive[:3])
+        more = f" and {len(plan.destructive) - 3} more" if len(plan.destructive) > 3 else ""
+        raise DestructiveChangeError(
+            f"the plan has {len(plan.destructive)} destructive change(s) ({objs}{more}); nothing was changed; "
+            "re-run with --allow-destructive to apply them"
+        )
+
+
+def render_statements(action: Action, desired: Desired, password: str | None = None) -> list[Statement]:
+    f = desired.flavor
+    d = action.detail
+    k = action.kind
+    if k == "create_database":
+        return [st.create_database(d["database"], d["charset"], d["collation"])]
+    if k == "alter_database":
+        return [st.alter_database(d["database"], d["charset"], d["collation"])]
+    if k == "create_user":
+        return [st.create_user(f, d["user"], d["host"], _need(password, action), require_ssl=d["require_ssl"],
+                               max_connections=d["max_connections"])]
+    if k == "alter_user":
+        return [st.alter_user_limits(d["user"], d["host"], require_ssl=d["require_ssl"],
+                                     max_connections=d["max_connections"])]
+    if k == "set_password":
+        return [st.set_password(f, d["user"], d["host"], _need(password, action))]
+    if k == "grant":
+        return [st.grant_on_database(f, frozenset(d["privileges"]), d["database"], d["user"], d["host"])]
+    if k == "revoke":
+        privs = set(d["privileges"])
+        if d["scope_kind"] == "database":
+            scope = st.scope_for_pattern(d["scope"])
+        elif d["scope_kind"] == "table":
+            scope = st.scope_for_table(d["database"], d["table"])
+        else:
+            scope = "*.*"
+        out = []
+        if "GRANT OPTION" in privs:
+            privs.discard("GRANT OPTION")
+            out.append(Statement(f"REVOKE GRANT OPTION ON {scope} FROM {st.account(d['user'], d['host'])}"))
+        if privs:
+            out.insert(0, st.revoke(f, frozenset(privs), scope, d["user"], d["host"]))
+        return out
+    if k == "drop_user":
+        return [st.drop_user(d["user"], d["host"])]
+    if k == "drop_database":
+        return [st.drop_database(d["database"])]
+    if k in ("update_secret", "delete_secret"):
+        return []  # store-only actions
+    raise ValueError(f"no renderer for action kind {k!r}")
+
+
+def _need(password: str | None, action: Action) -> str:
+    if password is None:
+        raise ValueError(f"{action.object}: a password is required")
+    return password
+
+
+NEEDS_PASSWORD = ("create_user", "set_password", "update_secret")
+
+
+def apply_plan(plan: Plan, desired: Desired, ex: Executor, store: SecretStore, *,
+               allow_destructive: bool = False) -> ApplyResult:
+    check_destructive(plan, allow_destructive)
+
+    # 1. Stage every password the database will see as AWSPENDING, in one durable write.
+    passwords: dict[str, str] = {}
+    staged: dict[str, tuple[dict, dict]] = {}
+    for a in plan.actions:
+        if a.kind not in NEEDS_PASSWORD:
+            continue
+        name = a.detail["secret"]
+        source = a.detail.get("password_source", "current")
+        if name in passwords:
+            continue
+        if source == "pending":
+            value = store.get(name, PENDING)
+            if value is None:
+                raise SecretStoreError(f"secret {name}: pending version vanished since the plan; re-run plan")
+            passwords[name] = value["password"]
+            continue
+        if source == "new":
+            pw = generate_password()
+        else:
+            cur = store.get(name, CURRENT)
+            if cur is None:
+                raise SecretStoreError(f"secret {name}: current version vanished since the plan; re-run plan")
+            pw = cur["password"]
+        passwords[name] = pw
+        tags = {**desired.tags, "tenant": a.tenant or "", "role": a.detail["role"]}
+        staged[name] = ({**desired.secret_meta[name], "password": pw}, tags)
+    store.put_pending(staged)
+
+    # 2. The SQL, in plan order.
+    stmts: list[Statement] = []
+    for a in plan.actions:
+        pw = passwords.get(a.detail.get("secret", "")) if a.kind in NEEDS_PASSWORD else None
+        stmts.extend(render_statements(a, desired, pw))
+    ex.execute_many(stmts)
+
+    # 3. The database now accepts the pending passwords: make them current.
+    store.promote(sorted(passwords))
+
+    # 4. Secrets of removed accounts go last, after their users are dropped.
+    gone = [a.detail["secret"] for a in plan.actions if a.kind == "delete_secret"]
+    store.delete(gone)
+    return ApplyResult(len(stmts), len(staged), len(gone))
+
+
+__all__ = ["apply_plan", "render_statements", "check_destructive", "ApplyResult"]

@@ -1,0 +1,111 @@
+"""Desired and actual state of tenants. Plain data: built from config (desired) or read from the server (actual)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config.model import DATABASE_SUFFIX, USER_SUFFIXES, Config
+from ..sql import Flavor
+
+CHARSET = "utf8mb4"
+COLLATION = "utf8mb4_unicode_ci"
+USER_HOST = "%"
+MANAGED_BY = "shared-mysql"
+# Accounts and schemas a server owns itself; never reported as unmanaged, never touched.
+SYSTEM_DATABASES = frozenset({"mysql", "sys", "information_schema", "performance_schema"})
+SYSTEM_USERS = frozenset({"mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema", "rdsadmin",
+                          "rdsrepladmin", "rdstopmgr", "PUBLIC"})
+
+Account_ = tuple[str, str]  # (user, host)
+
+
+def secret_name(environment: str, tenant: str, role: str) -> str:
+    """The seed's naming: `{environment}-{tenant}-db-credentials`; the read-only account alongside."""
+    return f"{environment}-{tenant}-db-credentials" if role == "app" else f"{environment}-{tenant}-db-{role}-credentials"
+
+
+@dataclass(frozen=True)
+class DesiredAccount:
+    tenant: str
+    role: str  # "app" | "readonly"
+    user: str
+    host: str
+    database: str
+    privileges: frozenset[str]
+    max_connections: int
+    secret: str
+    require_ssl: bool = True
+
+    @property
+    def key(self) -> Account_:
+        return (self.user, self.host)
+
+
+@dataclass(frozen=True)
+class DesiredTenant:
+    name: str
+    database: str
+    accounts: tuple[DesiredAccount, ...]
+
+
+@dataclass(frozen=True)
+class Desired:
+    flavor: Flavor
+    environment: str
+    identifier: str
+    tenants: tuple[DesiredTenant, ...]
+    admin_user: str
+    secret_meta: dict[str, dict]  # secret name -> expected non-password fields of its JSON
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"managed-by": MANAGED_BY, "instance": self.identifier, "environment": self.environment}
+
+
+def build_desired(config: Config, flavor: Flavor, *, host: str, port: int, ca: str | None) -> Desired:
+    tenants = []
+    meta: dict[str, dict] = {}
+    for name, t in sorted(config.tenants.items()):
+        database = f"{name}{DATABASE_SUFFIX}"
+        roles = [("app", flavor.db_all_privileges, t.max_connections)]
+        if t.readonly:
+            roles.append(("readonly", frozenset({"SELECT"}), t.readonly_limit))
+        accounts = []
+        for role, privs, limit in roles:
+            user = f"{name}{USER_SUFFIXES[role]}"
+            sname = secret_name(config.environment, name, role)
+            accounts.append(DesiredAccount(name, role, user, USER_HOST, database, privs, limit, sname))
+            meta[sname] = {"engine": flavor.name, "host": host, "port": port, "username": user,
+                           "dbname": database, **({"ssl_ca": ca} if ca else {})}
+        tenants.append(DesiredTenant(name, database, tuple(accounts)))
+    return Desired(flavor, config.environment, config.identifier, tuple(tenants),
+                   config.instance.master_username, meta)
+
+
+@dataclass(frozen=True)
+class ActualUser:
+    user: str
+    host: str
+    plugin: str
+    auth_string: str = field(repr=False)
+    ssl_type: str
+    max_connections: int
+
+
+@dataclass(frozen=True)
+class SecretState:
+    tags: dict
+    meta: dict | None  # current version's JSON without the password
+    current_hash: str | None = field(default=None, repr=False)
+    has_current: bool = False
+    has_pending: bool = False
+
+
+@dataclass
+class Actual:
+    databases: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (charset, collation)
+    users: dict[Account_, ActualUser] = field(default_factory=dict)
+    global_privs: dict[Account_, set[str]] = field(default_factory=dict)  # without USAGE
+    db_privs: dict[Account_, dict[str, set[str]]] = field(default_factory=dict)  # raw pattern -> privileges
+    table_privs: dict[Account_, dict[tuple[str, str], set[str]]] = field(default_factory=dict)
+    secrets: dict[str, SecretState] = field(default_factory=dict)

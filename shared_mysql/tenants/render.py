@@ -1,0 +1,62 @@
+"""The plan for people (+ ~ - lines) and for machines (JSON). Passwords only ever appear as <redacted>."""
+
+from __future__ import annotations
+
+from ..sql import REDACTED
+from .plan import Action, Plan
+
+SIGNS = {"create": "+", "update": "~", "delete": "-"}
+_SOURCES = {"new": "new random password", "pending": "pending password from the store",
+            "current": "stored password"}
+
+
+def describe(a: Action) -> str:
+    d = a.detail
+    k = a.kind
+    if k == "create_database":
+        return f"database {d['database']} ({d['charset']} / {d['collation']})"
+    if k == "alter_database":
+        return f"database {d['database']}: {a.reason}"
+    if k == "create_user":
+        return (f"user {d['user']}@{d['host']} ({d['role']}, REQUIRE {'SSL' if d['require_ssl'] else 'NONE'}, "
+                f"MAX_USER_CONNECTIONS {d['max_connections']}, password {REDACTED}: "
+                f"{_SOURCES[d['password_source']]} -> secret {d['secret']})")
+    if k == "alter_user":
+        return f"user {d['user']}@{d['host']}: {a.reason}"
+    if k == "set_password":
+        return f"user {d['user']}@{d['host']}: password {REDACTED} ({_SOURCES[d['password_source']]}; {a.reason})"
+    if k == "grant":
+        return f"grant {', '.join(d['privileges']) if len(d['privileges']) < 5 else 'ALL PRIVILEGES'} " \
+               f"ON {d['database']}.* TO {d['user']}@{d['host']}"
+    if k == "revoke":
+        privs = ", ".join(d["privileges"]) if len(d["privileges"]) < 5 else f"{len(d['privileges'])} privileges"
+        return f"revoke {privs} ON {d['scope']}{'.*' if d['scope_kind'] == 'database' else ''} " \
+               f"FROM {d['user']}@{d['host']} ({a.reason})"
+    if k == "update_secret":
+        return f"secret {d['secret']}: {a.reason}"
+    if k == "drop_user":
+        return f"user {d['user']}@{d['host']} ({a.reason})"
+    if k == "drop_database":
+        return f"database {d['database']} ({a.reason})"
+    if k == "delete_secret":
+        return f"secret {d['secret']} ({a.reason})"
+    raise ValueError(f"no description for action kind {k!r}")
+
+
+def render_text(plan: Plan, header: str = "") -> str:
+    lines = [header] if header else []
+    if plan.empty:
+        lines.append("No changes. The server matches the config.")
+    else:
+        for a in plan.actions:
+            warn = "  [destructive]" if a.destructive else ""
+            lines.append(f"  {SIGNS[a.op]} {describe(a)}{warn}")
+        c = plan.counts()
+        lines.append(f"Plan: {c['create']} to create, {c['update']} to update, {c['delete']} to destroy.")
+    if plan.unmanaged_databases or plan.unmanaged_users:
+        lines.append("Unmanaged (not in the config, never touched):")
+        if plan.unmanaged_databases:
+            lines.append("  databases: " + ", ".join(plan.unmanaged_databases))
+        if plan.unmanaged_users:
+            lines.append("  users: " + ", ".join(plan.unmanaged_users))
+    return "\n".join(lines)
