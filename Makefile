@@ -1,0 +1,34 @@
+# The two commands a newcomer needs:  make up   and   make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: up test setup server bench clean
+
+up: setup server ## set up everything and run shared-mysql up on the embedded default
+	@test -f shared-mysql.yaml || $(BIN)/shared-mysql init
+	$(BIN)/shared-mysql up
+	@echo
+	@echo "CLI: $(BIN)/shared-mysql   (try: $(BIN)/shared-mysql tenants, $(BIN)/shared-mysql credentials orders)"
+
+test: setup server ## set up and run the whole test suite (unit + integration on a real server)
+	$(BIN)/python -m pytest -q -ra
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@scripts/ensure-python.sh $(PYTHON)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip >/dev/null
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+server:
+	@scripts/ensure-server.sh
+
+bench: setup server ## apply/plan timings vs the raw-SQL floor (add ARGS="--ansible" for Ansible)
+	$(BIN)/python bench/tenants.py --tenants 100 $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,120 @@
+"""Staging-label logic over one JSON document; backends only read and write the document."""
+
+from __future__ import annotations
+
+import secrets as _secrets
+import time
+
+from . import CURRENT, PENDING, PREVIOUS
+
+
+class DocumentSecretStore:
+    """Implements SecretStore on `{"secrets": {name: {tags, versions, stages}}}`; subclasses persist it."""
+
+    def __init__(self):
+        self._doc: dict | None = None
+
+    def _read(self) -> dict:
+        raise NotImplementedError
+
+    def _write(self, doc: dict) -> None:
+        raise NotImplementedError
+
+    def _load(self) -> dict:
+        if self._doc is None:
+            self._doc = self._read()
+        return self._doc
+
+    def _save(self) -> None:
+        self._write(self._doc)
+
+    def reload(self) -> None:
+        self._doc = None
+
+    # -- SecretStore ---------------------------------------------------------------------------------------
+    def names(self) -> dict[str, dict]:
+        return {
+            name: {"tags": dict(s.get("tags", {})), "stages": sorted(s["stages"])}
+            for name, s in self._load()["secrets"].items()
+        }
+
+    def get(self, name: str, stage: str = CURRENT) -> dict | None:
+        s = self._load()["secrets"].get(name)
+        if not s or stage not in s["stages"]:
+            return None
+        return dict(s["versions"][s["stages"][stage]]["value"])
+
+    def get_all(self, stage: str = CURRENT) -> dict[str, dict]:
+        out = {}
+        for name, s in self._load()["secrets"].items():
+            vid = s["stages"].get(stage)
+            if vid is not None:
+                out[name] = dict(s["versions"][vid]["value"])
+        return out
+
+    def put_pending(self, values: dict[str, tuple[dict, dict]]) -> None:
+        if not values:
+            return
+        doc = self._load()
+        now = time.time()
+        for name, (value, tags) in values.items():
+            s = doc["secrets"].setdefault(name, {"tags": {}, "versions": {}, "stages": {}})
+            s["tags"].update(tags)
+            old = s["stages"].get(PENDING)
+            vid = _secrets.token_hex(16)
+            s["versions"][vid] = {"value": value, "created": now}
+            s["stages"][PENDING] = vid
+            if old is not None:
+                self._prune(s, old)
+        self._save()
+
+    def promote(self, names: list[str]) -> None:
+        doc = self._load()
+        changed = False
+        for name in names:
+            s = doc["secrets"].get(name)
+            if not s or PENDING not in s["stages"]:
+                continue
+            new = s["stages"].pop(PENDING)
+            old_current = s["stages"].get(CURRENT)
+            old_previous = s["stages"].get(PREVIOUS)
+            s["stages"][CURRENT] = new
+            if old_current is not None and old_current != new:
+                s["stages"][PREVIOUS] = old_current
+            if old_previous is not None:
+                self._prune(s, old_previous)
+            changed = True
+        if changed:
+            self._save()
+
+    def delete(self, names: list[str]) -> None:
+        doc = self._load()
+        hit = [n for n in names if doc["secrets"].pop(n, None) is not None]
+        if hit:
+            self._save()
+
+    @staticmethod
+    def _prune(s: dict, vid: str) -> None:
+        """Drop a version that no label points to any more (Secrets Manager calls these deprecated)."""
+        if vid not in s["stages"].values():
+            s["versions"].pop(vid, None)
+
+
+class MemorySecretStore(DocumentSecretStore):
+    """In-memory store for tests; `writes` counts durable writes."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes = 0
+        self.saved: dict = {"format": 1, "secrets": {}}
+
+    def _read(self) -> dict:
+        import copy
+
+        return copy.deepcopy(self.saved)
+
+    def _write(self, doc: dict) -> None:
+        import copy
+
+        self.writes += 1
+        self.saved = copy.deepcopy(doc)

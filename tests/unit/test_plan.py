@@ -1,0 +1,236 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from shared_mysql.config import parse_config
+from shared_mysql.secrets import CURRENT, PENDING
+from shared_mysql.secrets.document import MemorySecretStore
+from shared_mysql.sql import MARIADB_10_11, MYSQL_8_0
+from shared_mysql.tenants import (apply_plan, build_desired, build_plan, inspect_secrets, inspect_server,
+                                  render_statements, render_text)
+from shared_mysql.tenants.inspect import QUERIES
+from shared_mysql.tenants.plan import Action
+from shared_mysql.errors import DestructiveChangeError
+
+from .fakeserver import FakeServer
+
+GOLDEN = Path(__file__).parent / "golden"
+CFG = """
+environment: dev
+identifier: shared-mysql
+tenants:
+  orders: {max_connections: 20, readonly: true}
+  billing: {max_connections: 10}
+"""
+
+
+def desired_for(text=CFG, flavor=MARIADB_10_11):
+    c = parse_config(text)
+    return build_desired(c, flavor, host="127.0.0.1", port=13306, ca="/ca.pem")
+
+
+def plan_for(server, store, desired):
+    actual = inspect_server(server.executor())
+    inspect_secrets(store, desired.identifier, actual)
+    return build_plan(desired, actual)
+
+
+def apply_to_fake(server, store, desired, **kw):
+    """Apply, then reflect what the SQL would have done into the fake server (via the stored passwords)."""
+    plan = plan_for(server, store, desired)
+    ex = server.executor()
+    apply_plan(plan, desired, ex, store, **kw)
+    cfg_tenants = {t.name: t for t in desired.tenants}
+    server.schemata = [r for r in server.schemata if not r[0].endswith("_db")]
+    server.users = [u for u in server.users if u[0] in ("admin", "mariadb.sys")]
+    server.global_rows = [g for g in server.global_rows if g[0] == "'admin'@'%'"]
+    server.schema_rows, server.table_rows = [], []
+    for name, t in cfg_tenants.items():
+        pws = {a.user: store.get(a.secret)["password"] for a in t.accounts}
+        ro = [a for a in t.accounts if a.role == "readonly"]
+        app = [a for a in t.accounts if a.role == "app"][0]
+        server.add_tenant(name, pws, readonly=bool(ro), limit=app.max_connections,
+                          ro_limit=ro[0].max_connections if ro else None)
+    return plan, ex
+
+
+def test_empty_server_plans_creates_in_order_and_golden_text():
+    server, store = FakeServer(MARIADB_10_11), MemorySecretStore()
+    d = desired_for()
+    plan = plan_for(server, store, d)
+    kinds = [a.kind for a in plan.actions]
+    assert kinds == ["create_database", "create_database", "create_user", "create_user", "create_user",
+                     "grant", "grant", "grant"]
+    assert all(a.op == "create" for a in plan.actions)
+    text = render_text(plan, "header")
+    assert text == (GOLDEN / "plan_create.txt").read_text().rstrip("\n")
+    assert json.loads(json.dumps(plan.to_json()))["summary"] == {"create": 8, "update": 0, "delete": 0}
+
+
+@pytest.mark.parametrize("n", [5, 50])
+def test_inspect_costs_a_constant_number_of_queries(n):
+    server, store = FakeServer(MARIADB_10_11), MemorySecretStore()
+    tenants = "\n".join(f"  t{i}: {{max_connections: 1, readonly: true}}" for i in range(n))
+    d = desired_for(f"instance: {{parameters: {{max_connections: 1000}}}}\ntenants:\n{tenants}")
+    apply_to_fake(server, store, d)
+    ex = server.executor()
+    actual = inspect_server(ex)
+    inspect_secrets(store, d.identifier, actual)
+    assert len(ex.queries) == len(QUERIES) == 5
+    assert build_plan(d, actual).empty
+
+
+def test_apply_then_plan_is_empty_and_stores_are_written_twice():
+    server, store = FakeServer(MARIADB_10_11), MemorySecretStore()
+    d = desired_for()
+    plan, ex = apply_to_fake(server, store, d)
+    assert store.writes == 2  # one pending write, one promote
+    assert len(ex.executed) == 8
+    assert plan_for(server, store, d).empty
+    for name in ("dev-orders-db-credentials", "dev-orders-db-readonly-credentials", "dev-billing-db-credentials"):
+        s = store.get(name)
+        assert set(s) == {"engine", "host", "port", "username", "password", "dbname", "ssl_ca"}
+        assert store.get(name, PENDING) is None
+    assert store.names()["dev-orders-db-credentials"]["tags"]["tenant"] == "orders"
+
+
+def test_sql_never_logged_with_plaintext_password():
+    server, store = FakeServer(MARIADB_10_11), MemorySecretStore()
+    d = desired_for()
+    _, ex = apply_to_fake(server, store, d)
+    pws = [v["password"] for v in store.get_all(CURRENT).values()]
+    for stmt in ex.executed:
+        for pw in pws:
+            assert pw not in stmt.sql and pw not in stmt.safe
+
+
+def test_drift_is_planned_as_updates():
+    server, store = FakeServer(MARIADB_10_11), MemorySecretStore()
+    d = desired_for()
+    apply_to_fake(server, store, d)
+    # outside changes
+    server.users = [(u[0], u[1], u[2], "*0000" if u[0] == "orders_user" else u[3], "" if u[0] == "billing_user" else u[4],
+                     99 if u[0] == "orders_readonly" else u[5]) for u in server.users]
+    server.schema_rows.append(("'orders_user'@'%'", "billing\\_db", "SELECT", "NO"))
+    server.schema_rows.append(("'orders_readonly'@'%'", "orders_db", "SELECT", "NO"))  # unescaped wildcard
+    server.global_rows.append(("'billing_user'@'%'", "SUPER", "NO"))
+    server.table_rows.append(("'billing_user'@'%'", "billing_db", "t", "INSERT", "NO"))
+    server.schemata.append(("legacy", "latin1", "latin1_swedish_ci"))
+    server.users.append(("bob", "%", "mysql_native_password", "*B", "", 0))
+    plan = plan_for(server, store, d)
+    got = {(a.kind, a.object, a.reason) for a in plan.actions}
+    assert ("set_password", "user orders_user@%", "password on the server does not match the stored secret") in got
+    assert ("alter_user", "user billing_user@%", "require_ssl NONE -> SSL") in got
+    assert ("alter_user", "user orders_readonly@%", "max_connections 99 -> 5") in got
+    assert ("revoke", "user orders_user@%", "grant outside the config") in got
+    assert ("revoke", "user orders_readonly@%",
+            "unescaped wildcard grant on orders_db also matches other databases") in got
+    assert ("revoke", "user billing_user@%", "global privileges outside the config") in got
+    assert ("revoke", "user billing_user@%", "table grant outside the config") in got
+    assert not plan.destructive
+    assert plan.unmanaged_databases == ("legacy",) and plan.unmanaged_users == ("bob@%",)
+    sql = [s.sql for a in plan.actions for s in render_statements(a, d, "x" * 32)]
+    assert "REVOKE SELECT ON `billing\\_db`.* FROM 'orders_user'@'%'" in sql
+    assert "REVOKE SELECT ON `orders_db`.* FROM 'orders_readonly'@'%'" in sql
+    assert "REVOKE SUPER ON *.* FROM 'billing_user'@'%'" in sql
+    assert "REVOKE INSERT ON `billing_db`.`t` FROM 'billing_user'@'%'" in sql
+    apply_to_fake(server, store, d)
+    server.schemata.append(("legacy", "latin1", "latin1_swedish_ci"))
+    assert plan_for(server, store, d).empty
+
+
+def test_removed_tenant_is_destructive_and_refused_before_any_sql_or_secret_write():
+    server, store = FakeServer(MARIADB_10_11), MemorySecretStore()
+    apply_to_fake(server, store, desired_for())
+    d2 = desired_for(CFG.replace("  billing: {max_connections: 10}\n", "  fresh: {}\n"))
+    plan = plan_for(server, store, d2)
+    assert [a.object for a in plan.destructive] == ["user billing_user@%", "database billing_db",
+                                                    "secret dev-billing-db-credentials"]
+    writes = store.writes
+    ex = server.executor()
+    with pytest.raises(DestructiveChangeError) as e:
+        apply_plan(plan, d2, ex, store)
+    assert "--allow-destructive" in str(e.value)
+    assert ex.executed == [] and store.writes == writes
+    apply_plan(plan, d2, ex, store, allow_destructive=True)
+    assert "DROP DATABASE IF EXISTS `billing_db`" in ex.sql
+    assert store.get("dev-billing-db-credentials") is None
+
+
+def test_readonly_removed_drops_only_that_account():
+    server, store = FakeServer(MARIADB_10_11), MemorySecretStore()
+    apply_to_fake(server, store, desired_for())
+    d2 = desired_for(CFG.replace("readonly: true", "readonly: false"))
+    plan = plan_for(server, store, d2)
+    assert [(a.kind, a.object) for a in plan.actions] == [
+        ("drop_user", "user orders_readonly@%"), ("delete_secret", "secret dev-orders-db-readonly-credentials")]
+
+
+def test_pending_secret_finishes_interrupted_change():
+    server, store = FakeServer(MARIADB_10_11), MemorySecretStore()
+    d = desired_for()
+    apply_to_fake(server, store, d)
+    store.put_pending({"dev-billing-db-credentials": ({**store.get("dev-billing-db-credentials"), "password": "N" * 32}, {})})
+    plan = plan_for(server, store, d)
+    assert [(a.kind, a.detail.get("password_source")) for a in plan.actions] == [("set_password", "pending")]
+    ex = server.executor()
+    apply_plan(plan, d, ex, store)
+    assert store.get("dev-billing-db-credentials")["password"] == "N" * 32
+    assert store.get("dev-billing-db-credentials", "AWSPREVIOUS")["password"] != "N" * 32
+
+
+def test_user_dropped_outside_is_recreated_with_stored_password():
+    server, store = FakeServer(MARIADB_10_11), MemorySecretStore()
+    d = desired_for()
+    apply_to_fake(server, store, d)
+    old = store.get("dev-billing-db-credentials")["password"]
+    server.users = [u for u in server.users if u[0] != "billing_user"]
+    server.schema_rows = [r for r in server.schema_rows if "billing_user" not in r[0]]
+    plan = plan_for(server, store, d)
+    assert [(a.kind, a.detail.get("password_source")) for a in plan.actions] == \
+        [("create_user", "current"), ("grant", None)]
+    apply_to_fake(server, store, d)
+    assert store.get("dev-billing-db-credentials")["password"] == old
+
+
+def test_port_change_updates_secret_metadata_only():
+    server, store = FakeServer(MARIADB_10_11), MemorySecretStore()
+    d = desired_for()
+    apply_to_fake(server, store, d)
+    old = store.get("dev-orders-db-credentials")["password"]
+    d2 = build_desired(parse_config(CFG), MARIADB_10_11, host="127.0.0.1", port=13307, ca="/ca.pem")
+    plan = plan_for(server, store, d2)
+    assert {a.kind for a in plan.actions} == {"update_secret"}
+    ex = server.executor()
+    apply_plan(plan, d2, ex, store)
+    assert ex.executed == []
+    assert store.get("dev-orders-db-credentials")["port"] == 13307
+    assert store.get("dev-orders-db-credentials")["password"] == old
+
+
+def test_mysql_flavor_plans_caching_sha2_and_all_privileges():
+    server, store = FakeServer(MYSQL_8_0), MemorySecretStore()
+    d = desired_for(flavor=MYSQL_8_0)
+    plan = plan_for(server, store, d)
+    sql = [s.sql for a in plan.actions for s in render_statements(a, d, "p" * 32)]
+    assert "CREATE USER 'billing_user'@'%' IDENTIFIED WITH caching_sha2_password BY '" + "p" * 32 + \
+        "' REQUIRE SSL WITH MAX_USER_CONNECTIONS 10" in sql
+    assert "GRANT ALL PRIVILEGES ON `billing\\_db`.* TO 'billing_user'@'%'" in sql
+
+
+def test_every_action_kind_renders_and_describes():
+    from shared_mysql.tenants.render import describe
+
+    d = desired_for()
+    base = {"user": "u", "host": "%", "role": "app", "secret": "s", "database": "a_db", "charset": "utf8mb4",
+            "collation": "utf8mb4_unicode_ci", "max_connections": 1, "require_ssl": True, "password_source": "new",
+            "privileges": ["SELECT"], "scope_kind": "database", "scope": "a_db", "table": "t", "fields": []}
+    kinds = ["create_database", "alter_database", "create_user", "alter_user", "set_password", "grant", "revoke",
+             "update_secret", "drop_user", "drop_database", "delete_secret"]
+    for k in kinds:
+        a = Action(k, "update", "x", "t", base)
+        render_statements(a, d, "p" * 32)
+        assert describe(a)
+    with pytest.raises(ValueError):
+        render_statements(Action("nope", "update", "x"), d)
