@@ -48,13 +48,17 @@ def config_text(tenants: dict, port: int, parameters: dict | None = None, **top)
 class Instance:
     dir: Path
     port: int
+    parameters: dict | None = None
 
     @property
     def config_path(self) -> Path:
         return self.dir / "shared-mysql.yaml"
 
     def write(self, tenants: dict, parameters: dict | None = None) -> None:
-        self.config_path.write_text(config_text(tenants, self.port, parameters))
+        """Rewrite the config; server parameters stay as the instance was made unless given."""
+        if parameters is not None:
+            self.parameters = parameters
+        self.config_path.write_text(config_text(tenants, self.port, self.parameters))
 
     def target(self):
         from shared_mysql.target import LocalTarget
@@ -79,8 +83,8 @@ def instance_factory(tmp_path_factory):
 
     def make(tenants: dict | None = None, parameters: dict | None = None, start: bool = True) -> Instance:
         require_server_binary()
-        inst = Instance(tmp_path_factory.mktemp("inst"), free_port())
-        inst.write(tenants or {}, parameters)
+        inst = Instance(tmp_path_factory.mktemp("inst"), free_port(), parameters)
+        inst.write(tenants or {})
         made.append(inst)
         if start:
             inst.target().local_up()
