@@ -100,7 +100,7 @@ def test_down_is_clean_and_repeatable(instance_factory):
     assert res.returncode == 1 and "local up" in res.stderr
 
 
-def test_up_then_plan_without_server_binary_message(instance_factory, monkeypatch):
+def test_missing_server_binary_names_the_install_command(instance_factory, monkeypatch):
     from shared_mysql.errors import LocalServerError
     from shared_mysql.local import server as srv
 
