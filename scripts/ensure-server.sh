@@ -8,7 +8,7 @@ have_server() {
     [ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ]
 }
 
-if have_server && command -v mariadb-install-db >/dev/null 2>&1 || have_server && command -v mysqld >/dev/null 2>&1; then
+if have_server; then
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -31,11 +31,6 @@ def _header(t, ex) -> str:
     return f"shared-mysql {c.identifier} ({c.environment}, {c.target}) at {t.host}:{c.port}, {ex.flavor.label}"
 
 
-def _plan(t, ex):
-    plan, desired = t.plan(ex)
-    return plan, desired
-
-
 def _show_plan(t, ex, plan) -> None:
     from ..tenants import render_text
 
@@ -80,7 +75,7 @@ def register(app: typer.Typer) -> None:
             status = t.local_up()
             ex = t.executor()
             try:
-                plan, desired = _plan(t, ex)
+                plan, desired = t.plan(ex)
                 from ..tenants import check_destructive
 
                 check_destructive(plan, allow_destructive)
@@ -107,7 +102,7 @@ def register(app: typer.Typer) -> None:
         t = state.target()
         ex = t.executor()
         try:
-            p, _ = _plan(t, ex)
+            p, _ = t.plan(ex)
             _show_plan(t, ex, p)
         finally:
             ex.close()
@@ -127,7 +122,7 @@ def register(app: typer.Typer) -> None:
         with t.lock():
             ex = t.executor()
             try:
-                p, desired = _plan(t, ex)
+                p, desired = t.plan(ex)
                 if not state.json:
                     _show_plan(t, ex, p)
                 if p.empty:

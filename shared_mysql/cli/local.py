@@ -19,7 +19,8 @@ def _print_status(st: dict) -> None:
     echo(f"ca:      {st['ca']}")
     for name, path in st["logs"].items():
         if path:
-            echo(f"{name + ' log:':11s}{path}")
+            label = "binlog:" if name == "binlog" else f"{name} log:"
+            echo(f"{label:11s}{path}")
 
 
 def build() -> typer.Typer:

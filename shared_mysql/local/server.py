@@ -245,10 +245,9 @@ class LocalServer:
             installer = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
             if not installer:
                 raise LocalServerError("mariadb-install-db not found; install the mariadb-server package")
+            # root@localhost without a password only for the bootstrap file, which drops it before any TCP login.
             cmd = [installer, "--no-defaults", f"--datadir={tmp}", "--auth-root-authentication-method=normal",
-                   "--skip-test-db", "--skip-name-resolve", f"--user={_current_user()}"]
-            basedir = Path("/usr")
-            cmd.append(f"--basedir={basedir}")
+                   "--skip-test-db", "--skip-name-resolve", f"--user={_current_user()}", "--basedir=/usr"]
         else:
             cmd = [str(self.binary), "--no-defaults", f"--datadir={tmp}", "--initialize-insecure",
                    f"--user={_current_user()}"]

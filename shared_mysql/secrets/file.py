@@ -51,7 +51,7 @@ class FileSecretStore(DocumentSecretStore):
         self._fernet = None
 
     # -- key and document -------------------------------------------------------------------------------
-    def _cipher(self):
+    def _cipher(self, create: bool = False):
         if self._fernet is None:
             from cryptography.fernet import Fernet
 
@@ -71,9 +71,11 @@ class FileSecretStore(DocumentSecretStore):
                         f"{self.path}: the store exists but its key {self.key_path} is missing; restore the key "
                         f"file or set {KEY_ENV}"
                     )
-                else:
+                elif create:
                     key = Fernet.generate_key().decode()
                     write_private(self.key_path, key.encode() + b"\n")
+                else:
+                    raise SecretStoreError(f"{self.key_path}: no key yet; nothing has been stored")
             try:
                 self._fernet = Fernet(key.encode() if isinstance(key, str) else key)
             except (ValueError, TypeError):
@@ -84,8 +86,7 @@ class FileSecretStore(DocumentSecretStore):
         from cryptography.fernet import InvalidToken
 
         if not self.path.exists():
-            self._cipher()  # creates the key on first use
-            return {"format": _FORMAT, "secrets": {}}
+            return {"format": _FORMAT, "secrets": {}}  # the key is created on the first write
         try:
             plain = self._cipher().decrypt(self.path.read_bytes())
         except InvalidToken:
@@ -96,5 +97,5 @@ class FileSecretStore(DocumentSecretStore):
         return json.loads(plain)
 
     def _write(self, doc: dict) -> None:
-        write_private(self.path, self._cipher().encrypt(json.dumps(doc, separators=(",", ":")).encode()))
+        write_private(self.path, self._cipher(create=True).encrypt(json.dumps(doc, separators=(",", ":")).encode()))
 

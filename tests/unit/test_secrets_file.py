@@ -80,3 +80,12 @@ def test_loose_key_file_is_refused(tmp_path, monkeypatch):
     os.chmod(tmp_path / "keys" / "secrets.key", 0o644)
     with pytest.raises(SecretStoreError, match="chmod 600"):
         store(tmp_path).get("a")
+
+
+def test_reading_an_empty_store_creates_no_key(tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    s = store(tmp_path)
+    assert s.get("a") is None and s.names() == {}
+    assert not (tmp_path / "keys" / "secrets.key").exists()
+    s.put_pending({"a": (VALUE, {})})
+    assert (tmp_path / "keys" / "secrets.key").exists()
