@@ -65,9 +65,8 @@ def floor_sql(t: LocalTarget) -> tuple[Path, float]:
     from shared_mysql.sql.passwords import generate_password
     from shared_mysql.tenants import render_statements
 
-    ex = t.executor()
-    plan, desired = t.plan(ex)
-    ex.close()
+    with t.executor() as ex:
+        plan, desired = t.plan(ex)
     sql = [s.sql for a in plan.actions for s in render_statements(a, desired, generate_password())]
     path = t.state_dir / "floor.sql"
     path.write_text(";\n".join(sql) + ";\n")

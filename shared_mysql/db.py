@@ -150,6 +150,12 @@ class PyMySQLExecutor:
                     f"statement failed on {self.target}: error {_code(exc)}: {msg}: {failed.safe}"
                 ) from None
 
+    def __enter__(self) -> "PyMySQLExecutor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         try:
             self.conn.close()

@@ -12,6 +12,7 @@ from urllib.parse import quote
 import typer
 
 from ..errors import SharedMySQLError, UsageError
+from ..tenants.apply import check_destructive
 from .app import echo, emit_json, state
 
 
@@ -73,20 +74,15 @@ def register(app: typer.Typer) -> None:
         t = state.target()
         with t.lock():
             status = t.local_up()
-            ex = t.executor()
-            try:
+            with t.executor() as ex:
                 plan, desired = t.plan(ex)
-                from ..tenants import check_destructive
-
-                check_destructive(plan, allow_destructive)
                 if not state.json:
                     echo(f"server: {status['flavor']} {status['version']} on {status['host']}:{status['port']} "
                          f"(pid {status['pid']})")
                     _show_plan(t, ex, plan)
+                check_destructive(plan, allow_destructive)
                 res = _apply(t, ex, plan, desired, allow_destructive) if not plan.empty else \
                     {"statements": 0, "secrets_written": 0, "secrets_deleted": 0, "converged": True}
-            finally:
-                ex.close()
         if state.json:
             emit_json({"server": status, "plan": plan.to_json(), "applied": res})
         elif not plan.empty:
@@ -100,12 +96,9 @@ def register(app: typer.Typer) -> None:
                                                     help="Exit 2 when there are changes (0 when none).")):
         """Show what apply would change; changes nothing."""
         t = state.target()
-        ex = t.executor()
-        try:
+        with t.executor() as ex:
             p, _ = t.plan(ex)
             _show_plan(t, ex, p)
-        finally:
-            ex.close()
         if detailed_exitcode and not p.empty:
             raise typer.Exit(2)
 
@@ -116,12 +109,9 @@ def register(app: typer.Typer) -> None:
                                                help="Allow dropping users, databases and secrets."),
     ):
         """Show the plan, then make the server match the config."""
-        from ..tenants import check_destructive
-
         t = state.target()
         with t.lock():
-            ex = t.executor()
-            try:
+            with t.executor() as ex:
                 p, desired = t.plan(ex)
                 if not state.json:
                     _show_plan(t, ex, p)
@@ -137,8 +127,6 @@ def register(app: typer.Typer) -> None:
                     if not typer.confirm("Apply these changes?", default=False):
                         raise SharedMySQLError("apply cancelled; nothing was changed")
                 res = _apply(t, ex, p, desired, allow_destructive)
-            finally:
-                ex.close()
         if state.json:
             emit_json({"plan": p.to_json(), "applied": res})
         else:

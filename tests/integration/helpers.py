@@ -34,11 +34,8 @@ def assert_all_stored_credentials_log_in(target) -> int:
             cur.execute("SELECT DATABASE()")
             assert cur.fetchone()[0] == s["dbname"], name
         conn.close()
-    ex = target.executor()
-    try:
+    with target.executor() as ex:
         users = {r[0] for r in ex.query("SELECT User FROM mysql.user WHERE Host = '%'")}
-    finally:
-        ex.close()
     stored_users = {s["username"] for s in secrets.values()}
     managed = {u for u in users if u.endswith(("_user", "_readonly"))}
     assert managed == stored_users, f"users without a stored secret: {managed - stored_users}"

@@ -24,22 +24,18 @@ def tenants(prefix: str, n: int, limit: int = 2) -> dict:
 
 def rerun_converges(inst) -> None:
     t = inst.target()
-    ex = t.executor()
-    try:
+    with t.executor() as ex:
         plan, desired = t.plan(ex)
         t.apply(ex, plan, desired, allow_destructive=True)
         after, _ = t.plan(ex)
         assert after.empty, [a.object for a in after.actions]
-    finally:
-        ex.close()
     assert_all_stored_credentials_log_in(t)
 
 
 def crash_apply(inst, monkeypatch, point: str, after: int = 0) -> None:
     t = inst.target()
-    ex = t.executor()
     original = PyMySQLExecutor.execute_many
-    with monkeypatch.context() as m:
+    with t.executor() as ex, monkeypatch.context() as m:
         if point == "sql":
             def partial(self, stmts):
                 original(self, stmts[:after])
@@ -51,7 +47,6 @@ def crash_apply(inst, monkeypatch, point: str, after: int = 0) -> None:
         assert not plan.empty
         with pytest.raises(Crash):
             t.apply(ex, plan, desired, allow_destructive=True)
-    ex.close()
 
 
 @pytest.mark.parametrize("point,after", [("sql", 0), ("sql", 1), ("sql", 4), ("sql", 7), ("sql", 20),
@@ -62,9 +57,8 @@ def test_crash_points_then_rerun_converges(instance_factory, monkeypatch, point,
     rerun_converges(inst)
     # second apply: drop two tenants, add two, change limits, and a drifted password
     inst.write({**tenants("a", 2, limit=3), **tenants("b", 2)})
-    ex = inst.target().executor()
-    ex.query("ALTER USER 'a0_user'@'%' IDENTIFIED BY PASSWORD '*0000000000000000000000000000000000000000'")
-    ex.close()
+    with inst.target().executor() as ex:
+        ex.query("ALTER USER 'a0_user'@'%' IDENTIFIED BY PASSWORD '*0000000000000000000000000000000000000000'")
     crash_apply(inst, monkeypatch, point, after)
     rerun_converges(inst)
 
@@ -90,11 +84,8 @@ def test_kill_9_of_the_cli_at_many_moments_then_rerun_converges(instance_factory
         # what the kill left behind: pending secrets and/or a partly applied plan
         t = inst.target()
         pending = sum(1 for v in t.store.names().values() if "AWSPENDING" in v["stages"])
-        ex = t.executor()
-        try:
+        with t.executor() as ex:
             left = len(t.plan(ex)[0].actions)
-        finally:
-            ex.close()
         if 0 < left:
             interrupted.append((round(frac, 2), left, pending))
         res = inst.cli("apply", "--auto-approve", "--allow-destructive")

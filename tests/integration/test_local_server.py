@@ -23,8 +23,7 @@ def test_status_json_and_idempotent_up(instance_factory):
 
 def test_server_configured_like_the_parameter_group(instance_factory):
     inst = instance_factory()
-    ex = inst.target().executor()
-    try:
+    with inst.target().executor() as ex:
         row = ex.query("SELECT @@character_set_server, @@collation_server, @@max_connections, @@slow_query_log, "
                        "@@long_query_time, @@log_queries_not_using_indexes, @@require_secure_transport, "
                        "@@log_bin, @@binlog_format, @@bind_address")[0]
@@ -37,8 +36,6 @@ def test_server_configured_like_the_parameter_group(instance_factory):
             assert plugins == {"SERVER_AUDIT": "ACTIVE"}
             events = ex.query("SELECT @@server_audit_events")[0][0]
             assert set(events.split(",")) == {"CONNECT", "QUERY_DDL", "QUERY_DCL"}
-    finally:
-        ex.close()
 
 
 def test_no_passwordless_root_over_tcp(instance_factory):
@@ -48,11 +45,8 @@ def test_no_passwordless_root_over_tcp(instance_factory):
         code = error_code(lambda: login({"host": "127.0.0.1", "port": inst.port, "username": user, "password": "",
                                          "ssl_ca": ca}, database=None))
         assert code == 1045, user
-    ex = inst.target().executor()
-    try:
+    with inst.target().executor() as ex:
         users = {r[0] for r in ex.query("SELECT User FROM mysql.user")}
-    finally:
-        ex.close()
     assert "root" not in users and "" not in users
 
 

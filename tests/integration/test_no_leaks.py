@@ -19,9 +19,8 @@ def test_no_plaintext_password_anywhere(instance_factory):
     outputs = [inst.cli("local", "up", "--debug", check=True)]
     outputs.append(inst.cli("up", "--debug", check=True))
     # a drifted password is reset too (set_password path), and a tenant removal (drop path)
-    ex = t.executor()
-    ex.query("ALTER USER 'billing_user'@'%' IDENTIFIED BY PASSWORD '*0000000000000000000000000000000000000000'")
-    ex.close()
+    with t.executor() as ex:
+        ex.query("ALTER USER 'billing_user'@'%' IDENTIFIED BY PASSWORD '*0000000000000000000000000000000000000000'")
     for args in (["plan", "--debug"], ["plan", "-o", "json"], ["apply", "--auto-approve", "--debug"],
                  ["apply", "--auto-approve", "-o", "json"], ["tenants"], ["tenants", "-o", "json"],
                  ["local", "status", "-o", "json"], ["local", "status"]):

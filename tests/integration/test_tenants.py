@@ -43,12 +43,9 @@ def test_tls_is_required(applied):
 
 def test_tenants_are_isolated_including_wildcard_lookalikes(applied):
     _, t, creds = applied
-    ex = t.executor()
-    try:
+    with t.executor() as ex:
         # `orders_db` unescaped would also match `ordersXdb`; the grant is escaped, so it must not.
         ex.query("CREATE DATABASE IF NOT EXISTS ordersXdb")
-    finally:
-        ex.close()
     orders = creds["test-orders-db-credentials"]
     assert error_code(lambda: login(orders, database="billing_db")) == 1044
     assert error_code(lambda: login(orders, database="ordersXdb")) == 1044
@@ -101,8 +98,7 @@ def test_connection_limit_refuses_the_next_while_others_connect(applied):
 
 def test_manual_drift_is_found_and_reverted(applied):
     inst, t, creds = applied
-    ex = t.executor()
-    try:
+    with t.executor() as ex:
         ex.query("GRANT SELECT ON billing_db.* TO 'orders_user'@'%'")
         ex.query("GRANT PROCESS ON *.* TO 'billing_user'@'%'")
         ex.query("GRANT SELECT ON `orders_db`.* TO 'orders_readonly'@'%'")
@@ -110,8 +106,6 @@ def test_manual_drift_is_found_and_reverted(applied):
         ex.query("ALTER USER 'orders_user'@'%' IDENTIFIED BY 'changed-by-hand'")
         ex.query("CREATE DATABASE legacy")
         ex.query("CREATE USER 'reporting'@'%' IDENTIFIED BY 'x'")
-    finally:
-        ex.close()
     assert error_code(lambda: login(creds["test-orders-db-credentials"])) == 1045
     res = inst.cli("plan", "--detailed-exitcode", "-o", "json")
     assert res.returncode == 2
@@ -126,14 +120,11 @@ def test_manual_drift_is_found_and_reverted(applied):
     inst.cli("apply", "--auto-approve", check=True)
     assert inst.cli("plan", "--detailed-exitcode").returncode == 0
     assert_all_stored_credentials_log_in(t)
-    ex = t.executor()
-    try:
+    with t.executor() as ex:
         assert ex.query("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='legacy'")[0][0] == 1
         assert ex.query("SELECT COUNT(*) FROM mysql.user WHERE User='reporting'")[0][0] == 1
         assert ex.query("SELECT ssl_type, max_user_connections FROM mysql.user WHERE User='billing_user'")[0] == \
             ("ANY", 4)
-    finally:
-        ex.close()
 
 
 def test_removing_a_tenant_needs_allow_destructive(applied):
