@@ -102,3 +102,15 @@ def scope_for_pattern(pattern: str) -> str:
 
 def scope_for_table(database: str, table: str) -> str:
     return f"{ident(database)}.{ident(table)}"
+
+
+def revoke_columns(privileges: frozenset[str], database: str, table: str, column: str, user: str,
+                   host: str) -> Statement:
+    privs = ", ".join(f"{p} ({ident(column)})" for p in sorted(privileges))
+    return Statement(f"REVOKE {privs} ON {ident(database)}.{ident(table)} FROM {account(user, host)}")
+
+
+def revoke_role(flavor: Flavor, role: str, role_host: str, user: str, host: str) -> Statement:
+    # MariaDB roles have no host part; MySQL 8 roles are accounts.
+    name = ident(role) if flavor.is_mariadb else account(role, role_host)
+    return Statement(f"REVOKE {name} FROM {account(user, host)}")

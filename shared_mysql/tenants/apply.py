@@ -55,6 +55,11 @@ def render_statements(action: Action, desired: Desired, password: str | None = N
         return [st.set_password(f, d["user"], d["host"], _need(password, action))]
     if k == "grant":
         return [st.grant_on_database(f, frozenset(d["privileges"]), d["database"], d["user"], d["host"])]
+    if k == "revoke" and d["scope_kind"] == "column":
+        return [st.revoke_columns(frozenset(d["privileges"]), d["database"], d["table"], d["column"], d["user"],
+                                  d["host"])]
+    if k == "revoke_role":
+        return [st.revoke_role(f, d["role_name"], d["role_host"], d["user"], d["host"])]
     if k == "revoke":
         privs = set(d["privileges"])
         if d["scope_kind"] == "database":

@@ -16,7 +16,12 @@ Q_GLOBAL = "SELECT GRANTEE, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema
 Q_SCHEMA = "SELECT GRANTEE, TABLE_SCHEMA, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.SCHEMA_PRIVILEGES"
 Q_TABLE = ("SELECT GRANTEE, TABLE_SCHEMA, TABLE_NAME, PRIVILEGE_TYPE, IS_GRANTABLE "
            "FROM information_schema.TABLE_PRIVILEGES")
-QUERIES = (Q_SCHEMATA, Q_USERS, Q_GLOBAL, Q_SCHEMA, Q_TABLE)
+Q_COLUMN = ("SELECT GRANTEE, TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, PRIVILEGE_TYPE, IS_GRANTABLE "
+            "FROM information_schema.COLUMN_PRIVILEGES")
+# Role grants: MariaDB keeps them in mysql.roles_mapping (roles have no host), MySQL 8 in mysql.role_edges.
+Q_ROLES_MARIADB = "SELECT User, Host, Role, '' FROM mysql.roles_mapping"
+Q_ROLES_MYSQL = "SELECT TO_USER, TO_HOST, FROM_USER, FROM_HOST FROM mysql.role_edges"
+QUERIES = (Q_SCHEMATA, Q_USERS, Q_GLOBAL, Q_SCHEMA, Q_TABLE, Q_COLUMN, Q_ROLES_MARIADB)
 
 _GRANTEE = re.compile(r"^'(.*)'@'(.*)'$")
 
@@ -56,6 +61,12 @@ def inspect_server(ex: Executor, actual: Actual | None = None) -> Actual:
         privs.add(_s(priv))
         if _s(grantable) == "YES":
             privs.add("GRANT OPTION")
+    for grantee, schema, table, column, priv, grantable in ex.query(Q_COLUMN):
+        key = (_s(schema), _s(table), _s(column))
+        privs = a.column_privs.setdefault(_grantee(_s(grantee)), {}).setdefault(key, set())
+        privs.add(_s(priv))
+    for user, host, role, role_host in ex.query(Q_ROLES_MARIADB if ex.flavor.is_mariadb else Q_ROLES_MYSQL):
+        a.role_grants.setdefault((_s(user), _s(host)), set()).add((_s(role), _s(role_host)))
     return a
 
 

@@ -108,4 +108,6 @@ class Actual:
     global_privs: dict[Account_, set[str]] = field(default_factory=dict)  # without USAGE
     db_privs: dict[Account_, dict[str, set[str]]] = field(default_factory=dict)  # raw pattern -> privileges
     table_privs: dict[Account_, dict[tuple[str, str], set[str]]] = field(default_factory=dict)
+    column_privs: dict[Account_, dict[tuple[str, str, str], set[str]]] = field(default_factory=dict)
+    role_grants: dict[Account_, set[tuple[str, str]]] = field(default_factory=dict)  # granted roles (name, host)
     secrets: dict[str, SecretState] = field(default_factory=dict)

@@ -17,7 +17,7 @@ CREATE, UPDATE, DELETE = "create", "update", "delete"
 
 @dataclass(frozen=True)
 class Action:
-    kind: str  # create_database alter_database create_user alter_user set_password grant revoke
+    kind: str  # create_database alter_database create_user alter_user set_password grant revoke revoke_role
     #            update_secret drop_user drop_database delete_secret
     op: str  # create | update | delete
     object: str  # what a person reads: "database orders_db", "user orders_user@%"
@@ -215,6 +215,14 @@ def _diff_grants(acc: DesiredAccount, actual: Actual, all_privs: frozenset[str],
     for (db, table), privs in sorted(actual.table_privs.get(acc.key, {}).items()):
         revokes.append(_revoke(acc, tenant, "table", f"{db}.{table}", privs, "table grant outside the config",
                                database=db, table=table))
+    for (db, table, column), privs in sorted(actual.column_privs.get(acc.key, {}).items()):
+        revokes.append(_revoke(acc, tenant, "column", f"{db}.{table}.{column}", privs,
+                               "column grant outside the config", database=db, table=table, column=column))
+    for role, role_host in sorted(actual.role_grants.get(acc.key, set())):
+        name = f"{role}@{role_host}" if role_host else role
+        revokes.append(Action("revoke_role", UPDATE, obj, tenant,
+                              {"user": acc.user, "host": acc.host, "role_name": role, "role_host": role_host},
+                              f"role {name} granted outside the config"))
     glob = actual.global_privs.get(acc.key, set())
     if glob:
         revokes.append(_revoke(acc, tenant, "global", "*.*", glob, "global privileges outside the config"))

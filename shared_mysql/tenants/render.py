@@ -30,8 +30,11 @@ def describe(a: Action) -> str:
                f"ON {d['database']}.* TO {d['user']}@{d['host']}"
     if k == "revoke":
         privs = ", ".join(d["privileges"]) if len(d["privileges"]) < 5 else f"{len(d['privileges'])} privileges"
-        return f"revoke {privs} ON {d['scope']}{'.*' if d['scope_kind'] == 'database' else ''} " \
+        scope = f"{d['database']}.{d['table']} ({d['column']})" if d["scope_kind"] == "column" else d["scope"]
+        return f"revoke {privs} ON {scope}{'.*' if d['scope_kind'] == 'database' else ''} " \
                f"FROM {d['user']}@{d['host']} ({a.reason})"
+    if k == "revoke_role":
+        return f"revoke role {d['role_name']} FROM {d['user']}@{d['host']} ({a.reason})"
     if k == "update_secret":
         return f"secret {d['secret']}: {a.reason}"
     if k == "drop_user":

@@ -106,6 +106,12 @@ def test_manual_drift_is_found_and_reverted(applied):
         ex.query("ALTER USER 'orders_user'@'%' IDENTIFIED BY 'changed-by-hand'")
         ex.query("CREATE DATABASE legacy")
         ex.query("CREATE USER 'reporting'@'%' IDENTIFIED BY 'x'")
+        ex.query("CREATE TABLE billing_db.t (a INT, b INT)")
+        ex.query("GRANT SELECT (a), UPDATE (b) ON billing_db.t TO 'orders_readonly'@'%'")
+        ex.query("CREATE ROLE r_ops")
+        ex.query("GRANT SELECT ON billing_db.* TO r_ops")
+        ex.query("GRANT r_ops TO 'orders_user'@'%'")
+        ex.query("SET DEFAULT ROLE r_ops FOR 'orders_user'@'%'")
     assert error_code(lambda: login(creds["test-orders-db-credentials"])) == 1045
     res = inst.cli("plan", "--detailed-exitcode", "-o", "json")
     assert res.returncode == 2
@@ -114,12 +120,20 @@ def test_manual_drift_is_found_and_reverted(applied):
     assert reasons == {
         ("revoke", "user orders_user@%"), ("revoke", "user billing_user@%"), ("revoke", "user orders_readonly@%"),
         ("alter_user", "user billing_user@%"), ("set_password", "user orders_user@%"),
+        ("revoke_role", "user orders_user@%"),
     }
-    assert plan["unmanaged"] == {"databases": ["legacy"], "users": ["reporting@%"]}
+    assert sum(1 for a in plan["actions"] if a["kind"] == "revoke" and a["detail"]["scope_kind"] == "column") == 2
+    assert plan["unmanaged"] == {"databases": ["legacy"], "users": ["r_ops@", "reporting@%"]}
     assert not any(a["destructive"] for a in plan["actions"])
     inst.cli("apply", "--auto-approve", check=True)
     assert inst.cli("plan", "--detailed-exitcode").returncode == 0
     assert_all_stored_credentials_log_in(t)
+    conn = login(creds["test-orders-db-credentials"])  # the revoked role no longer opens billing_db
+    with conn.cursor() as cur:
+        with pytest.raises(pymysql.err.OperationalError) as e:
+            cur.execute("SELECT * FROM billing_db.t")
+        assert e.value.args[0] == 1142
+    conn.close()
     with t.executor() as ex:
         assert ex.query("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='legacy'")[0][0] == 1
         assert ex.query("SELECT COUNT(*) FROM mysql.user WHERE User='reporting'")[0][0] == 1

@@ -14,6 +14,8 @@ class FakeServer:
         self.global_rows = [("'admin'@'%'", "SUPER", "YES")]
         self.schema_rows = []
         self.table_rows = []
+        self.column_rows = []
+        self.role_rows = []
 
     def add_tenant(self, name, passwords, readonly=False, limit=10, ro_limit=None):
         db = f"{name}_db"
@@ -34,4 +36,7 @@ class FakeServer:
             "USER_PRIVILEGES": lambda: self.global_rows,
             "SCHEMA_PRIVILEGES": lambda: self.schema_rows,
             "TABLE_PRIVILEGES": lambda: self.table_rows,
+            "COLUMN_PRIVILEGES": lambda: self.column_rows,
+            "mysql.roles_mapping": lambda: self.role_rows,
+            "mysql.role_edges": lambda: self.role_rows,
         })

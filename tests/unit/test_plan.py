@@ -45,7 +45,7 @@ def apply_to_fake(server, store, desired, **kw):
     server.schemata = [r for r in server.schemata if not r[0].endswith("_db")]
     server.users = [u for u in server.users if u[0] in ("admin", "mariadb.sys")]
     server.global_rows = [g for g in server.global_rows if g[0] == "'admin'@'%'"]
-    server.schema_rows, server.table_rows = [], []
+    server.schema_rows, server.table_rows, server.column_rows, server.role_rows = [], [], [], []
     for name, t in cfg_tenants.items():
         pws = {a.user: store.get(a.secret)["password"] for a in t.accounts}
         ro = [a for a in t.accounts if a.role == "readonly"]
@@ -77,7 +77,7 @@ def test_inspect_costs_a_constant_number_of_queries(n):
     ex = server.executor()
     actual = inspect_server(ex)
     inspect_secrets(store, d.identifier, actual)
-    assert len(ex.queries) == len(QUERIES) == 5
+    assert len(ex.queries) == len(QUERIES) == 7
     assert build_plan(d, actual).empty
 
 
@@ -116,6 +116,8 @@ def test_drift_is_planned_as_updates():
     server.schema_rows.append(("'orders_readonly'@'%'", "orders_db", "SELECT", "NO"))  # unescaped wildcard
     server.global_rows.append(("'billing_user'@'%'", "SUPER", "NO"))
     server.table_rows.append(("'billing_user'@'%'", "billing_db", "t", "INSERT", "NO"))
+    server.column_rows.append(("'orders_readonly'@'%'", "billing_db", "t", "a", "SELECT", "NO"))
+    server.role_rows.append(("orders_user", "%", "r_ops", ""))
     server.schemata.append(("legacy", "latin1", "latin1_swedish_ci"))
     server.users.append(("bob", "%", "mysql_native_password", "*B", "", 0))
     plan = plan_for(server, store, d)
@@ -128,6 +130,8 @@ def test_drift_is_planned_as_updates():
             "unescaped wildcard grant on orders_db also matches other databases") in got
     assert ("revoke", "user billing_user@%", "global privileges outside the config") in got
     assert ("revoke", "user billing_user@%", "table grant outside the config") in got
+    assert ("revoke", "user orders_readonly@%", "column grant outside the config") in got
+    assert ("revoke_role", "user orders_user@%", "role r_ops granted outside the config") in got
     assert not plan.destructive
     assert plan.unmanaged_databases == ("legacy",) and plan.unmanaged_users == ("bob@%",)
     sql = [s.sql for a in plan.actions for s in render_statements(a, d, "x" * 32)]
@@ -135,6 +139,8 @@ def test_drift_is_planned_as_updates():
     assert "REVOKE SELECT ON `orders_db`.* FROM 'orders_readonly'@'%'" in sql
     assert "REVOKE SUPER ON *.* FROM 'billing_user'@'%'" in sql
     assert "REVOKE INSERT ON `billing_db`.`t` FROM 'billing_user'@'%'" in sql
+    assert "REVOKE SELECT (`a`) ON `billing_db`.`t` FROM 'orders_readonly'@'%'" in sql
+    assert "REVOKE `r_ops` FROM 'orders_user'@'%'" in sql
     apply_to_fake(server, store, d)
     server.schemata.append(("legacy", "latin1", "latin1_swedish_ci"))
     assert plan_for(server, store, d).empty
@@ -225,12 +231,16 @@ def test_every_action_kind_renders_and_describes():
     d = desired_for()
     base = {"user": "u", "host": "%", "role": "app", "secret": "s", "database": "a_db", "charset": "utf8mb4",
             "collation": "utf8mb4_unicode_ci", "max_connections": 1, "require_ssl": True, "password_source": "new",
-            "privileges": ["SELECT"], "scope_kind": "database", "scope": "a_db", "table": "t", "fields": []}
+            "privileges": ["SELECT"], "scope_kind": "database", "scope": "a_db", "table": "t", "fields": [],
+            "role_name": "r", "role_host": ""}
     kinds = ["create_database", "alter_database", "create_user", "alter_user", "set_password", "grant", "revoke",
-             "update_secret", "drop_user", "drop_database", "delete_secret"]
+             "revoke_role", "update_secret", "drop_user", "drop_database", "delete_secret"]
     for k in kinds:
         a = Action(k, "update", "x", "t", base)
         render_statements(a, d, "p" * 32)
         assert describe(a)
+    for scope_kind in ("global", "database", "table", "column"):
+        a = Action("revoke", "update", "x", "t", {**base, "scope_kind": scope_kind, "column": "c"})
+        assert render_statements(a, d) and describe(a)
     with pytest.raises(ValueError):
         render_statements(Action("nope", "update", "x"), d)

@@ -98,3 +98,10 @@ def test_pattern_helpers():
 
 def test_literal_quotes():
     assert literal("it's") == "'it''s'"
+
+
+def test_revoke_columns_and_roles():
+    assert st.revoke_columns(frozenset({"SELECT", "UPDATE"}), "a_db", "t", "c", "u", "%").sql == \
+        "REVOKE SELECT (`c`), UPDATE (`c`) ON `a_db`.`t` FROM 'u'@'%'"
+    assert st.revoke_role(MARIADB_10_11, "r_ops", "", "u", "%").sql == "REVOKE `r_ops` FROM 'u'@'%'"
+    assert st.revoke_role(MYSQL_8_0, "r_ops", "%", "u", "%").sql == "REVOKE 'r_ops'@'%' FROM 'u'@'%'"
