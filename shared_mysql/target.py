@@ -1,7 +1,10 @@
-"""Binds a loaded config to its state directory, secret store, server and admin connection.
+"""Binds a loaded config to its state directory, secret store, exports, server and admin connection.
 
-Only the `local` target exists so far: the embedded server on 127.0.0.1 and the encrypted file store, both under
-`.shared-mysql/<identifier>/` next to the config.
+  local   the embedded server on 127.0.0.1, started by us; master credential created by us
+  server  any MySQL 8.0+/MariaDB 10.6+ reached by host/port; master credential imported into the store
+  aws     the RDS instance (endpoint from the config or RDS); master credential in Secrets Manager
+
+Everything instance-specific lives under `.shared-mysql/<identifier>/` next to the config.
 """
 
 from __future__ import annotations
@@ -14,87 +17,100 @@ from pathlib import Path
 
 from .config import LoadedConfig
 from .db import ConnectionInfo, PyMySQLExecutor
-from .errors import SecretStoreError, SharedMySQLError
+from .errors import ConfigError, SecretStoreError, SharedMySQLError
 from .secrets import CURRENT, PENDING, secret_json
-from .secrets.file import FileSecretStore
 from .sql.passwords import generate_password
 
 
-class LocalTarget:
+class Target:
+    kind = "base"
+
     def __init__(self, loaded: LoadedConfig):
         self.loaded = loaded
         self.config = loaded.config
         self.state_dir: Path = loaded.state_dir
 
+    # -- backends ------------------------------------------------------------------------------------------
     @cached_property
-    def store(self) -> FileSecretStore:
+    def store(self):
+        if self.config.secrets_backend == "aws":
+            from .aws import client_for
+            from .secrets.aws import AwsSecretStore
+
+            s = self.config.secrets
+            return AwsSecretStore(client_for(self.config, "secretsmanager"), name_prefix=f"{self.config.environment}-",
+                                  kms_key_id=s.kms_key_id, recovery_window_days=s.recovery_window_days)
+        from .secrets.file import FileSecretStore
+
         return FileSecretStore(self.state_dir / "secrets.enc", self.state_dir / "secrets.key")
 
     @cached_property
-    def server(self):
-        from .local import LocalServer
+    def exports(self):
+        from .exports import open_exports
 
-        inst = self.config.instance
-        return LocalServer(self.state_dir, host=inst.host, port=self.config.port, parameters=inst.parameters,
-                           master_username=inst.master_username)
+        return open_exports(self)
 
+    # -- endpoint ------------------------------------------------------------------------------------------
     @property
     def host(self) -> str:
-        return self.config.instance.host
+        return self.config.host
+
+    @property
+    def port(self) -> int:
+        return self.config.port
 
     @property
     def ca(self) -> str:
-        return str(self.server.paths.ca)
+        path = self.loaded.resolve(self.config.instance.ca_bundle)
+        if not path.is_file():
+            raise ConfigError(f"{self.loaded.path}: instance.ca_bundle: {path} does not exist; point it at the CA "
+                              "bundle that signed the server's certificate")
+        return str(path)
+
+    def prepare(self) -> dict | None:
+        """Make the target reachable (the local target starts its server); returns a status or None."""
+        return None
 
     # -- master credential ---------------------------------------------------------------------------------
-    def ensure_master_secret(self) -> str:
-        """The master password, created (pending, then current) on first use; an interrupted change is finished."""
-        name = self.config.master_secret_name
-        pending = self.store.get(name, PENDING)
-        if pending is None and self.store.get(name, CURRENT) is None:
-            value = secret_json(engine=self.server.flavor_name, host=self.host, port=self.config.port,
-                                username=self.config.instance.master_username, password=generate_password(),
-                                dbname=None, ssl_ca=self.ca)
-            tags = {"managed-by": "shared-mysql", "instance": self.config.identifier,
-                    "environment": self.config.environment, "role": "master"}
-            self.store.put_pending({name: (value, tags)})
-            pending = value
-        if pending is not None:
-            # The server is (re)started with the bootstrap file, which sets the master to this password.
-            self.store.promote([name])
-        return self.store.get(name, CURRENT)["password"]
-
-    def master_password(self) -> str:
+    def master_secret(self) -> dict:
         cur = self.store.get(self.config.master_secret_name, CURRENT)
         if cur is None:
-            raise SecretStoreError(
-                f"no master credential {self.config.master_secret_name} in {self.store.path}; "
-                "run `shared-mysql local up` first"
-            )
-        return cur["password"]
+            raise SecretStoreError(self._no_master_hint())
+        return cur
 
-    # -- server ----------------------------------------------------------------------------------------------
-    def local_up(self) -> dict:
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _ = self.server.binary  # fail early with the install hint, before touching the store
-        if self.server.pid() is not None:
-            return self.server.status()
-        # Only while the server is down: the bootstrap file applies the (possibly new) master password at start.
-        password = self.ensure_master_secret()
-        return self.server.up(password)
+    def _no_master_hint(self) -> str:
+        return (f"no master credential {self.config.master_secret_name} in the secret store; import it with "
+                f"`shared-mysql credentials --admin --import < master.json` (RDS secret JSON)")
+
+    def master_password(self) -> str:
+        return self.master_secret()["password"]
+
+    def import_master(self, value: dict) -> None:
+        """Store the master credential (RDS secret JSON, at least username and password) as current."""
+        missing = [k for k in ("username", "password") if not value.get(k)]
+        if missing:
+            raise SharedMySQLError(f"master credential: missing {', '.join(missing)}; give RDS secret JSON such as "
+                                   '{"username": "admin", "password": "..."}')
+        full = {**secret_json(engine=value.get("engine", "mysql"), host=value.get("host") or self.host,
+                              port=int(value.get("port") or self.port), username=value["username"],
+                              password=value["password"], dbname=value.get("dbname"), ssl_ca=None),
+                **{k: v for k, v in value.items() if k not in ("password",)}, "password": value["password"]}
+        tags = {"managed-by": "shared-mysql", "instance": self.config.identifier,
+                "environment": self.config.environment, "role": "master"}
+        self.store.put_pending({self.config.master_secret_name: (full, tags)})
+        self.store.promote([self.config.master_secret_name])
 
     def admin_info(self) -> ConnectionInfo:
-        return ConnectionInfo(self.host, self.config.port, self.config.instance.master_username,
-                              self.master_password(), ca=self.ca)
+        m = self.master_secret()
+        user = m.get("username") or self.config.instance.master_username
+        return ConnectionInfo(self.host, self.port, user, m["password"], ca=self.ca)
 
     def executor(self) -> PyMySQLExecutor:
-        if not Path(self.ca).exists():
-            raise SharedMySQLError(f"{self.ca}: no CA certificate yet; run `shared-mysql local up` first")
         return PyMySQLExecutor.open(self.admin_info())
 
     @contextmanager
     def lock(self):
-        """One apply at a time per instance."""
+        """One apply at a time per instance from this checkout."""
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.state_dir / "apply.lock", os.O_CREAT | os.O_RDWR, 0o600)
         try:
@@ -109,25 +125,142 @@ class LocalTarget:
         finally:
             os.close(fd)
 
-    # -- tenants ---------------------------------------------------------------------------------------------
+    # -- tenants -------------------------------------------------------------------------------------------
     def desired(self, flavor):
         from .tenants import build_desired
 
-        return build_desired(self.config, flavor, host=self.host, port=self.config.port, ca=self.ca)
+        return build_desired(self.config, flavor, host=self.host, port=self.port, ca=self.ca)
 
     def plan(self, ex):
+        """Tenants (server + store) and exports, diffed into one Plan."""
+        from dataclasses import replace
+
+        from .exports import managed, plan_exports
         from .tenants import build_plan, inspect_secrets, inspect_server
 
         desired = self.desired(ex.flavor)
+        self.store.reload()
         actual = inspect_server(ex)
         inspect_secrets(self.store, self.config.identifier, actual)
-        return build_plan(desired, actual), desired
+        plan = build_plan(desired, actual)
+        want, have = self._exports_state(desired)
+        prefix = self.config.exports_prefix
+        return replace(plan, actions=plan.actions + tuple(plan_exports(want, have, prefix)),
+                       unmanaged_exports=tuple(sorted(n for n in have if not managed(n, prefix)))), desired
+
+    def _exports_state(self, desired):
+        from .exports import desired_exports
+
+        names = [a.secret for t in desired.tenants for a in t.accounts]
+        names += [self.config.master_secret_name, self.config.connection_secret_name]
+        refs = {n: self.store.reference(n) for n in names}
+        return desired_exports(self, desired, refs), self.exports.read()
 
     def apply(self, ex, plan, desired, *, allow_destructive: bool = False):
+        from .exports import plan_exports
         from .tenants import apply_plan
 
-        return apply_plan(plan, desired, ex, self.store, allow_destructive=allow_destructive)
+        result = apply_plan(plan, desired, ex, self.store, allow_destructive=allow_destructive)
+        # Exports last: secret ARNs are known now. Re-diffed, so a re-run after a crash converges.
+        self.store.reload()
+        want, have = self._exports_state(desired)
+        actions = plan_exports(want, have, self.config.exports_prefix)
+        put = {a.detail["name"]: a.detail["value"] for a in actions
+               if a.kind == "put_export" and a.detail["value"] is not None}
+        delete = [a.detail["name"] for a in actions if a.kind == "delete_export" and allow_destructive]
+        if put or delete:
+            self.exports.write(put, delete)
+        return result
 
 
-def open_target(loaded: LoadedConfig) -> LocalTarget:
-    return LocalTarget(loaded)
+class LocalTarget(Target):
+    kind = "local"
+
+    @cached_property
+    def server(self):
+        from .local import LocalServer
+
+        inst = self.config.instance
+        return LocalServer(self.state_dir, host=self.host, port=self.port, parameters=inst.parameters,
+                           master_username=inst.master_username)
+
+    @property
+    def ca(self) -> str:
+        return str(self.server.paths.ca)
+
+    def ensure_master_secret(self) -> str:
+        """The master password, created (pending, then current) on first use; an interrupted change is finished."""
+        name = self.config.master_secret_name
+        if self.store.get(name, PENDING) is None and self.store.get(name, CURRENT) is None:
+            value = secret_json(engine=self.server.flavor_name, host=self.host, port=self.port,
+                                username=self.config.instance.master_username, password=generate_password(),
+                                dbname=None, ssl_ca=self.ca)
+            tags = {"managed-by": "shared-mysql", "instance": self.config.identifier,
+                    "environment": self.config.environment, "role": "master"}
+            self.store.put_pending({name: (value, tags)})
+        # The server is (re)started with the bootstrap file, which sets the master to this password.
+        self.store.promote([name])
+        return self.store.get(name, CURRENT)["password"]
+
+    def _no_master_hint(self) -> str:
+        return f"no master credential {self.config.master_secret_name} yet; run `shared-mysql local up` first"
+
+    def local_up(self) -> dict:
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _ = self.server.binary  # fail early with the install hint, before touching the store
+        if self.server.pid() is not None:
+            return self.server.status()
+        # Only while the server is down: the bootstrap file applies the (possibly new) master password at start.
+        return self.server.up(self.ensure_master_secret())
+
+    prepare = local_up
+
+    def executor(self) -> PyMySQLExecutor:
+        if not Path(self.ca).exists():
+            raise SharedMySQLError(f"{self.ca}: no CA certificate yet; run `shared-mysql local up` first")
+        return super().executor()
+
+
+class ServerTarget(Target):
+    kind = "server"
+
+
+class AwsTarget(Target):
+    kind = "aws"
+
+    @cached_property
+    def _endpoint(self) -> tuple[str, int]:
+        inst = self.config.instance
+        if inst.host:
+            return inst.host, self.config.port
+        from .aws import client_for, describe_error
+
+        try:
+            db = client_for(self.config, "rds").describe_db_instances(
+                DBInstanceIdentifier=self.config.identifier)["DBInstances"][0]
+        except Exception as exc:  # noqa: BLE001 - botocore errors, translated
+            raise SharedMySQLError(
+                f"cannot look up RDS instance {self.config.identifier}: {describe_error(exc)}; "
+                "set instance.host, or deploy the instance first"
+            ) from None
+        ep = db.get("Endpoint") or {}
+        if not ep.get("Address"):
+            raise SharedMySQLError(f"RDS instance {self.config.identifier} has no endpoint yet "
+                                   f"(status {db.get('DBInstanceStatus')}); wait until it is available")
+        return ep["Address"], int(inst.port or ep.get("Port") or 3306)
+
+    @property
+    def host(self) -> str:
+        return self._endpoint[0]
+
+    @property
+    def port(self) -> int:
+        return self._endpoint[1]
+
+    def _no_master_hint(self) -> str:
+        return (f"no master credential {self.config.master_secret_name} in Secrets Manager; the infra stack "
+                "creates it, or import it with `shared-mysql credentials --admin --import < master.json`")
+
+
+def open_target(loaded: LoadedConfig) -> Target:
+    return {"local": LocalTarget, "server": ServerTarget, "aws": AwsTarget}[loaded.config.target](loaded)

@@ -29,7 +29,7 @@ class Fmt(str, Enum):
 
 def _header(t, ex) -> str:
     c = t.config
-    return f"shared-mysql {c.identifier} ({c.environment}, {c.target}) at {t.host}:{c.port}, {ex.flavor.label}"
+    return f"shared-mysql {c.identifier} ({c.environment}, {c.target}) at {t.host}:{t.port}, {ex.flavor.label}"
 
 
 def _show_plan(t, ex, plan) -> None:
@@ -37,7 +37,7 @@ def _show_plan(t, ex, plan) -> None:
 
     if state.json:
         emit_json({**plan.to_json(), "target": {"identifier": t.config.identifier, "host": t.host,
-                                                 "port": t.config.port, "server": ex.flavor.label}})
+                                                 "port": t.port, "server": ex.flavor.label}})
     else:
         echo(render_text(plan, _header(t, ex)))
 
@@ -47,6 +47,23 @@ def _apply(t, ex, plan, desired, allow_destructive: bool) -> dict:
     after, _ = t.plan(ex)  # inspect again: the plan must now be empty
     return {"statements": result.statements, "secrets_written": result.secrets_written,
             "secrets_deleted": result.secrets_deleted, "converged": after.empty}
+
+
+def _read_master_json() -> dict:
+    import json
+
+    if sys.stdin.isatty():
+        raise UsageError("--import reads the master credential from stdin: "
+                         "shared-mysql credentials --admin --import < master.json")
+    text = sys.stdin.read()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise UsageError("--import: stdin is not JSON; give RDS secret JSON such as "
+                         '{"username": "admin", "password": "..."}') from None
+    if not isinstance(value, dict):
+        raise UsageError("--import: expected a JSON object with username and password")
+    return value
 
 
 def register(app: typer.Typer) -> None:
@@ -73,10 +90,10 @@ def register(app: typer.Typer) -> None:
         """Make the target real (start the embedded server if needed) and apply the config."""
         t = state.target()
         with t.lock():
-            status = t.local_up()
+            status = t.prepare()
             with t.executor() as ex:
                 plan, desired = t.plan(ex)
-                if not state.json:
+                if not state.json and status:
                     echo(f"server: {status['flavor']} {status['version']} on {status['host']}:{status['port']} "
                          f"(pid {status['pid']})")
                     _show_plan(t, ex, plan)
@@ -143,7 +160,8 @@ def register(app: typer.Typer) -> None:
 
         loaded = state.loaded()
         c = loaded.config
-        desired = build_desired(c, MARIADB_10_11, host=c.instance.host, port=c.port, ca=None)
+        # Listing needs no server: the flavor only affects privilege names, which are shown as ALL/SELECT here.
+        desired = build_desired(c, MARIADB_10_11, host=c.host or "", port=c.port, ca=None)
         rows = []
         for t in desired.tenants:
             rows.append({
@@ -181,6 +199,8 @@ def register(app: typer.Typer) -> None:
         user: UserRole = typer.Option(UserRole.app, "--user", help="Which account."),
         fmt: Optional[Fmt] = typer.Option(None, "--format", help="env (default), json or dsn."),
         admin: bool = typer.Option(False, "--admin", help="The master credential instead of a tenant's."),
+        import_: bool = typer.Option(False, "--import", help="With --admin: store the master credential read "
+                                     "from stdin (RDS secret JSON) instead of printing it."),
     ):
         """Print a stored credential (the only command that shows a password)."""
         from ..secrets import CURRENT
@@ -191,6 +211,8 @@ def register(app: typer.Typer) -> None:
         c = loaded.config
         if admin == bool(tenant):
             raise UsageError("give either a TENANT or --admin")
+        if import_ and not admin:
+            raise UsageError("--import goes with --admin")
         if admin:
             name = c.master_secret_name
         else:
@@ -201,11 +223,16 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(f"tenant {tenant!r} has no read-only account; set readonly: true and apply")
             name = secret_name(c.environment, tenant, user.value)
         t = open_target(loaded)
-        if not t.store.path.exists():
-            raise SharedMySQLError(f"no secret store at {t.store.path}; run `shared-mysql up` first")
+        if admin and import_:
+            t.import_master(_read_master_json())
+            if state.json:
+                emit_json({"imported": name})
+            else:
+                echo(f"stored {name}")
+            return
         secret = t.store.get(name, CURRENT)
         if secret is None:
-            raise SharedMySQLError(f"no stored credential {name}; run `shared-mysql apply` first")
+            raise SharedMySQLError(f"no stored credential {name}; run `shared-mysql up` (or apply) first")
         fmt = fmt or (Fmt.json if state.json else Fmt.env)
         if fmt == Fmt.json:
             emit_json(secret)

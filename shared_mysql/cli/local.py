@@ -23,20 +23,29 @@ def _print_status(st: dict) -> None:
             echo(f"{label:11s}{path}")
 
 
+def _local_target():
+    from ..errors import UsageError
+
+    t = state.target()
+    if t.kind != "local":
+        raise UsageError(f"`local` manages the embedded server; this config has target: {t.kind}")
+    return t
+
+
 def build() -> typer.Typer:
     app = typer.Typer(no_args_is_help=True)
 
     @app.command("up")
     def up():
         """Start the embedded server (idempotent; recovers from a crash or a stale pid file)."""
-        t = state.target()
+        t = _local_target()
         st = t.local_up()
         _print_status(st)
 
     @app.command("down")
     def down():
         """Stop the embedded server cleanly."""
-        t = state.target()
+        t = _local_target()
         was = t.server.down()
         if state.json:
             emit_json({"stopped": was, "running": False})
@@ -46,7 +55,7 @@ def build() -> typer.Typer:
     @app.command("status")
     def status():
         """Show whether the embedded server runs, and where its files and logs are."""
-        t = state.target()
+        t = _local_target()
         _print_status(t.server.status())
 
     return app

@@ -26,6 +26,11 @@ class LoadedConfig:
         """Everything instance-specific is keyed by the instance identifier."""
         return self.path.parent / ".shared-mysql" / self.config.identifier
 
+    def resolve(self, p: str) -> Path:
+        """A path from the config, relative to the config file's directory."""
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else self.path.parent / q
+
 
 def find_config_path(explicit: str | os.PathLike | None = None) -> Path:
     if explicit:

@@ -49,8 +49,12 @@ class Instance(BaseModel):
     """The shared instance. Field names and defaults follow the seed's Terraform variables."""
 
     model_config = _STRICT
-    host: str = "127.0.0.1"
+    # local: 127.0.0.1; server: required; aws: looked up from RDS (describe-db-instances) when not set.
+    host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
+    # The CA bundle that signed the server's certificate (for RDS, the regional bundle); relative to this file.
+    ca_bundle: str | None = None
+    proxy_endpoint: str | None = None
     aws_region: str = "ap-northeast-2"
     mysql_version: str = "8.0.35"
     instance_class: str = "db.t4g.small"
@@ -109,6 +113,8 @@ class Tenant(BaseModel):
     """One service: its own database, an app account and optionally a read-only account."""
 
     model_config = _STRICT
+    # password: a stored random password; iam: RDS IAM database authentication (MySQL on RDS only).
+    auth: Literal["password", "iam"] = "password"
     max_connections: int = Field(default=10, ge=1, le=100000)
     readonly: bool = False
     # Defaults to a quarter of the app limit (at least 1): analytics should not crowd out the service.
@@ -125,6 +131,36 @@ class Tenant(BaseModel):
         return self.max_connections + (self.readonly_limit if self.readonly else 0)
 
 
+class Aws(BaseModel):
+    """boto3 settings. Unset values follow boto3's usual chain (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL...),
+    and the region finally falls back to instance.aws_region."""
+
+    model_config = _STRICT
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+
+
+class Secrets(BaseModel):
+    model_config = _STRICT
+    backend: Literal["file", "aws"] | None = None  # default: aws for target aws, file otherwise
+    kms_key_id: str = "alias/secrets-manager"
+    recovery_window_days: int = Field(default=7, ge=7, le=30)
+
+
+class Exports(BaseModel):
+    model_config = _STRICT
+    backend: Literal["files", "ssm", "none"] | None = None  # default: ssm for target aws, files otherwise
+    prefix: str | None = None  # default: /shared/rds/{environment}
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("/") or v.endswith("/") or "//" in v):
+            raise ValueError("must start with / and not end with /, e.g. /shared/rds/prod")
+        return v
+
+
 class Config(BaseModel):
     """The whole file. `path` is where it was read from (state lives in `.shared-mysql/` beside it)."""
 
@@ -133,6 +169,9 @@ class Config(BaseModel):
     identifier: str = "shared-mysql"
     target: Literal["local", "server", "aws"] = "local"
     instance: Instance = Field(default_factory=Instance)
+    aws: Aws = Field(default_factory=Aws)
+    secrets: Secrets = Field(default_factory=Secrets)
+    exports: Exports = Field(default_factory=Exports)
     tenants: dict[str, Tenant] = Field(default_factory=dict)
 
     @field_validator("environment")
@@ -153,13 +192,6 @@ class Config(BaseModel):
             )
         return v
 
-    @field_validator("target")
-    @classmethod
-    def _target(cls, v: str) -> str:
-        if v != "local":
-            raise ValueError(f"target {v!r} is not implemented yet; use target: local")
-        return v
-
     @field_validator("tenants", mode="before")
     @classmethod
     def _tenant_names(cls, v):
@@ -172,6 +204,25 @@ class Config(BaseModel):
             check_tenant_name(name)
             out[name] = {} if settings is None else settings
         return out
+
+    @model_validator(mode="after")
+    def _target_settings(self) -> "Config":
+        inst = self.instance
+        if self.target == "server" and not inst.host:
+            raise ValueError("instance.host: required for target server (the server's host name or address)")
+        if self.target != "local" and not inst.ca_bundle:
+            raise ValueError(
+                f"instance.ca_bundle: required for target {self.target}: the CA bundle that signed the server's "
+                "certificate (for RDS, the regional bundle such as ap-northeast-2-bundle.pem)"
+            )
+        if self.target == "local":
+            for name, t in self.tenants.items():
+                if t.auth == "iam":
+                    raise ValueError(
+                        f"tenants.{name}.auth: iam needs RDS MySQL (AWSAuthenticationPlugin); the local target "
+                        "runs MariaDB: use auth: password, or target: aws"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _budget(self) -> "Config":
@@ -192,8 +243,28 @@ class Config(BaseModel):
         return 13306 if self.target == "local" else 3306
 
     @property
+    def host(self) -> str | None:
+        return self.instance.host or ("127.0.0.1" if self.target == "local" else None)
+
+    @property
     def master_secret_name(self) -> str:
         return f"{self.environment}-{self.identifier}-master-password"
+
+    @property
+    def connection_secret_name(self) -> str:
+        return f"{self.environment}-{self.identifier}-connection"
+
+    @property
+    def secrets_backend(self) -> str:
+        return self.secrets.backend or ("aws" if self.target == "aws" else "file")
+
+    @property
+    def exports_backend(self) -> str:
+        return self.exports.backend or ("ssm" if self.target == "aws" else "files")
+
+    @property
+    def exports_prefix(self) -> str:
+        return self.exports.prefix or f"/shared/rds/{self.environment}"
 
 
 def check_tenant_name(name: object) -> None:

@@ -15,6 +15,12 @@ class SecretStore(Protocol):
     def names(self) -> dict[str, dict]:
         """Every secret's name -> {"tags": {...}, "stages": [labels present]}."""
 
+    def reference(self, name: str) -> str | None:
+        """How consumers refer to the secret (an ARN on AWS), or None when it does not exist."""
+
+    def reload(self) -> None:
+        """Forget anything cached; the next read sees the backend as it is now."""
+
     def get(self, name: str, stage: str = CURRENT) -> dict | None:
         """The secret JSON at a stage, or None when the secret or the stage is missing."""
 

@@ -38,6 +38,10 @@ class DocumentSecretStore:
             for name, s in self._load()["secrets"].items()
         }
 
+    def reference(self, name: str) -> str | None:
+        """What consumers are told to read: the secret's name (AWS stores give an ARN)."""
+        return name if name in self._load()["secrets"] else None
+
     def get(self, name: str, stage: str = CURRENT) -> dict | None:
         s = self._load()["secrets"].get(name)
         if not s or stage not in s["stages"]:
@@ -64,6 +68,8 @@ class DocumentSecretStore:
             vid = _secrets.token_hex(16)
             s["versions"][vid] = {"value": value, "created": now}
             s["stages"][PENDING] = vid
+            # As Secrets Manager does: a secret's first version also becomes AWSCURRENT.
+            s["stages"].setdefault(CURRENT, vid)
             if old is not None:
                 self._prune(s, old)
         self._save()

@@ -79,8 +79,8 @@ def render_statements(action: Action, desired: Desired, password: str | None = N
         return [st.drop_user(d["user"], d["host"])]
     if k == "drop_database":
         return [st.drop_database(d["database"])]
-    if k in ("update_secret", "delete_secret"):
-        return []  # store-only actions
+    if k in ("update_secret", "delete_secret", "put_export", "delete_export"):
+        return []  # store and exports actions: no SQL
     raise ValueError(f"no renderer for action kind {k!r}")
 
 

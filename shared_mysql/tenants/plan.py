@@ -18,7 +18,7 @@ CREATE, UPDATE, DELETE = "create", "update", "delete"
 @dataclass(frozen=True)
 class Action:
     kind: str  # create_database alter_database create_user alter_user set_password grant revoke revoke_role
-    #            update_secret drop_user drop_database delete_secret
+    #            update_secret drop_user drop_database delete_secret put_export delete_export
     op: str  # create | update | delete
     object: str  # what a person reads: "database orders_db", "user orders_user@%"
     tenant: str | None = None
@@ -40,6 +40,7 @@ class Plan:
     actions: tuple[Action, ...]
     unmanaged_databases: tuple[str, ...] = ()
     unmanaged_users: tuple[str, ...] = ()
+    unmanaged_exports: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -60,7 +61,8 @@ class Plan:
             "changes": not self.empty,
             "summary": self.counts(),
             "actions": [a.to_json() for a in self.actions],
-            "unmanaged": {"databases": list(self.unmanaged_databases), "users": list(self.unmanaged_users)},
+            "unmanaged": {"databases": list(self.unmanaged_databases), "users": list(self.unmanaged_users),
+                          "exports": list(self.unmanaged_exports)},
         }
 
 

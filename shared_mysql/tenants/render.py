@@ -43,6 +43,11 @@ def describe(a: Action) -> str:
         return f"database {d['database']} ({a.reason})"
     if k == "delete_secret":
         return f"secret {d['secret']} ({a.reason})"
+    if k == "put_export":
+        value = "(known after apply)" if d["value"] is None else d["value"]
+        return f"export {d['name']} = {value}" + (f" (was {d['from']})" if "from" in d else "")
+    if k == "delete_export":
+        return f"export {d['name']} ({a.reason})"
     raise ValueError(f"no description for action kind {k!r}")
 
 
@@ -56,10 +61,12 @@ def render_text(plan: Plan, header: str = "") -> str:
             lines.append(f"  {SIGNS[a.op]} {describe(a)}{warn}")
         c = plan.counts()
         lines.append(f"Plan: {c['create']} to create, {c['update']} to update, {c['delete']} to destroy.")
-    if plan.unmanaged_databases or plan.unmanaged_users:
+    if plan.unmanaged_databases or plan.unmanaged_users or plan.unmanaged_exports:
         lines.append("Unmanaged (not in the config, never touched):")
         if plan.unmanaged_databases:
             lines.append("  databases: " + ", ".join(plan.unmanaged_databases))
         if plan.unmanaged_users:
             lines.append("  users: " + ", ".join(plan.unmanaged_users))
+        if plan.unmanaged_exports:
+            lines.append("  exports: " + ", ".join(plan.unmanaged_exports))
     return "\n".join(lines)

@@ -123,7 +123,7 @@ def test_manual_drift_is_found_and_reverted(applied):
         ("revoke_role", "user orders_user@%"),
     }
     assert sum(1 for a in plan["actions"] if a["kind"] == "revoke" and a["detail"]["scope_kind"] == "column") == 2
-    assert plan["unmanaged"] == {"databases": ["legacy"], "users": ["r_ops@", "reporting@%"]}
+    assert plan["unmanaged"] == {"databases": ["legacy"], "users": ["r_ops@", "reporting@%"], "exports": []}
     assert not any(a["destructive"] for a in plan["actions"])
     inst.cli("apply", "--auto-approve", check=True)
     assert inst.cli("plan", "--detailed-exitcode").returncode == 0

@@ -79,4 +79,4 @@ def test_usage_errors_exit_2(tmp_path):
     assert_one_line_error(run(["credentials", "nope"], tmp_path), 2, "tenant 'nope' is not in")
     assert_one_line_error(run(["credentials", "billing", "--user", "readonly"], tmp_path), 2, "no read-only account")
     assert_one_line_error(run(["credentials"], tmp_path), 2, "either a TENANT or --admin")
-    assert_one_line_error(run(["credentials", "orders"], tmp_path), 1, "run `shared-mysql up` first")
+    assert_one_line_error(run(["credentials", "orders"], tmp_path), 1, "no stored credential dev-orders-db-credentials")
