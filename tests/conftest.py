@@ -61,9 +61,9 @@ class Instance:
         self.config_path.write_text(config_text(tenants, self.port, self.parameters))
 
     def target(self):
-        from shared_mysql.target import LocalTarget
+        from shared_mysql.target import open_target
 
-        return LocalTarget(load_config(self.config_path))
+        return open_target(load_config(self.config_path))
 
     def cli(self, *args: str, input: str | None = None, env: dict | None = None, check: bool = False,
             timeout: float = 300) -> subprocess.CompletedProcess:

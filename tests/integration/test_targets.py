@@ -1,0 +1,170 @@
+"""`target: server` against a local server started from another directory behaves like `local`; `target: aws`
+runs end-to-end with Secrets Manager, SSM and KMS from a moto server and the real local server standing in for RDS."""
+
+import json
+import os
+
+import boto3
+import pytest
+import yaml
+
+from ..conftest import free_port
+from .helpers import assert_all_stored_credentials_log_in, error_code, login
+
+TENANTS = {"orders": {"max_connections": 3, "readonly": True}, "billing": {"max_connections": 2}}
+
+
+def remote_config(dir_, rds, target, tenants, **extra):
+    doc = {"environment": "test", "identifier": "remote", "target": target,
+           "instance": {"host": "127.0.0.1", "port": rds.port, "ca_bundle": str(rds.target().ca)},
+           "tenants": tenants, **extra}
+    (dir_ / "shared-mysql.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+@pytest.fixture
+def rds(instance_factory):
+    """A running local server in its own directory, playing the remote server / RDS instance."""
+    return instance_factory({})
+
+
+def master_json(rds) -> str:
+    m = rds.target().store.get("test-itest-master-password")
+    return json.dumps({"username": m["username"], "password": m["password"], "engine": "mariadb"})
+
+
+def test_server_target_behaves_like_local(rds, tmp_path):
+    from ..conftest import Instance
+
+    remote_config(tmp_path, rds, "server", TENANTS)
+    inst = Instance(tmp_path, rds.port)
+    res = inst.cli("plan")
+    assert res.returncode == 1 and "credentials --admin --import" in res.stderr
+    inst.cli("credentials", "--admin", "--import", input=master_json(rds), check=True)
+    res = inst.cli("up", check=True)  # nothing to start: applies
+    assert "Converged." in res.stdout and "server:" not in res.stdout
+    t = inst.target()
+    assert t.kind == "server"
+    assert assert_all_stored_credentials_log_in(t) == 3
+    creds = {n: t.store.get(n) for n in ("test-orders-db-credentials", "test-billing-db-credentials")}
+    assert error_code(lambda: login(creds["test-orders-db-credentials"], database="billing_db")) == 1044
+    assert error_code(lambda: login(creds["test-orders-db-credentials"], tls=False, database=None)) in (1045, 3159)
+    with t.executor() as ex:
+        ex.query("ALTER USER 'billing_user'@'%' WITH MAX_USER_CONNECTIONS 40")
+    assert inst.cli("plan", "--detailed-exitcode").returncode == 2
+    inst.cli("apply", "--auto-approve", check=True)
+    assert inst.cli("plan", "--detailed-exitcode").returncode == 0
+    params = json.loads((tmp_path / ".shared-mysql" / "remote" / "exports" / "parameters.json").read_text())
+    assert params["/shared/rds/test/tenants/orders/username"] == "orders_user"
+    assert params["/shared/rds/test/port"] == str(rds.port)
+    dumped = json.dumps(params) + "".join(p.read_text() for p in (tmp_path / ".shared-mysql" / "remote" / "exports").glob("*.env"))
+    assert all(c["password"] not in dumped for c in creds.values())
+    res = inst.cli("local", "status")
+    assert res.returncode == 2 and "target: server" in res.stderr
+
+
+@pytest.fixture
+def moto_server(monkeypatch):
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "ap-northeast-2"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    from shared_mysql import aws
+
+    aws.session.cache_clear()
+    yield env
+    server.stop()
+
+
+def test_aws_target_end_to_end(rds, tmp_path, moto_server):
+    from ..conftest import Instance
+
+    kms = boto3.client("kms")
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName="alias/secrets-manager", TargetKeyId=key)
+    sm, ssm = boto3.client("secretsmanager"), boto3.client("ssm")
+    ssm.put_parameter(Name="/shared/rds/test/not-ours", Value="x", Type="String")
+
+    remote_config(tmp_path, rds, "aws", TENANTS)
+    inst = Instance(tmp_path, rds.port)
+    inst.cli("credentials", "--admin", "--import", input=master_json(rds), check=True)
+    assert sm.describe_secret(SecretId="test-remote-master-password")["KmsKeyId"] == "alias/secrets-manager"
+
+    plan = json.loads(inst.cli("plan", "-o", "json", check=True).stdout)
+    exports = {a["detail"]["name"]: a["detail"]["value"] for a in plan["actions"] if a["kind"] == "put_export"}
+    assert exports["/shared/rds/test/tenants/orders/secret-arn"] is None  # known after apply
+    assert exports["/shared/rds/test/endpoint"] == "127.0.0.1"
+    assert exports["/shared/rds/test/database-name"] == "shared_db"
+    assert exports["/shared/rds/test/master-password-secret-arn"].startswith("arn:aws:secretsmanager:")
+    assert plan["unmanaged"]["exports"] == ["/shared/rds/test/not-ours"]
+    text = inst.cli("plan", check=True).stdout
+    assert "+ export /shared/rds/test/tenants/orders/secret-arn = (known after apply)" in text
+
+    res = inst.cli("apply", "--auto-approve", check=True)
+    assert "Converged." in res.stdout
+    assert inst.cli("plan", "--detailed-exitcode").returncode == 0
+
+    # Secrets Manager: one secret per account, RDS JSON, KMS key, tags
+    s = json.loads(sm.get_secret_value(SecretId="test-orders-db-credentials", VersionStage="AWSCURRENT")["SecretString"])
+    assert {"engine", "host", "port", "username", "password", "dbname"} <= set(s)
+    d = sm.describe_secret(SecretId="test-orders-db-readonly-credentials")
+    assert d["KmsKeyId"] == "alias/secrets-manager"
+    assert {"Key": "tenant", "Value": "orders"} in d["Tags"] and {"Key": "role", "Value": "readonly"} in d["Tags"]
+    # SSM: the seed's names, ARNs filled in, never a password
+    params = {p["Name"]: p["Value"] for p in ssm.get_parameters_by_path(Path="/shared/rds/test", Recursive=True,
+                                                                         MaxResults=10)["Parameters"]}
+    token = None
+    while True:
+        page = ssm.get_parameters_by_path(Path="/shared/rds/test", Recursive=True, MaxResults=10,
+                                          **({"NextToken": token} if token else {}))
+        params.update({p["Name"]: p["Value"] for p in page["Parameters"]})
+        token = page.get("NextToken")
+        if not token:
+            break
+    arn = sm.describe_secret(SecretId="test-orders-db-credentials")["ARN"]
+    assert params["/shared/rds/test/tenants/orders/secret-arn"] == arn
+    assert params["/shared/rds/test/tenants/orders/readonly-username"] == "orders_readonly"
+    assert params["/shared/rds/test/port"] == str(rds.port)
+    for v in params.values():
+        assert v != s["password"]
+    # the stored credentials log in against the server
+    t = inst.target()
+    assert t.kind == "aws"
+    assert assert_all_stored_credentials_log_in(t) == 3
+
+    # removing a tenant: refused without --allow-destructive; then SM recovery window and SSM deletes
+    remote_config(tmp_path, rds, "aws", {"orders": TENANTS["orders"]})
+    res = inst.cli("apply", "--auto-approve")
+    assert res.returncode == 1 and "--allow-destructive" in res.stderr
+    plan = json.loads(inst.cli("plan", "-o", "json", check=True).stdout)
+    assert {a["object"] for a in plan["actions"] if a["destructive"]} >= {
+        "export /shared/rds/test/tenants/billing/username", "secret test-billing-db-credentials",
+        "database billing_db", "user billing_user@%"}
+    inst.cli("apply", "--auto-approve", "--allow-destructive", check=True)
+    assert sm.describe_secret(SecretId="test-billing-db-credentials").get("DeletedDate")
+    names = {p["Name"] for p in ssm.describe_parameters(MaxResults=50)["Parameters"]}
+    assert "/shared/rds/test/tenants/billing/username" not in names and "/shared/rds/test/not-ours" in names
+    assert inst.cli("plan", "--detailed-exitcode").returncode == 0
+
+
+def test_aws_target_finds_the_endpoint_in_rds(tmp_path, moto_server):
+    from shared_mysql.config import load_config
+    from shared_mysql.target import open_target
+
+    rds_api = boto3.client("rds")
+    rds_api.create_db_instance(DBInstanceIdentifier="shared-mysql", Engine="mysql", DBInstanceClass="db.t4g.small",
+                               MasterUsername="admin", MasterUserPassword="x" * 16, AllocatedStorage=30)
+    (tmp_path / "ca.pem").write_text("")
+    (tmp_path / "shared-mysql.yaml").write_text("target: aws\ninstance: {ca_bundle: ca.pem}\n")
+    t = open_target(load_config(tmp_path / "shared-mysql.yaml"))
+    assert t.host.startswith("shared-mysql.") and t.port == 3306
+    (tmp_path / "shared-mysql.yaml").write_text("target: aws\nidentifier: missing\ninstance: {ca_bundle: ca.pem}\n")
+    t = open_target(load_config(tmp_path / "shared-mysql.yaml"))
+    with pytest.raises(Exception) as e:
+        _ = t.host
+    assert "cannot look up RDS instance missing" in str(e.value) and "\n" not in str(e.value)
