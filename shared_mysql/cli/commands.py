@@ -238,13 +238,15 @@ def register(app: typer.Typer) -> None:
             emit_json(secret)
         elif fmt == Fmt.env:
             pairs = [("DB_HOST", secret["host"]), ("DB_PORT", secret["port"]), ("DB_NAME", secret.get("dbname") or ""),
-                     ("DB_USERNAME", secret["username"]), ("DB_PASSWORD", secret["password"]),
-                     ("DB_SSL_CA", secret.get("ssl_ca", ""))]
+                     ("DB_USERNAME", secret["username"])]
+            pairs += [("DB_AUTH", "iam")] if secret.get("auth") == "iam" else [("DB_PASSWORD", secret["password"])]
+            pairs += [("DB_SSL_CA", secret.get("ssl_ca", ""))]
             for k, v in pairs:
                 echo(f"{k}={shlex.quote(str(v))}")
         else:
             q = f"?ssl-mode=VERIFY_IDENTITY&ssl-ca={quote(secret['ssl_ca'], safe='/')}" if secret.get("ssl_ca") else ""
-            echo(f"mysql://{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}@"
+            pw = "" if secret.get("auth") == "iam" else ":" + quote(secret["password"], safe="")
+            echo(f"mysql://{quote(secret['username'], safe='')}{pw}@"
                  f"{secret['host']}:{secret['port']}/{quote(secret.get('dbname') or '', safe='')}{q}")
 
 

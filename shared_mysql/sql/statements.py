@@ -41,7 +41,15 @@ def drop_database(name: str) -> Statement:
     return Statement(f"DROP DATABASE IF EXISTS {ident(name)}")
 
 
-def _identified(flavor: Flavor, password: str) -> tuple[str, str]:
+IAM = "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'"
+
+
+def _identified(flavor: Flavor, password: str | None) -> tuple[str, str]:
+    if password is None:
+        # RDS IAM database authentication: the client logs in with a 15-minute token over TLS.
+        if flavor.is_mariadb:
+            raise ValueError("IAM authentication needs MySQL on RDS (AWSAuthenticationPlugin)")
+        return IAM, IAM
     if flavor.is_mariadb:
         return (f"IDENTIFIED BY PASSWORD {literal(native_hash(password))}",
                 f"IDENTIFIED BY PASSWORD {literal(REDACTED)}")
@@ -54,7 +62,7 @@ def _limits(require_ssl: bool, max_connections: int) -> str:
     return f"REQUIRE {'SSL' if require_ssl else 'NONE'} WITH MAX_USER_CONNECTIONS {max_connections}"
 
 
-def create_user(flavor: Flavor, user: str, host: str, password: str, *, require_ssl: bool,
+def create_user(flavor: Flavor, user: str, host: str, password: str | None, *, require_ssl: bool,
                 max_connections: int) -> Statement:
     auth, auth_red = _identified(flavor, password)
     head = f"CREATE USER {account(user, host)}"
@@ -62,7 +70,7 @@ def create_user(flavor: Flavor, user: str, host: str, password: str, *, require_
     return Statement(f"{head} {auth} {tail}", f"{head} {auth_red} {tail}")
 
 
-def set_password(flavor: Flavor, user: str, host: str, password: str) -> Statement:
+def set_password(flavor: Flavor, user: str, host: str, password: str | None) -> Statement:
     auth, auth_red = _identified(flavor, password)
     head = f"ALTER USER {account(user, host)}"
     return Statement(f"{head} {auth}", f"{head} {auth_red}")

@@ -48,6 +48,8 @@ def render_statements(action: Action, desired: Desired, password: str | None = N
     if k == "create_user":
         return [st.create_user(f, d["user"], d["host"], _need(password, action), require_ssl=d["require_ssl"],
                                max_connections=d["max_connections"])]
+    if k == "set_password" and d.get("password_source") == "none":
+        return [st.set_password(f, d["user"], d["host"], None)]
     if k == "alter_user":
         return [st.alter_user_limits(d["user"], d["host"], require_ssl=d["require_ssl"],
                                      max_connections=d["max_connections"])]
@@ -84,8 +86,8 @@ def render_statements(action: Action, desired: Desired, password: str | None = N
     raise ValueError(f"no renderer for action kind {k!r}")
 
 
-def _need(password: str | None, action: Action) -> str:
-    if password is None:
+def _need(password: str | None, action: Action) -> str | None:
+    if password is None and action.detail.get("password_source") != "none":
         raise ValueError(f"{action.object}: a password is required")
     return password
 
@@ -98,7 +100,7 @@ def apply_plan(plan: Plan, desired: Desired, ex: Executor, store: SecretStore, *
     check_destructive(plan, allow_destructive)
 
     # 1. Stage every password the database will see as AWSPENDING, in one durable write.
-    passwords: dict[str, str] = {}
+    passwords: dict[str, str | None] = {}
     staged: dict[str, tuple[dict, dict]] = {}
     for a in plan.actions:
         if a.kind not in NEEDS_PASSWORD:
@@ -106,6 +108,11 @@ def apply_plan(plan: Plan, desired: Desired, ex: Executor, store: SecretStore, *
         name = a.detail["secret"]
         source = a.detail.get("password_source", "current")
         if name in passwords:
+            continue
+        tags = {**desired.tags, "tenant": a.tenant or "", "role": a.detail["role"]}
+        if source == "none":  # IAM: connection info only
+            passwords[name] = None
+            staged[name] = (dict(desired.secret_meta[name]), tags)
             continue
         if source == "pending":
             value = store.get(name, PENDING)
@@ -121,7 +128,6 @@ def apply_plan(plan: Plan, desired: Desired, ex: Executor, store: SecretStore, *
                 raise SecretStoreError(f"secret {name}: current version vanished since the plan; re-run plan")
             pw = cur["password"]
         passwords[name] = pw
-        tags = {**desired.tags, "tenant": a.tenant or "", "role": a.detail["role"]}
         staged[name] = ({**desired.secret_meta[name], "password": pw}, tags)
     store.put_pending(staged)
 

@@ -82,7 +82,7 @@ def inspect_secrets(store: SecretStore, identifier: str, actual: Actual | None =
         meta = {k: v for k, v in cur.items() if k != "password"} if cur else None
         a.secrets[name] = SecretState(
             tags=dict(tags), meta=meta,
-            current_hash=native_hash(cur["password"]) if cur else None,
+            current_hash=native_hash(cur["password"]) if cur and cur.get("password") else None,
             has_current=CURRENT in info["stages"], has_pending=PENDING in info["stages"],
         )
     return a

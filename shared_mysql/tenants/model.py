@@ -35,6 +35,7 @@ class DesiredAccount:
     max_connections: int
     secret: str
     require_ssl: bool = True
+    auth: str = "password"  # "password" | "iam"
 
     @property
     def key(self) -> Account_:
@@ -74,10 +75,18 @@ def build_desired(config: Config, flavor: Flavor, *, host: str, port: int, ca: s
         for role, privs, limit in roles:
             user = f"{name}{USER_SUFFIXES[role]}"
             sname = secret_name(config.environment, name, role)
-            accounts.append(DesiredAccount(name, role, user, USER_HOST, database, privs, limit, sname))
+            accounts.append(DesiredAccount(name, role, user, USER_HOST, database, privs, limit, sname, auth=t.auth))
             meta[sname] = {"engine": flavor.name, "host": host, "port": port, "username": user,
-                           "dbname": database, **({"ssl_ca": ca} if ca else {})}
+                           "dbname": database, **({"ssl_ca": ca} if ca else {}),
+                           # IAM accounts log in with a 15-minute token: the secret holds connection info only.
+                           **({"auth": "iam"} if t.auth == "iam" else {})}
         tenants.append(DesiredTenant(name, database, tuple(accounts)))
+    iam = sorted({a.tenant for t in tenants for a in t.accounts if a.auth == "iam"})
+    if iam and flavor.is_mariadb:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"tenants.{iam[0]}.auth: iam needs MySQL with AWSAuthenticationPlugin (RDS); this server "
+                          f"is {flavor.label}: use auth: password")
     return Desired(flavor, config.environment, config.identifier, tuple(tenants),
                    config.instance.master_username, meta)
 

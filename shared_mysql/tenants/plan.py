@@ -77,6 +77,9 @@ def _canonical(privs: set[str], all_privs: frozenset[str]) -> set[str]:
     return set(privs)
 
 
+IAM_PLUGIN = "AWSAuthenticationPlugin"
+
+
 def _password_action(acc: DesiredAccount, actual: Actual, expected_plugin: str, exists: bool) -> tuple[str, str] | None:
     """(password source, reason) when the account's password must be set, else None.
 
@@ -84,6 +87,16 @@ def _password_action(acc: DesiredAccount, actual: Actual, expected_plugin: str, 
     "current" re-applies the stored password; "new" generates one (stored as pending before any SQL runs).
     """
     s = actual.secrets.get(acc.secret)
+    if acc.auth == "iam":
+        # No password: the secret carries connection info; the server must use the IAM plugin.
+        if not exists:
+            return "none", "IAM authentication (AWSAuthenticationPlugin)"
+        u = actual.users[acc.key]
+        if u.plugin != IAM_PLUGIN:
+            return "none", f"authentication plugin is {u.plugin or 'none'}, expected {IAM_PLUGIN}"
+        if not (s and s.has_current) or s.has_pending:
+            return "none", "connection info for an IAM account"
+        return None
     if s and s.has_pending:
         return "pending", "finish an interrupted change: the store holds a pending password"
     if not exists:
@@ -146,7 +159,7 @@ def build_plan(desired: Desired, actual: Actual) -> Plan:
             # Secret metadata (host, port, dbname, CA) follows the config; the password stays.
             s = actual.secrets.get(acc.secret)
             want_meta = desired.secret_meta[acc.secret]
-            if s and s.has_current and not (pw and pw[0] in ("new", "pending")) and s.meta != want_meta:
+            if s and s.has_current and not (pw and pw[0] in ("new", "pending", "none")) and s.meta != want_meta:
                 diff = sorted(k for k in set(want_meta) | set(s.meta or {}) if (s.meta or {}).get(k) != want_meta.get(k))
                 secrets.append(Action("update_secret", UPDATE, f"secret {acc.secret}", t.name,
                                       {**base, "fields": diff}, "connection info changed: " + ", ".join(diff)))

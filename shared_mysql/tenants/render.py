@@ -7,7 +7,7 @@ from .plan import Action, Plan
 
 SIGNS = {"create": "+", "update": "~", "delete": "-"}
 _SOURCES = {"new": "new random password", "pending": "pending password from the store",
-            "current": "stored password"}
+            "current": "stored password", "none": "none: IAM authentication"}
 
 
 def describe(a: Action) -> str:
@@ -23,6 +23,8 @@ def describe(a: Action) -> str:
                 f"{_SOURCES[d['password_source']]} -> secret {d['secret']})")
     if k == "alter_user":
         return f"user {d['user']}@{d['host']}: {a.reason}"
+    if k == "set_password" and d["password_source"] == "none":
+        return f"user {d['user']}@{d['host']}: IAM authentication (AWSAuthenticationPlugin; {a.reason})"
     if k == "set_password":
         return f"user {d['user']}@{d['host']}: password {REDACTED} ({_SOURCES[d['password_source']]}; {a.reason})"
     if k == "grant":

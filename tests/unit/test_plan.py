@@ -244,3 +244,51 @@ def test_every_action_kind_renders_and_describes():
         assert render_statements(a, d) and describe(a)
     with pytest.raises(ValueError):
         render_statements(Action("nope", "update", "x"), d)
+
+
+IAM_CFG = """
+environment: dev
+identifier: shared-mysql
+target: server
+instance: {host: db.example, ca_bundle: ca.pem}
+tenants:
+  orders: {auth: iam, readonly: true}
+  billing: {}
+"""
+
+
+def test_iam_tenants_on_mysql():
+    server, store = FakeServer(MYSQL_8_0), MemorySecretStore()
+    d = desired_for(IAM_CFG, flavor=MYSQL_8_0)
+    plan = plan_for(server, store, d)
+    ex = server.executor()
+    apply_plan(plan, d, ex, store)
+    assert ("CREATE USER 'orders_user'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' "
+            "REQUIRE SSL WITH MAX_USER_CONNECTIONS 10") in ex.sql
+    assert ("CREATE USER 'orders_readonly'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' "
+            "REQUIRE SSL WITH MAX_USER_CONNECTIONS 2") in ex.sql
+    s = store.get("dev-orders-db-credentials")
+    assert s["auth"] == "iam" and "password" not in s and s["username"] == "orders_user"
+    assert "password" in store.get("dev-billing-db-credentials")
+    text = render_text(plan)
+    assert "password <redacted>: none: IAM authentication" in text
+    # the server now has the IAM plugin: nothing more to do; a plugin changed by hand is put back
+    server.users.append(("orders_user", "%", "AWSAuthenticationPlugin", "RDS", "ANY", 10))
+    server.users.append(("orders_readonly", "%", "caching_sha2_password", "$A$005$x", "ANY", 2))
+    server.users.append(("billing_user", "%", "caching_sha2_password", "$A$005$y", "ANY", 10))
+    for u in ("orders_user", "orders_readonly", "billing_user"):
+        db = u.split("_")[0] + "\\_db"
+        privs = MYSQL_8_0.db_all_privileges if u.endswith("_user") else {"SELECT"}
+        server.schema_rows += [(f"'{u}'@'%'", db, p, "NO") for p in privs]
+    server.schemata += [("orders_db", "utf8mb4", "utf8mb4_unicode_ci"), ("billing_db", "utf8mb4", "utf8mb4_unicode_ci")]
+    plan = plan_for(server, store, d)
+    assert [(a.kind, a.object) for a in plan.actions] == [("set_password", "user orders_readonly@%")]
+    sql = [s.sql for a in plan.actions for s in render_statements(a, d)]
+    assert sql == ["ALTER USER 'orders_readonly'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'"]
+
+
+def test_iam_on_mariadb_is_a_config_error():
+    from shared_mysql.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tenants.orders.auth: iam needs MySQL"):
+        desired_for(IAM_CFG, flavor=MARIADB_10_11)
