@@ -1,0 +1,247 @@
+"""Connections for applications: cached secrets, verified TLS, re-fetch on auth errors, failover-safe retries."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable
+
+from ..errors import SharedMySQLError
+from .iam import RateLimiter, TokenCache
+
+# Connect errors seen during a Multi-AZ failover: can't connect, gone away, lost, read-only (old primary).
+RETRYABLE = frozenset({2003, 2006, 2013, 1290})
+DEFAULT_DEADLINE = 130.0  # RDS documents failovers of 60-120 s
+DEFAULT_TTL = 3600.0
+CA_ENV = "SHARED_MYSQL_CA_BUNDLE"
+
+
+class ClientError(SharedMySQLError):
+    """A connection could not be made; the message names the tenant, the account and the endpoint."""
+
+
+@lru_cache(maxsize=32)
+def _tls(ca: str):
+    from ..db import tls_context
+
+    return tls_context(ca)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one account's secret comes from: a store (found through the config) or Secrets Manager by name."""
+
+    key: str  # secret name or ARN
+    label: str  # for messages: "tenant orders (app)" or "secret prod-orders-db-credentials"
+    fetch: Callable[[], dict | None]
+    ca: str | None = None  # CA from the config, used when the secret does not carry ssl_ca
+
+
+class Client:
+    """Holds the secret cache, IAM tokens and rate limiter. Thread-safe; one per process is enough."""
+
+    def __init__(self, *, config: Any = None, secret_ttl: float = DEFAULT_TTL, deadline: float = DEFAULT_DEADLINE,
+                 connect_timeout: float = 10.0, ca: str | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, tokens: TokenCache | None = None,
+                 limiter: RateLimiter | None = None):
+        self.config = config
+        self.secret_ttl = secret_ttl
+        self.deadline = deadline
+        self.connect_timeout = connect_timeout
+        self.ca = ca
+        self.clock = clock
+        self.sleep = sleep
+        self.tokens = tokens or TokenCache(clock=clock)
+        self.limiter = limiter or RateLimiter(clock=clock, sleep=sleep)
+        self._cache: dict[str, tuple[dict, float]] = {}
+        self._sources: dict[tuple, Source] = {}
+        self._lock = threading.Lock()
+        self._loaded = None
+        self._sm = None
+        self.fetches = 0
+        self.attempts = 0
+
+    # -- where secrets come from ---------------------------------------------------------------------------
+    def _loaded_config(self):
+        if self._loaded is None:
+            from ..config import LoadedConfig, load_config
+
+            cfg = self.config
+            self._loaded = cfg if isinstance(cfg, LoadedConfig) else load_config(cfg)
+        return self._loaded
+
+    def _source(self, tenant: str | None, user: str, secret: str | None) -> Source:
+        key = (tenant, user, secret)
+        src = self._sources.get(key)
+        if src is None:
+            src = self._sources[key] = self._make_source(tenant, user, secret)
+        return src
+
+    def _make_source(self, tenant: str | None, user: str, secret: str | None) -> Source:
+        if secret:
+            return Source(secret, f"secret {secret}", lambda: self._from_secrets_manager(secret))
+        if not tenant:
+            raise ClientError("give a tenant (found through shared-mysql.yaml) or secret= (a Secrets Manager name)")
+        from ..target import open_target
+        from ..tenants.model import secret_name
+
+        loaded = self._loaded_config()
+        c = loaded.config
+        if tenant not in c.tenants:
+            raise ClientError(f"tenant {tenant!r} is not in {loaded.path}")
+        if user == "readonly" and not c.tenants[tenant].readonly:
+            raise ClientError(f"tenant {tenant!r} has no read-only account (readonly: false in {loaded.path})")
+        store = open_target(loaded).store
+        name = secret_name(c.environment, tenant, user)
+        ca = None if c.target == "local" else str(loaded.resolve(c.instance.ca_bundle))
+
+        def fetch() -> dict | None:
+            store.reload()  # a re-fetch must see a rotation that happened since the last read
+            return store.get(name)
+
+        return Source(name, f"tenant {tenant} ({user})", fetch, ca)
+
+    def _from_secrets_manager(self, secret_id: str) -> dict | None:
+        import json
+
+        from ..aws import client, describe_error, error_code
+
+        if self._sm is None:
+            self._sm = client("secretsmanager")
+        try:
+            # Name the stage: right after a rotation a plain read can return the previous version.
+            resp = self._sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
+        except Exception as exc:  # noqa: BLE001 - botocore errors, translated
+            if error_code(exc) == "ResourceNotFoundException":
+                return None
+            raise ClientError(f"secret {secret_id}: {describe_error(exc)}") from None
+        return json.loads(resp["SecretString"])
+
+    def _secret(self, src: Source, *, refresh: bool = False) -> dict:
+        now = self.clock()
+        with self._lock:
+            hit = self._cache.get(src.key)
+            if hit and not refresh and now < hit[1]:
+                return hit[0]
+        value = src.fetch()
+        self.fetches += 1
+        if value is None:
+            raise ClientError(f"{src.label}: no credential stored under {src.key}; run `shared-mysql apply`")
+        # Jitter the expiry so that a fleet of clients does not re-fetch in lockstep.
+        expires = now + self.secret_ttl * random.uniform(0.9, 1.0)
+        with self._lock:
+            self._cache[src.key] = (value, expires)
+        return value
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    # -- connecting ----------------------------------------------------------------------------------------
+    def connect(self, tenant: str | None = None, user: str = "app", *, secret: str | None = None,
+                database: str | None = None, deadline: float | None = None, **kwargs):
+        """A PyMySQL connection with verified TLS; retried through failovers until the deadline."""
+        import pymysql
+
+        src = self._source(tenant, user, secret)
+        total = self.deadline if deadline is None else deadline
+        start = self.clock()
+        refetched = False
+        attempt = 0
+        while True:
+            s = self._secret(src, refresh=False)
+            host, port, username = s["host"], int(s["port"]), s["username"]
+            where = f"{src.label}: cannot connect as {username} to {host}:{port}"
+            ca = s.get("ssl_ca") or src.ca or self.ca or os.environ.get(CA_ENV)
+            if not ca:
+                raise ClientError(f"{where}: TLS is always verified and no CA bundle is known; pass ca= or set "
+                                  f"{CA_ENV} (for RDS, the regional bundle)")
+            iam = s.get("auth") == "iam"
+            if iam:
+                self.limiter.acquire((host, port))
+                password = self.tokens.get(host, port, username, s.get("region"))
+            else:
+                password = s["password"]
+            remaining = total - (self.clock() - start)
+            self.attempts += 1
+            try:
+                return pymysql.connect(
+                    host=host, port=port, user=username, password=password,
+                    database=database if database is not None else s.get("dbname"),
+                    ssl=_tls(ca), connect_timeout=max(1.0, min(self.connect_timeout, remaining)),
+                    charset="utf8mb4", **kwargs)
+            except pymysql.err.MySQLError as exc:
+                code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+                msg = str(exc.args[-1]) if exc.args else str(exc)
+                if code == 1045 and not refetched:
+                    # A rotation may have changed the password since we cached it: read the secret once more.
+                    refetched = True
+                    self._secret(src, refresh=True)
+                    if iam:
+                        self.tokens.invalidate(host, port, username, s.get("region"))
+                    continue
+                if code in RETRYABLE and "CERTIFICATE_VERIFY_FAILED" not in msg:
+                    elapsed = self.clock() - start
+                    delay = min(10.0, 0.25 * 2 ** attempt) * random.uniform(0.5, 1.0)
+                    if elapsed + delay < total:
+                        attempt += 1
+                        self.sleep(delay)
+                        continue
+                    raise ClientError(f"{where}: error {code} after {attempt + 1} attempts over {elapsed:.0f}s "
+                                      f"(deadline {total:.0f}s); is the server up?") from None
+                hint = " (the stored credential was re-read and still fails)" if code == 1045 else ""
+                raise ClientError(f"{where}: error {code}: {_clean(msg)}{hint}") from None
+
+    def engine(self, tenant: str | None = None, user: str = "app", *, secret: str | None = None,
+               pool_size: int = 10, max_overflow: int = 20, pool_timeout: float = 30, pool_recycle: int = 3600,
+               pool_pre_ping: bool = True, connect_args: dict | None = None, **kwargs):
+        """A SQLAlchemy engine with the seed's pool settings; every new connection goes through `connect`."""
+        try:
+            from sqlalchemy import create_engine, event
+        except ImportError:
+            raise ClientError("engine() needs SQLAlchemy: pip install 'shared-mysql[sqlalchemy]'") from None
+        self._source(tenant, user, secret)  # fail now, not at first checkout, on an unknown tenant
+        extra = dict(connect_args or {})
+        eng = create_engine(
+            "mysql+pymysql://", creator=lambda: self.connect(tenant, user, secret=secret, **extra),
+            pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout, pool_recycle=pool_recycle,
+            pool_pre_ping=pool_pre_ping, **kwargs)
+
+        @event.listens_for(eng, "handle_error")
+        def _failover(ctx):  # a read-only or lost server: drop the pooled connection, reconnect through connect()
+            orig = ctx.original_exception
+            code = orig.args[0] if getattr(orig, "args", None) and isinstance(orig.args[0], int) else None
+            if code in RETRYABLE:
+                ctx.is_disconnect = True
+
+        return eng
+
+
+def _clean(msg: str) -> str:
+    return " ".join(msg.split())
+
+
+_default: Client | None = None
+_default_lock = threading.Lock()
+
+
+def default_client() -> Client:
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Client()
+        return _default
+
+
+def connect(tenant: str | None = None, user: str = "app", **kwargs):
+    """`shared_mysql.client.connect("orders")`: config from ./shared-mysql.yaml or $SHARED_MYSQL_CONFIG;
+    `connect(secret="prod-orders-db-credentials")` on ECS, with no config file."""
+    return default_client().connect(tenant, user, **kwargs)
+
+
+def engine(tenant: str | None = None, user: str = "app", **kwargs):
+    return default_client().engine(tenant, user, **kwargs)
