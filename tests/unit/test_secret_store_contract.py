@@ -14,21 +14,25 @@ from shared_mysql.secrets.file import FileSecretStore
 VALUE = {"engine": "mysql", "host": "h", "port": 3306, "username": "u", "password": "p1", "dbname": "a_db"}
 
 
+@pytest.fixture
+def aws_store(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        kms = boto3.client("kms", region_name="ap-northeast-2")
+        key = kms.create_key()["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName="alias/secrets-manager", TargetKeyId=key)
+        sm = boto3.client("secretsmanager", region_name="ap-northeast-2")
+        yield AwsSecretStore(sm, name_prefix="dev-"), sm
+
+
 @pytest.fixture(params=["memory", "file", "aws"])
-def backend(request, tmp_path, monkeypatch):
+def backend(request, tmp_path):
     if request.param == "memory":
-        yield MemorySecretStore(), None
-    elif request.param == "file":
-        yield FileSecretStore(tmp_path / "s.enc", tmp_path / "s.key"), None
-    else:
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        with mock_aws():
-            kms = boto3.client("kms", region_name="ap-northeast-2")
-            key = kms.create_key()["KeyMetadata"]["KeyId"]
-            kms.create_alias(AliasName="alias/secrets-manager", TargetKeyId=key)
-            sm = boto3.client("secretsmanager", region_name="ap-northeast-2")
-            yield AwsSecretStore(sm, name_prefix="dev-"), sm
+        return MemorySecretStore(), None
+    if request.param == "file":
+        return FileSecretStore(tmp_path / "s.enc", tmp_path / "s.key"), None
+    return request.getfixturevalue("aws_store")
 
 
 def v(pw):
@@ -84,10 +88,8 @@ def test_delete(backend):
     assert store.reference("dev-d") is None
 
 
-def test_aws_specifics(backend):
-    store, sm = backend
-    if sm is None:
-        pytest.skip("Secrets Manager only")
+def test_aws_specifics(aws_store):
+    store, sm = aws_store
     store.put_pending({"dev-e": (v("x"), {"tenant": "e"})})
     store.promote(["dev-e"])
     d = sm.describe_secret(SecretId="dev-e")
