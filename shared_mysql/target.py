@@ -129,7 +129,13 @@ class Target:
     def desired(self, flavor):
         from .tenants import build_desired
 
-        return build_desired(self.config, flavor, host=self.host, port=self.port, ca=self.ca)
+        extra = {}
+        if self.config.secrets_backend == "aws":
+            # Secrets Manager's multi-user rotation finds the master credential through `masterarn`.
+            arn = self.store.reference(self.config.master_secret_name)
+            if arn:
+                extra["masterarn"] = arn
+        return build_desired(self.config, flavor, host=self.host, port=self.port, ca=self.ca, extra_meta=extra)
 
     def plan(self, ex):
         """Tenants (server + store) and exports, diffed into one Plan."""
@@ -138,8 +144,8 @@ class Target:
         from .exports import managed, plan_exports
         from .tenants import build_plan, inspect_secrets, inspect_server
 
-        desired = self.desired(ex.flavor)
         self.store.reload()
+        desired = self.desired(ex.flavor)
         actual = inspect_server(ex)
         inspect_secrets(self.store, self.config.identifier, actual)
         plan = build_plan(desired, actual)

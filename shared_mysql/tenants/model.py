@@ -63,7 +63,8 @@ class Desired:
         return {"managed-by": MANAGED_BY, "instance": self.identifier, "environment": self.environment}
 
 
-def build_desired(config: Config, flavor: Flavor, *, host: str, port: int, ca: str | None) -> Desired:
+def build_desired(config: Config, flavor: Flavor, *, host: str, port: int, ca: str | None,
+                  extra_meta: dict | None = None) -> Desired:
     tenants = []
     meta: dict[str, dict] = {}
     for name, t in sorted(config.tenants.items()):
@@ -79,7 +80,7 @@ def build_desired(config: Config, flavor: Flavor, *, host: str, port: int, ca: s
             meta[sname] = {"engine": flavor.name, "host": host, "port": port, "username": user,
                            "dbname": database, **({"ssl_ca": ca} if ca else {}),
                            # IAM accounts log in with a 15-minute token: the secret holds connection info only.
-                           **({"auth": "iam"} if t.auth == "iam" else {})}
+                           **({"auth": "iam"} if t.auth == "iam" else {}), **(extra_meta or {})}
         tenants.append(DesiredTenant(name, database, tuple(accounts)))
     iam = sorted({a.tenant for t in tenants for a in t.accounts if a.auth == "iam"})
     if iam and flavor.is_mariadb:

@@ -112,6 +112,7 @@ def test_aws_target_end_to_end(rds, tmp_path, moto_server):
     # Secrets Manager: one secret per account, RDS JSON, KMS key, tags
     s = json.loads(sm.get_secret_value(SecretId="test-orders-db-credentials", VersionStage="AWSCURRENT")["SecretString"])
     assert {"engine", "host", "port", "username", "password", "dbname"} <= set(s)
+    assert s["masterarn"] == sm.describe_secret(SecretId="test-remote-master-password")["ARN"]
     d = sm.describe_secret(SecretId="test-orders-db-readonly-credentials")
     assert d["KmsKeyId"] == "alias/secrets-manager"
     assert {"Key": "tenant", "Value": "orders"} in d["Tags"] and {"Key": "role", "Value": "readonly"} in d["Tags"]
