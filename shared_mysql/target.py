@@ -135,7 +135,10 @@ class Target:
             arn = self.store.reference(self.config.master_secret_name)
             if arn:
                 extra["masterarn"] = arn
-        return build_desired(self.config, flavor, host=self.host, port=self.port, ca=self.ca, extra_meta=extra)
+        # Only the local target's CA is ours to publish; elsewhere the bundle path is the operator's, and
+        # clients take the CA from their config, ca= or $SHARED_MYSQL_CA_BUNDLE.
+        ca = self.ca if self.kind == "local" else None
+        return build_desired(self.config, flavor, host=self.host, port=self.port, ca=ca, extra_meta=extra)
 
     def plan(self, ex):
         """Tenants (server + store) and exports, diffed into one Plan."""

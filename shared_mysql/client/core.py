@@ -143,7 +143,7 @@ class Client:
 
     # -- connecting ----------------------------------------------------------------------------------------
     def connect(self, tenant: str | None = None, user: str = "app", *, secret: str | None = None,
-                database: str | None = None, deadline: float | None = None, **kwargs):
+                database: str | None = None, deadline: float | None = None, ca: str | None = None, **kwargs):
         """A PyMySQL connection with verified TLS; retried through failovers until the deadline."""
         import pymysql
 
@@ -156,7 +156,7 @@ class Client:
             s = self._secret(src, refresh=False)
             host, port, username = s["host"], int(s["port"]), s["username"]
             where = f"{src.label}: cannot connect as {username} to {host}:{port}"
-            ca = s.get("ssl_ca") or src.ca or self.ca or os.environ.get(CA_ENV)
+            ca = ca or s.get("ssl_ca") or src.ca or self.ca or os.environ.get(CA_ENV)
             if not ca:
                 raise ClientError(f"{where}: TLS is always verified and no CA bundle is known; pass ca= or set "
                                   f"{CA_ENV} (for RDS, the regional bundle)")

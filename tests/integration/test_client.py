@@ -138,7 +138,7 @@ def test_secret_name_only_as_on_ecs(app, tmp_path, monkeypatch):
         sm.create_secret(Name="no-ca", SecretString=json.dumps(no_ca))
         with pytest.raises(ClientError, match="TLS is always verified"):
             c.connect(secret="no-ca")
-        conn = Client(ca=local["ssl_ca"]).connect(secret="no-ca")
-        conn.close()
+        Client(ca=local["ssl_ca"]).connect(secret="no-ca").close()
+        c.connect(secret="no-ca", ca=local["ssl_ca"]).close()  # per call, too
         with pytest.raises(ClientError, match="no credential stored under missing"):
             c.connect(secret="missing")

@@ -29,6 +29,7 @@ def rds(instance_factory):
 
 def master_json(rds) -> str:
     m = rds.target().store.get("test-itest-master-password")
+    assert "ssl_ca" in m
     return json.dumps({"username": m["username"], "password": m["password"], "engine": "mariadb"})
 
 
@@ -41,11 +42,15 @@ def test_server_target_behaves_like_local(rds, tmp_path):
     assert res.returncode == 1 and "credentials --admin --import" in res.stderr
     inst.cli("credentials", "--admin", "--import", input=master_json(rds), check=True)
     res = inst.cli("up", check=True)  # nothing to start: applies
+    from shared_mysql.client import Client
+
+    conn = Client(config=inst.config_path).connect("orders")  # CA from the config's ca_bundle
+    conn.close()
     assert "Converged." in res.stdout and "server:" not in res.stdout
     t = inst.target()
     assert t.kind == "server"
     assert assert_all_stored_credentials_log_in(t) == 3
-    creds = {n: t.store.get(n) for n in ("test-orders-db-credentials", "test-billing-db-credentials")}
+    creds = {n: {**t.store.get(n), "ssl_ca": t.ca} for n in ("test-orders-db-credentials", "test-billing-db-credentials")}
     assert error_code(lambda: login(creds["test-orders-db-credentials"], database="billing_db")) == 1044
     assert error_code(lambda: login(creds["test-orders-db-credentials"], tls=False, database=None)) in (1045, 3159)
     with t.executor() as ex:
@@ -113,6 +118,7 @@ def test_aws_target_end_to_end(rds, tmp_path, moto_server):
     s = json.loads(sm.get_secret_value(SecretId="test-orders-db-credentials", VersionStage="AWSCURRENT")["SecretString"])
     assert {"engine", "host", "port", "username", "password", "dbname"} <= set(s)
     assert s["masterarn"] == sm.describe_secret(SecretId="test-remote-master-password")["ARN"]
+    assert "ssl_ca" not in s  # the operator's CA path means nothing to a service on ECS
     d = sm.describe_secret(SecretId="test-orders-db-readonly-credentials")
     assert d["KmsKeyId"] == "alias/secrets-manager"
     assert {"Key": "tenant", "Value": "orders"} in d["Tags"] and {"Key": "role", "Value": "readonly"} in d["Tags"]
