@@ -91,10 +91,8 @@ class Target:
         if missing:
             raise SharedMySQLError(f"master credential: missing {', '.join(missing)}; give RDS secret JSON such as "
                                    '{"username": "admin", "password": "..."}')
-        full = {**secret_json(engine=value.get("engine", "mysql"), host=value.get("host") or self.host,
-                              port=int(value.get("port") or self.port), username=value["username"],
-                              password=value["password"], dbname=value.get("dbname"), ssl_ca=None),
-                **{k: v for k, v in value.items() if k not in ("password",)}, "password": value["password"]}
+        # RDS secret JSON: what was given wins; host/port/engine default to this target's.
+        full = {"engine": "mysql", "host": self.config.host, "port": self.config.port, "dbname": None, **value}
         tags = {"managed-by": "shared-mysql", "instance": self.config.identifier,
                 "environment": self.config.environment, "role": "master"}
         self.store.put_pending({self.config.master_secret_name: (full, tags)})
