@@ -244,15 +244,15 @@ class AwsTarget(Target):
 
         try:
             db = client_for(self.config, "rds").describe_db_instances(
-                DBInstanceIdentifier=self.config.identifier)["DBInstances"][0]
+                DBInstanceIdentifier=self.config.db_instance_identifier)["DBInstances"][0]
         except Exception as exc:  # noqa: BLE001 - botocore errors, translated
             raise SharedMySQLError(
-                f"cannot look up RDS instance {self.config.identifier}: {describe_error(exc)}; "
+                f"cannot look up RDS instance {self.config.db_instance_identifier}: {describe_error(exc)}; "
                 "set instance.host, or deploy the instance first"
             ) from None
         ep = db.get("Endpoint") or {}
         if not ep.get("Address"):
-            raise SharedMySQLError(f"RDS instance {self.config.identifier} has no endpoint yet "
+            raise SharedMySQLError(f"RDS instance {self.config.db_instance_identifier} has no endpoint yet "
                                    f"(status {db.get('DBInstanceStatus')}); wait until it is available")
         return ep["Address"], int(inst.port or ep.get("Port") or 3306)
 

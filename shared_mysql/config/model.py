@@ -30,6 +30,11 @@ RESERVED_NAMES = frozenset(
 )
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+# RDS for MySQL does not offer Performance Insights on these classes.
+NO_PERFORMANCE_INSIGHTS = frozenset({"db.t2.micro", "db.t2.small", "db.t3.micro", "db.t3.small", "db.t4g.micro",
+                                     "db.t4g.small"})
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                      2922, 3288, 3653)
 
 
 class Alarms(BaseModel):
@@ -76,6 +81,29 @@ class Instance(BaseModel):
     # Connections kept back for the master user, operators and monitoring (the seed alarms at 180 of 200).
     connection_reserve: int = Field(default=20, ge=1)
     alarms: Alarms = Field(default_factory=Alarms)
+    # -- the rest of the seed's module (used by `shared-mysql infra`) -----------------------------------------
+    availability_zones: tuple[str, ...] = ()  # default: <region>a, <region>b, ... one per private subnet
+    kms_key_id: str | None = None  # RDS storage + Performance Insights key ARN; default: read from SSM below
+    rds_kms_key_parameter: str = "/shared/kms/rds-encryption-key-arn"
+    secrets_kms_key_parameter: str = "/shared/kms/secrets-manager-key-arn"
+    performance_insights_enabled: bool | None = None  # default: on where the instance class supports it
+    performance_insights_retention_period: int = Field(default=7, ge=7, le=731)
+    monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] = 60
+    deletion_protection: bool = True
+    skip_final_snapshot: bool = False
+    auto_minor_version_upgrade: bool = True
+    enabled_cloudwatch_logs_exports: tuple[Literal["error", "general", "slowquery", "audit"], ...] = (
+        "error", "general", "slowquery", "audit")
+    cloudwatch_log_retention_days: int = 30
+    alarm_sns_topic_arn: str | None = None  # default: the stack creates an encrypted topic
+    secret_rotation_days: int = Field(default=30, ge=1, le=365)
+    enable_rds_proxy: bool = False
+    proxy_max_connections_percent: int = Field(default=100, ge=1, le=100)
+    proxy_max_idle_connections_percent: int = Field(default=50, ge=0, le=100)
+    proxy_connection_borrow_timeout: int = Field(default=120, ge=1, le=3600)
+    create_read_replica: bool = False
+    replica_instance_class: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("master_username")
     @classmethod
@@ -103,6 +131,64 @@ class Instance(BaseModel):
                 f"({self.allocated_storage})"
             )
         return self
+
+    @field_validator("instance_class", "replica_instance_class")
+    @classmethod
+    def _class(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"db\.[a-z0-9]+\.[a-z0-9]+", v):
+            raise ValueError(f"{v!r} is not an RDS instance class; e.g. db.t4g.small or db.r6g.large")
+        return v
+
+    @field_validator("mysql_version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        if not re.fullmatch(r"8\.(0|4)\.\d+", v):
+            raise ValueError(f"{v!r}: give an exact RDS MySQL 8.0/8.4 engine version, e.g. 8.0.35")
+        return v
+
+    @field_validator("allowed_cidr_blocks")
+    @classmethod
+    def _cidrs(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for c in v:
+            try:
+                net = ipaddress.ip_network(c, strict=True)
+            except ValueError:
+                raise ValueError(f"{c!r} is not a CIDR block such as 10.0.0.0/16") from None
+            if net.prefixlen == 0:
+                raise ValueError(f"{c} opens MySQL to the whole internet (the seed's checklist forbids it); "
+                                 "allow the application's security group or VPC CIDR instead")
+        return v
+
+    @field_validator("cloudwatch_log_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        if v not in LOG_RETENTION_DAYS:
+            raise ValueError(f"{v} is not a CloudWatch Logs retention; use one of "
+                             f"{', '.join(map(str, LOG_RETENTION_DAYS))} (never-expiring groups are not allowed)")
+        return v
+
+    @model_validator(mode="after")
+    def _aws_rules(self) -> "Instance":
+        from .windows import check_windows
+
+        check_windows(self.backup_window, self.maintenance_window)
+        if self.performance_insights_enabled and self.instance_class in NO_PERFORMANCE_INSIGHTS:
+            raise ValueError(
+                f"performance_insights_enabled: RDS MySQL has no Performance Insights on {self.instance_class}; "
+                "use db.t4g.medium or larger, or set performance_insights_enabled: false"
+            )
+        if self.availability_zones and self.private_subnet_ids and \
+                len(self.availability_zones) != len(self.private_subnet_ids):
+            raise ValueError("availability_zones: give one zone per entry of private_subnet_ids, in the same order")
+        return self
+
+    @property
+    def performance_insights(self) -> bool:
+        if self.performance_insights_enabled is None:
+            return self.instance_class not in NO_PERFORMANCE_INSIGHTS
+        return self.performance_insights_enabled
 
     @property
     def max_connections(self) -> int:
@@ -245,6 +331,11 @@ class Config(BaseModel):
     @property
     def host(self) -> str | None:
         return self.instance.host or ("127.0.0.1" if self.target == "local" else None)
+
+    @property
+    def db_instance_identifier(self) -> str:
+        """The seed names the RDS instance `{environment}-{identifier}` (e.g. prod-shared-mysql)."""
+        return f"{self.environment}-{self.identifier}"
 
     @property
     def master_secret_name(self) -> str:

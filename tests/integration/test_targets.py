@@ -164,14 +164,14 @@ def test_aws_target_finds_the_endpoint_in_rds(tmp_path, moto_server):
     from shared_mysql.target import open_target
 
     rds_api = boto3.client("rds")
-    rds_api.create_db_instance(DBInstanceIdentifier="shared-mysql", Engine="mysql", DBInstanceClass="db.t4g.small",
+    rds_api.create_db_instance(DBInstanceIdentifier="prod-shared-mysql", Engine="mysql", DBInstanceClass="db.t4g.small",
                                MasterUsername="admin", MasterUserPassword="x" * 16, AllocatedStorage=30)
     (tmp_path / "ca.pem").write_text("")
     (tmp_path / "shared-mysql.yaml").write_text("target: aws\ninstance: {ca_bundle: ca.pem}\n")
     t = open_target(load_config(tmp_path / "shared-mysql.yaml"))
-    assert t.host.startswith("shared-mysql.") and t.port == 3306
+    assert t.host.startswith("prod-shared-mysql.") and t.port == 3306  # the seed's {environment}-{identifier}
     (tmp_path / "shared-mysql.yaml").write_text("target: aws\nidentifier: missing\ninstance: {ca_bundle: ca.pem}\n")
     t = open_target(load_config(tmp_path / "shared-mysql.yaml"))
     with pytest.raises(Exception) as e:
         _ = t.host
-    assert "cannot look up RDS instance missing" in str(e.value) and "\n" not in str(e.value)
+    assert "cannot look up RDS instance prod-missing" in str(e.value) and "\n" not in str(e.value)

@@ -88,6 +88,17 @@ def test_readonly_counts_in_budget():
     ("target: server\ninstance: {ca_bundle: ca.pem}", "instance.host: required for target server"),
     ("tenants: {a: {auth: iam}}", "tenants.a.auth: iam needs RDS MySQL"),
     ("exports: {prefix: shared/rds}", "exports.prefix: must start with /"),
+    ("instance: {performance_insights_enabled: true}", "no Performance Insights on db.t4g.small"),
+    ("instance: {allowed_cidr_blocks: ['0.0.0.0/0']}", "opens MySQL to the whole internet"),
+    ("instance: {allowed_cidr_blocks: ['::/0']}", "opens MySQL to the whole internet"),
+    ("instance: {allowed_cidr_blocks: ['10.0.0.1/16']}", "is not a CIDR block"),
+    ("instance: {backup_window: '03:00-04:00', maintenance_window: 'Mon:03:30-Mon:04:30'}", "overlaps"),
+    ("instance: {backup_window: '23:30-00:30', maintenance_window: 'Sun:00:00-Sun:01:00'}", "overlaps"),
+    ("instance: {backup_window: '03:00-03:10'}", "at least 30 minutes"),
+    ("instance: {maintenance_window: 'Mon 04:00'}", "ddd:hh:mm-ddd:hh:mm"),
+    ("instance: {instance_class: t4g.small}", "not an RDS instance class"),
+    ("instance: {mysql_version: '8'}", "exact RDS MySQL"),
+    ("instance: {cloudwatch_log_retention_days: 0}", "never-expiring"),
     ("tenants: [a, b]", "tenants: must be a mapping"),
     ("tenants: {a: {max_connections: 0}}", "tenants.a.max_connections"),
     ("instance: {parameters: {max_connections: lots}}", "max_connections must be a whole number"),
@@ -99,3 +110,11 @@ def test_other_errors_name_the_key(text, needle):
         parse_config(text, "cfg.yaml")
     assert needle in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_windows_that_touch_are_fine_and_pi_defaults_by_class():
+    c = parse_config("instance: {backup_window: '03:00-04:00', maintenance_window: 'Mon:04:00-Mon:05:00'}")
+    assert c.instance.performance_insights is False  # db.t4g.small
+    c = parse_config("instance: {instance_class: db.t4g.medium}")
+    assert c.instance.performance_insights is True
+    assert parse_config("instance: {backup_window: '23:30-00:30', maintenance_window: 'Sun:01:00-Sun:02:00'}")
