@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	@scripts/ensure-python.sh $(PYTHON)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip >/dev/null
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,infra]'
 	@touch $@
 
 server:

@@ -65,10 +65,11 @@ def build_app():
         if debug:
             logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="debug: %(name)s: %(message)s")
 
-    from . import commands, local
+    from . import commands, infra, local
 
     commands.register(app)
     app.add_typer(local.build(), name="local", help="Manage the embedded server only.")
+    app.add_typer(infra.build(), name="infra", help="The AWS infrastructure as a CDK app (needs the infra extra).")
     return app
 
 

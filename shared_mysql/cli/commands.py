@@ -68,21 +68,26 @@ def _read_master_json() -> dict:
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def init(force: bool = typer.Option(False, "--force", help="Overwrite an existing config file.")):
-        """Write an example shared-mysql.yaml (local target, two tenants)."""
+    def init(force: bool = typer.Option(False, "--force", help="Overwrite an existing config file."),
+             target: str = typer.Option("local", "--target", help="local (embedded server) or aws (RDS).")):
+        """Write an example shared-mysql.yaml (two tenants) for the local or the aws target."""
         from ..config import find_config_path
-        from ..config.example import EXAMPLE_LOCAL
+        from ..config.example import EXAMPLE_AWS, EXAMPLE_LOCAL
         from ..secrets.file import write_private
 
+        examples = {"local": EXAMPLE_LOCAL, "aws": EXAMPLE_AWS}
+        if target not in examples:
+            raise UsageError(f"--target {target!r}: choose local or aws")
         path = find_config_path(state.config)
         if path.exists() and not force:
             raise UsageError(f"{path} already exists; edit it, or pass --force to overwrite it")
-        write_private(path, EXAMPLE_LOCAL.encode())
+        write_private(path, examples[target].encode())
         path.chmod(0o644)
         if state.json:
             emit_json({"written": str(path)})
         else:
-            echo(f"wrote {path}; next: `shared-mysql up`")
+            nxt = "`shared-mysql up`" if target == "local" else "`shared-mysql infra check`, then `infra deploy`"
+            echo(f"wrote {path}; next: {nxt}")
 
     @app.command()
     def up(allow_destructive: bool = typer.Option(False, "--allow-destructive",

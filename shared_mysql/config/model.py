@@ -87,7 +87,7 @@ class Instance(BaseModel):
     rds_kms_key_parameter: str = "/shared/kms/rds-encryption-key-arn"
     secrets_kms_key_parameter: str = "/shared/kms/secrets-manager-key-arn"
     performance_insights_enabled: bool | None = None  # default: on where the instance class supports it
-    performance_insights_retention_period: int = Field(default=7, ge=7, le=731)
+    performance_insights_retention_period: Literal[7, 731] = 7  # the free tier, or two years
     monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] = 60
     deletion_protection: bool = True
     skip_final_snapshot: bool = False
