@@ -142,8 +142,9 @@ class SharedMySqlStack(Stack):
         )
         for lg in log_groups:
             db.node.add_dependency(lg)  # the groups exist (with retention and KMS) before RDS writes to them
-        master = db.secret
-        master.apply_removal_policy(RemovalPolicy.RETAIN)  # deleting a stack must not take the credential along
+        master = db.secret  # the attachment (adds host/port to the secret JSON)
+        # Deleting the stack must not take the credential along; CloudFormation has no recovery-window setting.
+        db.node.find_child("Secret").apply_removal_policy(RemovalPolicy.RETAIN)
         db.add_rotation_single_user(automatically_after=Duration.days(inst.secret_rotation_days),
                                     exclude_characters=" %+~`#$&*()|[]{}:;<>?!'/@\"\\")
 
