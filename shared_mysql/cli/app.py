@@ -6,12 +6,11 @@ import json
 import logging
 import sys
 from enum import Enum
-from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ..errors import SharedMySQLError, UsageError
+from ..errors import SharedMySQLError, UsageError  # noqa: F401 (UsageError used by commands)
 
 
 class Output(str, Enum):
@@ -73,4 +72,4 @@ def build_app():
     return app
 
 
-__all__ = ["build_app", "state", "emit_json", "echo", "Output", "SharedMySQLError", "UsageError", "Path"]
+__all__ = ["build_app", "state", "emit_json", "echo", "Output"]

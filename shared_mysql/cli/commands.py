@@ -5,7 +5,6 @@ from __future__ import annotations
 import shlex
 import sys
 from enum import Enum
-from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
 
@@ -255,4 +254,4 @@ def register(app: typer.Typer) -> None:
                  f"{secret['host']}:{secret['port']}/{quote(secret.get('dbname') or '', safe='')}{q}")
 
 
-__all__ = ["register", "Path"]
+__all__ = ["register"]

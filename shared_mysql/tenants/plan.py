@@ -13,12 +13,15 @@ from .model import (CHARSET, COLLATION, SYSTEM_DATABASES, SYSTEM_USERS, Actual, 
                     secret_name)
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
+# Every kind of action a plan can hold; a meta-test checks each has a renderer and a description.
+ACTION_KINDS = ("create_database", "alter_database", "create_user", "alter_user", "set_password", "grant", "revoke",
+                "revoke_role", "update_secret", "drop_user", "drop_database", "delete_secret", "put_export",
+                "delete_export")
 
 
 @dataclass(frozen=True)
 class Action:
-    kind: str  # create_database alter_database create_user alter_user set_password grant revoke revoke_role
-    #            update_secret drop_user drop_database delete_secret put_export delete_export
+    kind: str  # one of ACTION_KINDS
     op: str  # create | update | delete
     object: str  # what a person reads: "database orders_db", "user orders_user@%"
     tenant: str | None = None

@@ -2,7 +2,6 @@
 runs end-to-end with Secrets Manager, SSM and KMS from a moto server and the real local server standing in for RDS."""
 
 import json
-import os
 
 import boto3
 import pytest

@@ -172,7 +172,7 @@ def test_credentials_formats(applied):
     assert j == s
     assert set(j) == {"engine", "host", "port", "username", "password", "dbname", "ssl_ca"}
     env = inst.cli("credentials", "orders", "--format", "env", check=True).stdout
-    assert f"DB_USERNAME=orders_user\n" in env and "DB_NAME=orders_db\n" in env
+    assert "DB_USERNAME=orders_user\n" in env and "DB_NAME=orders_db\n" in env
     dsn = inst.cli("credentials", "billing", "--format", "dsn", check=True).stdout.strip()
     b = creds["test-billing-db-credentials"]
     assert dsn.startswith(f"mysql://billing_user:{b['password']}@127.0.0.1:{inst.port}/billing_db?ssl-mode=VERIFY")

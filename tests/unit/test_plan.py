@@ -232,10 +232,10 @@ def test_every_action_kind_renders_and_describes():
     base = {"user": "u", "host": "%", "role": "app", "secret": "s", "database": "a_db", "charset": "utf8mb4",
             "collation": "utf8mb4_unicode_ci", "max_connections": 1, "require_ssl": True, "password_source": "new",
             "privileges": ["SELECT"], "scope_kind": "database", "scope": "a_db", "table": "t", "fields": [],
-            "role_name": "r", "role_host": ""}
-    kinds = ["create_database", "alter_database", "create_user", "alter_user", "set_password", "grant", "revoke",
-             "revoke_role", "update_secret", "drop_user", "drop_database", "delete_secret"]
-    for k in kinds:
+            "role_name": "r", "role_host": "", "name": "/shared/rds/dev/port", "value": "3306"}
+    from shared_mysql.tenants.plan import ACTION_KINDS
+
+    for k in ACTION_KINDS:
         a = Action(k, "update", "x", "t", base)
         render_statements(a, d, "p" * 32)
         assert describe(a)
