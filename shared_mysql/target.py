@@ -142,7 +142,7 @@ class Target:
         """Tenants (server + store) and exports, diffed into one Plan."""
         from dataclasses import replace
 
-        from .exports import managed, plan_exports
+        from .exports import owns_instance_level, plan_exports, unmanaged
         from .tenants import build_plan, inspect_secrets, inspect_server
 
         self.store.reload()
@@ -151,9 +151,9 @@ class Target:
         inspect_secrets(self.store, self.config.identifier, actual)
         plan = build_plan(desired, actual)
         want, have = self._exports_state(desired)
-        prefix = self.config.exports_prefix
-        return replace(plan, actions=plan.actions + tuple(plan_exports(want, have, prefix)),
-                       unmanaged_exports=tuple(sorted(n for n in have if not managed(n, prefix)))), desired
+        prefix, mine = self.config.exports_prefix, owns_instance_level(self.config)
+        return replace(plan, actions=plan.actions + tuple(plan_exports(want, have, prefix, mine)),
+                       unmanaged_exports=tuple(unmanaged(have, prefix))), desired
 
     def _exports_state(self, desired):
         from .exports import desired_exports
@@ -164,14 +164,14 @@ class Target:
         return desired_exports(self, desired, refs), self.exports.read()
 
     def apply(self, ex, plan, desired, *, allow_destructive: bool = False):
-        from .exports import plan_exports
+        from .exports import owns_instance_level, plan_exports
         from .tenants import apply_plan
 
         result = apply_plan(plan, desired, ex, self.store, allow_destructive=allow_destructive)
         # Exports last: secret ARNs are known now. Re-diffed, so a re-run after a crash converges.
         self.store.reload()
         want, have = self._exports_state(desired)
-        actions = plan_exports(want, have, self.config.exports_prefix)
+        actions = plan_exports(want, have, self.config.exports_prefix, owns_instance_level(self.config))
         put = {a.detail["name"]: a.detail["value"] for a in actions
                if a.kind == "put_export" and a.detail["value"] is not None}
         delete = [a.detail["name"] for a in actions if a.kind == "delete_export" and allow_destructive]

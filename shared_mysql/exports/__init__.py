@@ -5,6 +5,10 @@
   username, secret-arn (+ readonly-username, readonly-secret-arn).
 `prefix` defaults to /shared/rds/{environment}. Backends: SSM Parameter Store, or files in the state dir.
 Exports are diffed into the same plan as the tenants and converge like everything else.
+
+One owner per parameter: on `target: aws` the instance-level names describe the RDS instance and belong to the
+infrastructure layer that created it (`shared-mysql infra`, or the seed's Terraform module), so the CLI writes only
+the per-tenant names there. On `local` and `server` targets the CLI writes both.
 """
 
 from __future__ import annotations
@@ -14,17 +18,26 @@ from ..tenants.plan import CREATE, DELETE, UPDATE, Action
 AFTER_APPLY = None  # a value only known after apply (the ARN of a secret not created yet)
 
 
+INSTANCE_LEVEL = ("endpoint", "port", "database-name", "master-password-secret-arn", "connection-secret-arn",
+                  "proxy-endpoint")
+
+
+def owns_instance_level(config) -> bool:
+    return config.target != "aws"
+
+
 def desired_exports(target, desired, refs: dict[str, str | None]) -> dict[str, str | None]:
     c = target.config
     p = c.exports_prefix
-    out: dict[str, str | None] = {f"{p}/endpoint": target.host, f"{p}/port": str(target.port)}
-    if c.target == "aws":
-        out[f"{p}/database-name"] = c.instance.database_name
-    out[f"{p}/master-password-secret-arn"] = refs.get(c.master_secret_name)
-    if refs.get(c.connection_secret_name):
-        out[f"{p}/connection-secret-arn"] = refs[c.connection_secret_name]
-    if c.instance.proxy_endpoint:
-        out[f"{p}/proxy-endpoint"] = c.instance.proxy_endpoint
+    out: dict[str, str | None] = {}
+    if owns_instance_level(c):
+        out[f"{p}/endpoint"] = target.host
+        out[f"{p}/port"] = str(target.port)
+        out[f"{p}/master-password-secret-arn"] = refs.get(c.master_secret_name)
+        if refs.get(c.connection_secret_name):
+            out[f"{p}/connection-secret-arn"] = refs[c.connection_secret_name]
+        if c.instance.proxy_endpoint:
+            out[f"{p}/proxy-endpoint"] = c.instance.proxy_endpoint
     for t in desired.tenants:
         base = f"{p}/tenants/{t.name}"
         out[f"{base}/database-name"] = t.database
@@ -35,15 +48,19 @@ def desired_exports(target, desired, refs: dict[str, str | None]) -> dict[str, s
     return out
 
 
-def managed(name: str, prefix: str) -> bool:
-    """Names under the prefix that this tool owns; anything else there is unmanaged and never touched."""
-    top = {"endpoint", "port", "database-name", "master-password-secret-arn", "connection-secret-arn",
-           "proxy-endpoint"}
+def managed(name: str, prefix: str, instance_level: bool = True) -> bool:
+    """Names under the prefix that the CLI owns; anything else there is never touched."""
     rest = name[len(prefix) + 1:] if name.startswith(prefix + "/") else None
-    return rest is not None and (rest in top or rest.startswith("tenants/"))
+    return rest is not None and (rest.startswith("tenants/") or (instance_level and rest in INSTANCE_LEVEL))
 
 
-def plan_exports(want: dict[str, str | None], have: dict[str, str], prefix: str) -> list[Action]:
+def unmanaged(names, prefix: str) -> list[str]:
+    """Names under the prefix that neither the CLI nor the infrastructure layer owns."""
+    return sorted(n for n in names if not managed(n, prefix, instance_level=True))
+
+
+def plan_exports(want: dict[str, str | None], have: dict[str, str], prefix: str,
+                 instance_level: bool = True) -> list[Action]:
     """Pure diff of parameter name -> value. A value of None means "known after apply"."""
     actions = []
     for name in sorted(want):
@@ -54,7 +71,7 @@ def plan_exports(want: dict[str, str | None], have: dict[str, str], prefix: str)
             actions.append(Action("put_export", UPDATE, f"export {name}", None,
                                   {"name": name, "value": value, "from": have[name]}, f"{have[name]} -> {value}"))
     for name in sorted(have):
-        if name not in want and managed(name, prefix):
+        if name not in want and managed(name, prefix, instance_level):
             actions.append(Action("delete_export", DELETE, f"export {name}", _tenant_of(name, prefix),
                                   {"name": name, "from": have[name]}, "no longer in the config"))
     return actions

@@ -24,9 +24,6 @@ ACKNOWLEDGED = {
     "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
     "AmazonRDSEnhancedMonitoringRole]":
         "AmazonRDSEnhancedMonitoringRole is the AWS-managed policy that RDS documents for Enhanced Monitoring.",
-    "AwsSolutions::AwsSolutions-SMG4":
-        "The connection secret mirrors the master secret (which rotates every secret_rotation_days) and is "
-        "refreshed from it on every deploy; rotating it on its own would desynchronise the two.",
 }
 
 

@@ -3,14 +3,14 @@
 Added over the module: an option group with the MariaDB audit plugin (the module exported the `audit` log
 without it), require_secure_transport in the parameter group, KMS-encrypted log groups with retention created
 before the instance, a rotation schedule for the master secret, OK actions on every alarm, an encrypted SNS topic
-when none is given, and secrets retained when the stack is deleted.
+when none is given, and the master secret retained when the stack is deleted. See docs/infra-parity.md.
 """
 
 from __future__ import annotations
 
 from aws_cdk import (CfnOutput, Duration, RemovalPolicy, Stack, Tags, aws_cloudwatch as cw,
                      aws_cloudwatch_actions as cw_actions, aws_ec2 as ec2, aws_iam as iam, aws_kms as kms,
-                     aws_logs as logs, aws_rds as rds, aws_secretsmanager as sm, aws_sns as sns, aws_ssm as ssm)
+                     aws_logs as logs, aws_rds as rds, aws_sns as sns, aws_ssm as ssm)
 from constructs import Construct
 
 from ..config.model import Config
@@ -148,17 +148,9 @@ class SharedMySqlStack(Stack):
         db.add_rotation_single_user(automatically_after=Duration.days(inst.secret_rotation_days),
                                     exclude_characters=" %+~`#$&*()|[]{}:;<>?!'/@\"\\")
 
-        # The seed's connection secret: host, port, username, password, dbname (read from the master secret).
-        connection = sm.Secret(self, "ConnectionSecret", secret_name=c.connection_secret_name,
-                               description=f"{name}: connection info", encryption_key=secrets_key,
-                               removal_policy=RemovalPolicy.RETAIN,
-                               secret_object_value={
-                                   "engine": _plain("mysql"), "host": _plain(db.db_instance_endpoint_address),
-                                   "port": _plain(db.db_instance_endpoint_port),
-                                   "username": master.secret_value_from_json("username"),
-                                   "password": master.secret_value_from_json("password"),
-                                   "dbname": _plain(inst.database_name)})
-
+        # The seed kept a copy of the master credential as `{environment}-{identifier}-connection`; a copy goes
+        # stale at the first rotation. The master secret already holds the whole connection (engine, host, port,
+        # username, password, dbname) and rotates, so `connection-secret-arn` points at it.
         topic = (sns.Topic.from_topic_arn(self, "AlarmTopic", inst.alarm_sns_topic_arn) if inst.alarm_sns_topic_arn
                  else sns.Topic(self, "AlarmTopic", topic_name=f"{name}-alarms", master_key=ops_key, enforce_ssl=True))
         self.alarms = self._alarms(name, db, inst, topic)
@@ -205,7 +197,7 @@ class SharedMySqlStack(Stack):
         prefix = c.exports_prefix
         exports = {"endpoint": db.db_instance_endpoint_address, "port": db.db_instance_endpoint_port,
                    "database-name": inst.database_name, "master-password-secret-arn": master.secret_arn,
-                   "connection-secret-arn": connection.secret_arn}
+                   "connection-secret-arn": master.secret_arn}
         if proxy:
             exports["proxy-endpoint"] = proxy.endpoint
         for key, value in exports.items():
@@ -226,7 +218,7 @@ class SharedMySqlStack(Stack):
         }
         for seed_name, out_id in OUTPUTS.items():
             CfnOutput(self, out_id, value=outputs[seed_name], description=seed_name)
-        CfnOutput(self, "ConnectionSecretArn", value=connection.secret_arn, description="connection_secret_arn")
+        CfnOutput(self, "ConnectionSecretArn", value=master.secret_arn, description="connection_secret_arn")
         if proxy:
             CfnOutput(self, "ProxyEndpoint", value=proxy.endpoint, description="proxy_endpoint")
 
@@ -275,9 +267,3 @@ def _param(v) -> str:
         return "1" if v else "0"
     return str(v)
 
-
-def _plain(v: str):
-    from aws_cdk import SecretValue
-
-    # Not secret: endpoint, port, names. Only the password is a reference into the master secret.
-    return SecretValue.unsafe_plain_text(v)

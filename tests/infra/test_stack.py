@@ -127,11 +127,9 @@ def test_secure_defaults(default):
         assert g["Properties"]["RetentionInDays"] == 30 and "KmsKeyId" in g["Properties"]
         assert g["DeletionPolicy"] == "Retain"
     assert set(dbr["DependsOn"]) >= set(groups)  # the groups exist before RDS writes to them
-    secrets = res(tpl, "AWS::SecretsManager::Secret")
-    assert sorted(s["Properties"]["Name"] for s in secrets.values()) == ["prod-shared-mysql-connection",
-                                                                         "prod-shared-mysql-master-password"]
-    for s in secrets.values():
-        assert "KmsKeyId" in s["Properties"] and s["DeletionPolicy"] == "Retain"
+    master = one(tpl, "AWS::SecretsManager::Secret")  # no stale-prone copy as a "connection" secret
+    assert master["Properties"]["Name"] == "prod-shared-mysql-master-password"
+    assert "KmsKeyId" in master["Properties"] and master["DeletionPolicy"] == "Retain"
     rot = one(tpl, "AWS::SecretsManager::RotationSchedule")["Properties"]
     assert rot["RotationRules"]["ScheduleExpression"] == "rate(30 days)"
     key = one(tpl, "AWS::KMS::Key")["Properties"]
@@ -162,7 +160,10 @@ def test_seed_ssm_exports_and_every_output(default):
     names = sorted(p["Properties"]["Name"] for p in res(tpl, "AWS::SSM::Parameter").values())
     assert names == [f"/shared/rds/prod/{n}" for n in ("connection-secret-arn", "database-name", "endpoint",
                                                        "master-password-secret-arn", "port")]
+    params = {p["Properties"]["Name"]: p["Properties"]["Value"] for p in res(tpl, "AWS::SSM::Parameter").values()}
+    assert params["/shared/rds/prod/connection-secret-arn"] == params["/shared/rds/prod/master-password-secret-arn"]
     outs = tpl["Outputs"]
+    assert outs["ConnectionSecretArn"]["Value"] == outs["MasterPasswordSecretArn"]["Value"]
     for seed_name, out_id in OUTPUTS.items():
         assert out_id in outs and outs[out_id]["Description"] == seed_name
     assert outs["MasterPasswordSecretName"]["Value"] == "prod-shared-mysql-master-password"

@@ -93,6 +93,7 @@ def test_aws_target_end_to_end(rds, tmp_path, moto_server):
     kms.create_alias(AliasName="alias/secrets-manager", TargetKeyId=key)
     sm, ssm = boto3.client("secretsmanager"), boto3.client("ssm")
     ssm.put_parameter(Name="/shared/rds/test/not-ours", Value="x", Type="String")
+    ssm.put_parameter(Name="/shared/rds/test/endpoint", Value="db.from-the-stack", Type="String")
 
     remote_config(tmp_path, rds, "aws", TENANTS)
     inst = Instance(tmp_path, rds.port)
@@ -102,9 +103,8 @@ def test_aws_target_end_to_end(rds, tmp_path, moto_server):
     plan = json.loads(inst.cli("plan", "-o", "json", check=True).stdout)
     exports = {a["detail"]["name"]: a["detail"]["value"] for a in plan["actions"] if a["kind"] == "put_export"}
     assert exports["/shared/rds/test/tenants/orders/secret-arn"] is None  # known after apply
-    assert exports["/shared/rds/test/endpoint"] == "127.0.0.1"
-    assert exports["/shared/rds/test/database-name"] == "shared_db"
-    assert exports["/shared/rds/test/master-password-secret-arn"].startswith("arn:aws:secretsmanager:")
+    # on AWS the instance-level names belong to the infrastructure layer: the CLI writes tenants only
+    assert all(n.startswith("/shared/rds/test/tenants/") for n in exports)
     assert plan["unmanaged"]["exports"] == ["/shared/rds/test/not-ours"]
     text = inst.cli("plan", check=True).stdout
     assert "+ export /shared/rds/test/tenants/orders/secret-arn = (known after apply)" in text
@@ -135,7 +135,7 @@ def test_aws_target_end_to_end(rds, tmp_path, moto_server):
     arn = sm.describe_secret(SecretId="test-orders-db-credentials")["ARN"]
     assert params["/shared/rds/test/tenants/orders/secret-arn"] == arn
     assert params["/shared/rds/test/tenants/orders/readonly-username"] == "orders_readonly"
-    assert params["/shared/rds/test/port"] == str(rds.port)
+    assert params["/shared/rds/test/endpoint"] == "db.from-the-stack"  # the stack's, left alone
     for v in params.values():
         assert v != s["password"]
     # the stored credentials log in against the server
@@ -155,6 +155,7 @@ def test_aws_target_end_to_end(rds, tmp_path, moto_server):
     assert sm.describe_secret(SecretId="test-billing-db-credentials").get("DeletedDate")
     names = {p["Name"] for p in ssm.describe_parameters(MaxResults=50)["Parameters"]}
     assert "/shared/rds/test/tenants/billing/username" not in names and "/shared/rds/test/not-ours" in names
+    assert "/shared/rds/test/endpoint" in names
     assert inst.cli("plan", "--detailed-exitcode").returncode == 0
 
 

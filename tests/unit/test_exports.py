@@ -2,7 +2,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from shared_mysql.exports import managed, plan_exports
+from shared_mysql.exports import managed, plan_exports, unmanaged
 from shared_mysql.exports.files import FileExports
 from shared_mysql.exports.ssm import SsmExports
 
@@ -27,6 +27,11 @@ def test_plan_exports_diff():
 def test_managed_names():
     assert managed(f"{P}/endpoint", P) and managed(f"{P}/tenants/x/username", P)
     assert not managed(f"{P}/other", P) and not managed("/shared/rds/devx/endpoint", P)
+    # on AWS the infrastructure layer owns the instance-level names: never deleted by the CLI
+    assert not managed(f"{P}/endpoint", P, instance_level=False)
+    acts = plan_exports({}, {f"{P}/endpoint": "h", f"{P}/tenants/x/username": "x_user"}, P, instance_level=False)
+    assert [a.detail["name"] for a in acts] == [f"{P}/tenants/x/username"]
+    assert unmanaged([f"{P}/endpoint", f"{P}/other", f"{P}/tenants/x/username"], P) == [f"{P}/other"]
 
 
 def test_files_backend_writes_parameters_and_env(tmp_path):
