@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test setup server node bench clean
+.PHONY: up test setup server bench clean
 
 up: setup server ## set up everything and run shared-mysql up on the embedded default
 	@test -f shared-mysql.yaml || $(BIN)/shared-mysql init
@@ -12,7 +12,7 @@ up: setup server ## set up everything and run shared-mysql up on the embedded de
 	@echo
 	@echo "CLI: $(BIN)/shared-mysql   (try: $(BIN)/shared-mysql tenants, $(BIN)/shared-mysql credentials orders)"
 
-test: setup server node ## set up and run the whole test suite (unit, integration on a real server, infra)
+test: setup server ## set up and run the whole test suite (unit, integration on a real server, infra)
 	$(BIN)/python -m pytest -q -ra
 
 setup: $(STAMP)
@@ -27,8 +27,6 @@ $(STAMP): pyproject.toml
 server:
 	@scripts/ensure-server.sh
 
-node:
-	@scripts/ensure-node.sh
 
 bench: setup server ## apply/plan vs the raw-SQL floor (ARGS="--ansible" adds Ansible), then client connects
 	$(BIN)/python bench/tenants.py --tenants 100 $(ARGS)

