@@ -120,21 +120,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tenants", type=int, default=100)
     ap.add_argument("--ansible", action="store_true", help="also run Ansible's community.mysql modules")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="floor/CLI rounds on fresh servers, interleaved; medians are reported (disk latency varies)")
     args = ap.parse_args()
     n = args.tenants
     base = Path(tempfile.mkdtemp(prefix="shared-mysql-bench-"))
     started: list[LocalTarget] = []
     result = {"tenants": n, "apply_s": None, "raw_sql_s": None, "noop_plan_s": None,
               "ansible_apply_s": None, "ansible_noop_s": None}
+    floors, applies, noops = [], [], []
     try:
-        floor_t = make_instance(base, "floor", n)
-        started.append(floor_t)
-        _, result["raw_sql_s"] = floor_sql(floor_t)
+        for r in range(args.rounds):
+            floor_t = make_instance(base, f"floor{r}", n)
+            started.append(floor_t)
+            floors.append(floor_sql(floor_t)[1])
+            floor_t.server.down()
 
-        cli_t = make_instance(base, "cli", n)
-        started.append(cli_t)
-        result["apply_s"] = timed(cli(cli_t, "apply", "--auto-approve"))
-        result["noop_plan_s"] = statistics.median(timed(cli(cli_t, "plan", "--detailed-exitcode")) for _ in range(3))
+            cli_t = make_instance(base, f"cli{r}", n)
+            started.append(cli_t)
+            applies.append(timed(cli(cli_t, "apply", "--auto-approve")))
+            noops += [timed(cli(cli_t, "plan", "--detailed-exitcode")) for _ in range(3)]
+            cli_t.server.down()
+        result["raw_sql_s"] = statistics.median(floors)
+        result["apply_s"] = statistics.median(applies)
+        result["noop_plan_s"] = statistics.median(noops)
 
         if args.ansible:
             ans_t = make_instance(base, "ansible", n)
@@ -148,7 +157,8 @@ def main() -> None:
     def f(v):
         return "-" if v is None else f"{v:8.3f} s"
 
-    print(f"{n} tenants, {os.cpu_count()} cores")
+    print(f"{n} tenants, {os.cpu_count()} cores, medians of {args.rounds} rounds "
+          f"(apply {', '.join(f'{x:.2f}' for x in applies)} s; floor {', '.join(f'{x:.2f}' for x in floors)} s)")
     print(f"{'':24s}{'shared-mysql':>14s}{'raw SQL floor':>16s}{'Ansible':>12s}")
     print(f"{'apply from empty':24s}{f(result['apply_s']):>14s}{f(result['raw_sql_s']):>16s}"
           f"{f(result['ansible_apply_s']):>12s}")

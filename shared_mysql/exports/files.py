@@ -48,7 +48,13 @@ class FileExports:
                      f"DB_NAME={kv.get('database-name', '')}",
                      f"DB_USERNAME={kv.get('username', '')}",
                      f"DB_SECRET_ARN={kv.get('secret-arn', '')}"]
-            write_private(self.dir / f"{tenant}.env", ("\n".join(lines) + "\n").encode())
+            path, data = self.dir / f"{tenant}.env", ("\n".join(lines) + "\n").encode()
+            try:
+                if path.read_bytes() == data:
+                    continue  # unchanged: 1000 tenants must not mean 1000 writes per apply
+            except FileNotFoundError:
+                pass
+            write_private(path, data, durable=False)  # derived from parameters.json, rewritten on every apply
 
 
 class NoExports:

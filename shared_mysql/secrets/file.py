@@ -19,8 +19,9 @@ KEY_ENV = "SHARED_MYSQL_SECRETS_KEY"
 _FORMAT = 1
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Atomically replace `path` with `data`, mode 0600, durable before returning."""
+def write_private(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Atomically replace `path` with `data`, mode 0600; fsynced (file and directory) unless `durable=False`,
+    for derived files that the next run regenerates anyway."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -28,13 +29,15 @@ def write_private(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        if durable:
+            dfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
     except BaseException:
         try:
             os.unlink(tmp)
