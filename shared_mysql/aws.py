@@ -51,7 +51,7 @@ def client_for(config, service: str):
 def describe_error(exc: BaseException) -> str:
     """One line for a botocore error: its code and message, never a request body."""
     try:
-        from botocore.exceptions import ClientError, NoCredentialsError, BotoCoreError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
     except ImportError:  # pragma: no cover
         return str(exc)
     if isinstance(exc, NoCredentialsError):
@@ -59,6 +59,9 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
+    if isinstance(exc, ParamValidationError):
+        # Its text can quote parameter values (a SecretString among them): name the problem only.
+        return "ParamValidationError: a request parameter was rejected by botocore (values not shown)"
     if isinstance(exc, BotoCoreError):
         return f"{exc.__class__.__name__}: {exc}"
     return f"{exc.__class__.__name__}: {exc}"

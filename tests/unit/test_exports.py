@@ -66,3 +66,12 @@ def test_ssm_backend_round_trip_with_pagination(ssm):
     assert p["Type"] == "String"
     tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=f"{P}/tenants/t20/username")["TagList"]
     assert {"Key": "managed-by", "Value": "shared-mysql"} in tags
+
+
+def test_botocore_parameter_errors_never_echo_values():
+    from botocore.exceptions import ParamValidationError
+
+    from shared_mysql.aws import describe_error
+
+    exc = ParamValidationError(report="Invalid type for parameter SecretString, value: hunter2-SECRET")
+    assert "hunter2" not in describe_error(exc) and "ParamValidationError" in describe_error(exc)
