@@ -100,10 +100,11 @@ class SharedMySqlStack(Stack):
                                        allow_all_outbound=False)
         _allow(self.db_sg, inst.allowed_security_group_ids, inst.allowed_cidr_blocks, port)
 
-        log_groups = [logs.LogGroup(self, f"Log{t.capitalize()}", log_group_name=f"/aws/rds/instance/{name}/{t}",
-                                    retention=RETENTION[inst.cloudwatch_log_retention_days], encryption_key=ops_key,
-                                    removal_policy=RemovalPolicy.RETAIN)
-                      for t in inst.enabled_cloudwatch_logs_exports]
+        self.log_groups = {t: logs.LogGroup(self, f"Log{t.capitalize()}", log_group_name=f"/aws/rds/instance/{name}/{t}",
+                                            retention=RETENTION[inst.cloudwatch_log_retention_days],
+                                            encryption_key=ops_key, removal_policy=RemovalPolicy.RETAIN)
+                           for t in inst.enabled_cloudwatch_logs_exports}
+        log_groups = list(self.log_groups.values())
         monitoring_role = None
         if inst.monitoring_interval:
             monitoring_role = iam.Role(
@@ -251,6 +252,22 @@ class SharedMySqlStack(Stack):
             alarm.add_alarm_action(cw_actions.SnsAction(topic))
             alarm.add_ok_action(cw_actions.SnsAction(topic))
             out[key] = alarm
+        audit = self.log_groups.get("audit")
+        if audit is not None:
+            # The seed's security alarm: failed logins > 10 in 5 minutes. RDS has no such metric; the audit
+            # plugin writes one FAILED_CONNECT line per failed login, so a metric filter makes one.
+            metric = logs.MetricFilter(
+                self, "FailedLoginFilter", log_group=audit, metric_namespace=f"SharedMySQL/{name}",
+                metric_name="FailedLoginAttempts", filter_pattern=logs.FilterPattern.literal('"FAILED_CONNECT"'),
+                metric_value="1", default_value=0).metric(statistic="Sum", period=five)
+            alarm = cw.Alarm(self, "AlarmFailedLogin", alarm_name=f"{name}-failed-login-attempts", metric=metric,
+                             threshold=a.failed_login_threshold, evaluation_periods=1,
+                             comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                             alarm_description=f"{name}: failed login attempts > {a.failed_login_threshold} in 5 minutes")
+            alarm.add_alarm_action(cw_actions.SnsAction(topic))
+            alarm.add_ok_action(cw_actions.SnsAction(topic))
+            out["failed-login-attempts"] = alarm
         return out
 
 

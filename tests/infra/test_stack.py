@@ -147,7 +147,13 @@ def test_six_alarms_with_the_seed_thresholds_and_ok_actions(default):
             "database-connections": ("DatabaseConnections", 180, "GreaterThanThreshold"),
             "read-latency": ("ReadLatency", 0.1, "GreaterThanThreshold"),
             "write-latency": ("WriteLatency", 0.1, "GreaterThanThreshold")}
-    assert set(alarms) == {f"prod-shared-mysql-{k}" for k in want}
+    assert set(alarms) == {f"prod-shared-mysql-{k}" for k in want} | {"prod-shared-mysql-failed-login-attempts"}
+    failed = alarms.pop("prod-shared-mysql-failed-login-attempts")  # the seed's security alarm, from the audit log
+    assert (failed["MetricName"], failed["Threshold"], failed["Statistic"], failed["Period"],
+            failed["EvaluationPeriods"]) == ("FailedLoginAttempts", 10, "Sum", 300, 1)
+    mf = one(tpl, "AWS::Logs::MetricFilter")["Properties"]
+    assert mf["FilterPattern"] == '"FAILED_CONNECT"'
+    assert mf["MetricTransformations"][0]["MetricNamespace"] == failed["Namespace"] == "SharedMySQL/prod-shared-mysql"
     for k, (metric, threshold, op) in want.items():
         a = alarms[f"prod-shared-mysql-{k}"]
         assert (a["MetricName"], a["Threshold"], a["ComparisonOperator"], a["Namespace"]) == \
