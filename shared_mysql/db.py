@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 from .errors import ServerError
 from .sql import Flavor, Statement
@@ -189,6 +189,3 @@ class FakeExecutor:
     def sql(self) -> list[str]:
         return [s.sql for s in self.executed]
 
-
-def first_value(rows: list[tuple], default: Any = None) -> Any:
-    return rows[0][0] if rows else default

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from ..tenants.plan import CREATE, DELETE, UPDATE, Action
 
-AFTER_APPLY = None  # a value only known after apply (the ARN of a secret not created yet)
-
 
 INSTANCE_LEVEL = ("endpoint", "port", "database-name", "master-password-secret-arn", "connection-secret-arn",
                   "proxy-endpoint")
