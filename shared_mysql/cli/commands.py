@@ -209,7 +209,7 @@ def register(app: typer.Typer) -> None:
         """Print a stored credential (the only command that shows a password)."""
         from ..secrets import CURRENT
         from ..target import open_target
-        from ..tenants.model import secret_name
+        from ..tenants.model import account_secret
 
         loaded = state.loaded()
         c = loaded.config
@@ -220,12 +220,9 @@ def register(app: typer.Typer) -> None:
         if admin:
             name = c.master_secret_name
         else:
-            if tenant not in c.tenants:
-                known = ", ".join(sorted(c.tenants)) or "none"
-                raise UsageError(f"tenant {tenant!r} is not in {loaded.path} (tenants: {known})")
-            if user == UserRole.readonly and not c.tenants[tenant].readonly:
-                raise UsageError(f"tenant {tenant!r} has no read-only account; set readonly: true and apply")
-            name = secret_name(c.environment, tenant, user.value)
+            name, problem = account_secret(c, loaded.path, tenant, user.value)
+            if problem:
+                raise UsageError(problem)
         t = open_target(loaded)
         if admin and import_:
             t.import_master(_read_master_json())

@@ -87,17 +87,16 @@ class Client:
         if not tenant:
             raise ClientError("give a tenant (found through shared-mysql.yaml) or secret= (a Secrets Manager name)")
         from ..target import open_target
-        from ..tenants.model import secret_name
+        from ..tenants.model import account_secret
 
         loaded = self._loaded_config()
-        c = loaded.config
-        if tenant not in c.tenants:
-            raise ClientError(f"tenant {tenant!r} is not in {loaded.path}")
-        if user == "readonly" and not c.tenants[tenant].readonly:
-            raise ClientError(f"tenant {tenant!r} has no read-only account (readonly: false in {loaded.path})")
-        store = open_target(loaded).store
-        name = secret_name(c.environment, tenant, user)
-        ca = None if c.target == "local" else str(loaded.resolve(c.instance.ca_bundle))
+        name, problem = account_secret(loaded.config, loaded.path, tenant, user)
+        if problem:
+            raise ClientError(problem)
+        target = open_target(loaded)
+        store = target.store
+        # The local target's secrets carry their CA; elsewhere the config's bundle (checked to exist) is used.
+        ca = None if target.kind == "local" else target.ca
 
         def fetch() -> dict | None:
             store.reload()  # a re-fetch must see a rotation that happened since the last read

@@ -24,6 +24,16 @@ def secret_name(environment: str, tenant: str, role: str) -> str:
     return f"{environment}-{tenant}-db-credentials" if role == "app" else f"{environment}-{tenant}-db-{role}-credentials"
 
 
+def account_secret(config: Config, source: object, tenant: str, role: str) -> tuple[str | None, str | None]:
+    """(secret name, None) for a tenant's account, or (None, the one-line problem) when it has no such account."""
+    if tenant not in config.tenants:
+        known = ", ".join(sorted(config.tenants)) or "none"
+        return None, f"tenant {tenant!r} is not in {source} (tenants: {known})"
+    if role == "readonly" and not config.tenants[tenant].readonly:
+        return None, f"tenant {tenant!r} has no read-only account; set readonly: true in {source} and apply"
+    return secret_name(config.environment, tenant, role), None
+
+
 @dataclass(frozen=True)
 class DesiredAccount:
     tenant: str
