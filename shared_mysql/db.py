@@ -70,10 +70,27 @@ def connect(info: ConnectionInfo, *, multi_statements: bool = False):
         )
     except pymysql.err.MySQLError as exc:
         code = _code(exc)
-        hint = _CONNECT_HINTS.get(code or 0, "check host, port and credentials")
-        raise ServerError(f"cannot connect as {info}: error {code}: {hint}") from exc
+        raise ServerError(f"cannot connect as {info}: {connect_hint(code, exc, info.ca)}") from None
     except OSError as exc:  # TLS file problems and the like
-        raise ServerError(f"cannot connect as {info}: {exc.__class__.__name__}: {exc}") from exc
+        raise ServerError(f"cannot connect as {info}: {exc.__class__.__name__}: {exc}") from None
+
+
+def connect_hint(code: int | None, exc: BaseException, ca: str | None) -> str:
+    """What failed, in words: PyMySQL reports refused connections, timeouts and TLS failures all as 2003."""
+    msg = str(exc.args[-1]) if getattr(exc, "args", None) else str(exc)
+    if code == 2003:
+        if "CERTIFICATE_VERIFY_FAILED" in msg or "SSL" in msg or "certificate" in msg:
+            reason = msg.split("certificate verify failed:", 1)[-1].split(")")[0].strip() if \
+                "certificate verify failed" in msg else "TLS handshake failed"
+            return (f"error 2003: TLS verification failed ({reason}) against CA {ca}; the server's certificate "
+                    "does not match this CA or host name (embedded server: `shared-mysql local down` then "
+                    "`local up` regenerates it)")
+        if "refused" in msg.lower():
+            return ("error 2003: connection refused: nothing listens there; for the embedded server run "
+                    "`shared-mysql local up`")
+        if "timed out" in msg.lower():
+            return "error 2003: timed out; check the host, port, firewall or security group"
+    return f"error {code}: {_CONNECT_HINTS.get(code or 0, 'check host, port and credentials')}"
 
 
 def tls_context(ca: str):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
+import time
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +22,37 @@ from .db import ConnectionInfo, PyMySQLExecutor
 from .errors import ConfigError, SecretStoreError, SharedMySQLError
 from .secrets import CURRENT, PENDING, secret_json
 from .sql.passwords import generate_password
+
+
+# Commands that wait for the lock (local up/down, credentials --import) give up after this many seconds;
+# apply/up fail at once when another command holds it.
+LOCK_WAIT = 120.0
+_HELD: dict[Path, int] = {}  # state dirs whose lock this process holds, with the re-entry depth
+
+
+def _lock_holder(path: Path) -> str:
+    try:
+        pid, _, what = path.read_text().strip().partition(" ")
+        return f" (pid {int(pid)}: {what})" if what else f" (pid {int(pid)})"
+    except (OSError, ValueError):
+        return ""
+
+
+def check_master_json(value) -> None:
+    """The master credential to import: RDS secret JSON with string username/password (one line otherwise)."""
+    example = 'give RDS secret JSON such as {"username": "admin", "password": "..."}'
+    if not isinstance(value, dict):
+        raise SharedMySQLError(f"master credential: expected a JSON object; {example}")
+    missing = [k for k in ("username", "password") if not value.get(k)]
+    if missing:
+        raise SharedMySQLError(f"master credential: missing {', '.join(missing)}; {example}")
+    for k in ("username", "password", "host", "engine", "dbname", "ssl_ca"):
+        v = value.get(k)
+        if v is not None and (not isinstance(v, str) or not v.isprintable()):
+            raise SharedMySQLError(f"master credential: {k} must be a string of printable characters; {example}")
+    port = value.get("port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
+        raise SharedMySQLError(f"master credential: port must be a number from 1 to 65535; {example}")
 
 
 class Target:
@@ -87,16 +120,15 @@ class Target:
 
     def import_master(self, value: dict) -> None:
         """Store the master credential (RDS secret JSON, at least username and password) as current."""
-        missing = [k for k in ("username", "password") if not value.get(k)]
-        if missing:
-            raise SharedMySQLError(f"master credential: missing {', '.join(missing)}; give RDS secret JSON such as "
-                                   '{"username": "admin", "password": "..."}')
+        check_master_json(value)
         # RDS secret JSON: what was given wins; host/port/engine default to this target's.
         full = {"engine": "mysql", "host": self.config.host, "port": self.config.port, "dbname": None, **value}
         tags = {"managed-by": "shared-mysql", "instance": self.config.identifier,
                 "environment": self.config.environment, "role": "master"}
-        self.store.put_pending({self.config.master_secret_name: (full, tags)})
-        self.store.promote([self.config.master_secret_name])
+        with self.lock(wait=LOCK_WAIT):
+            self.store.reload()  # under the lock: what another command wrote before us is kept
+            self.store.put_pending({self.config.master_secret_name: (full, tags)})
+            self.store.promote([self.config.master_secret_name])
 
     def admin_info(self) -> ConnectionInfo:
         m = self.master_secret()
@@ -107,19 +139,42 @@ class Target:
         return PyMySQLExecutor.open(self.admin_info())
 
     @contextmanager
-    def lock(self):
-        """One apply at a time per instance from this checkout."""
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.state_dir / "apply.lock", os.O_CREAT | os.O_RDWR, 0o600)
-        try:
+    def lock(self, wait: float = 0.0):
+        """One state-writing command at a time per instance from this checkout (apply, up, local up/down,
+        credentials --import). Re-entrant within a process; `wait` seconds before giving up (0: fail at once,
+        as Terraform's default lock timeout does)."""
+        held = _HELD.get(self.state_dir)
+        if held:
+            _HELD[self.state_dir] = held + 1
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise SharedMySQLError(
-                    f"another shared-mysql apply is running on {self.config.identifier} "
-                    f"(lock {self.state_dir / 'apply.lock'}); wait for it to finish"
-                ) from None
-            yield
+                yield
+            finally:
+                _HELD[self.state_dir] -= 1
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.state_dir / "apply.lock"
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        holder = _lock_holder(path)
+                        raise SharedMySQLError(
+                            f"another shared-mysql command{holder} is changing {self.config.identifier} "
+                            f"(lock {path}); wait for it to finish, then re-run"
+                        ) from None
+                    time.sleep(0.05)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {' '.join(sys.argv[1:3])}\n".encode(), 0)
+            _HELD[self.state_dir] = 1
+            try:
+                yield
+            finally:
+                _HELD.pop(self.state_dir, None)
         finally:
             os.close(fd)
 
@@ -128,6 +183,12 @@ class Target:
         from .tenants import build_desired
 
         extra = {}
+        admins: tuple[str, ...] = ()
+        try:  # the master account as the store knows it (it may differ from instance.master_username)
+            name = self.master_secret().get("username")
+            admins = (name,) if isinstance(name, str) and name else ()
+        except SharedMySQLError:
+            pass
         if self.config.secrets_backend == "aws":
             # Secrets Manager's multi-user rotation finds the master credential through `masterarn`.
             arn = self.store.reference(self.config.master_secret_name)
@@ -136,7 +197,8 @@ class Target:
         # Only the local target's CA is ours to publish; elsewhere the bundle path is the operator's, and
         # clients take the CA from their config, ca= or $SHARED_MYSQL_CA_BUNDLE.
         ca = self.ca if self.kind == "local" else None
-        return build_desired(self.config, flavor, host=self.host, port=self.port, ca=ca, extra_meta=extra)
+        return build_desired(self.config, flavor, host=self.host, port=self.port, ca=ca, extra_meta=extra,
+                             admin_users=admins)
 
     def plan(self, ex):
         """Tenants (server + store) and exports, diffed into one Plan."""
@@ -215,10 +277,17 @@ class LocalTarget(Target):
     def local_up(self) -> dict:
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         _ = self.server.binary  # fail early with the install hint, before touching the store
-        if self.server.pid() is not None:
-            return self.server.status()
-        # Only while the server is down: the bootstrap file applies the (possibly new) master password at start.
-        return self.server.up(self.ensure_master_secret())
+        # A second `local up` on a fresh directory waits for the first, then finds the server running.
+        with self.lock(wait=LOCK_WAIT):
+            if self.server.pid() is not None:
+                return self.server.status()
+            self.store.reload()
+            # Only while the server is down: the bootstrap file applies the (possibly new) master password.
+            return self.server.up(self.ensure_master_secret())
+
+    def local_down(self) -> bool:
+        with self.lock(wait=LOCK_WAIT):
+            return self.server.down()
 
     prepare = local_up
 

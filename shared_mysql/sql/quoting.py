@@ -16,8 +16,34 @@ def literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _account_part(part: str) -> str:
+    # Names read back from the server can hold anything, backslashes included. A backslash means different
+    # things in a string literal depending on sql_mode, never in a backtick identifier, and both forms are
+    # accepted for account names; an empty part (anonymous user, role host) needs the string form.
+    if "\\" in part:
+        if "\x00" in part:
+            raise ValueError("account names with a NUL character cannot be quoted")
+        return ident(part)
+    return literal(part)
+
+
+def string(value: str) -> str:
+    """Any string as a SQL expression: a plain literal, or (when it holds a backslash) hex converted to utf8mb4,
+    which means the same bytes under every sql_mode."""
+    if "\\" in value:
+        return f"CONVERT(X'{value.encode().hex()}' USING utf8mb4)"
+    return literal(value)
+
+
 def account(user: str, host: str) -> str:
-    return f"{literal(user)}@{literal(host)}"
+    return f"{_account_part(user)}@{_account_part(host)}"
+
+
+def grantee(user: str, host: str) -> str:
+    """An account, or MariaDB's PUBLIC pseudo-role (stored as user PUBLIC with an empty host)."""
+    if (user, host) == ("PUBLIC", ""):
+        return "PUBLIC"
+    return account(user, host)
 
 
 def escape_db_pattern(database: str) -> str:

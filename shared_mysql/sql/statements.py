@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .flavor import Flavor
 from .passwords import native_hash
-from .quoting import account, escape_db_pattern, ident, literal
+from .quoting import account, escape_db_pattern, grantee, ident, literal, string
 
 REDACTED = "<redacted>"
 
@@ -76,8 +76,15 @@ def set_password(flavor: Flavor, user: str, host: str, password: str | None) -> 
     return Statement(f"{head} {auth}", f"{head} {auth_red}")
 
 
-def alter_user_limits(user: str, host: str, *, require_ssl: bool, max_connections: int) -> Statement:
-    return Statement(f"ALTER USER {account(user, host)} {_limits(require_ssl, max_connections)}")
+def alter_user_limits(user: str, host: str, *, require_ssl: bool, max_connections: int,
+                      flavor: Flavor | None = None) -> Statement:
+    """Every account property the config owns, in one statement: TLS, limits (per-hour ones and MariaDB's
+    statement time back to none), the server's password-expiry policy, and unlocked."""
+    statement_time = " MAX_STATEMENT_TIME 0" if flavor is not None and flavor.is_mariadb else ""
+    return Statement(
+        f"ALTER USER {account(user, host)} REQUIRE {'SSL' if require_ssl else 'NONE'} WITH MAX_QUERIES_PER_HOUR 0 "
+        f"MAX_UPDATES_PER_HOUR 0 MAX_CONNECTIONS_PER_HOUR 0 MAX_USER_CONNECTIONS {max_connections}{statement_time} "
+        "PASSWORD EXPIRE DEFAULT ACCOUNT UNLOCK")
 
 
 def drop_user(user: str, host: str) -> Statement:
@@ -98,9 +105,40 @@ def grant_on_database(flavor: Flavor, privileges: frozenset[str], database: str,
 
 
 def revoke(flavor: Flavor, privileges: frozenset[str], scope: str, user: str, host: str) -> Statement:
-    """Revoke on a raw scope as the server stores it: `*.*`, a db pattern, or `db`.`table`."""
-    privs = _privs(flavor, privileges) if scope != "*.*" else ", ".join(sorted(privileges))
-    return Statement(f"REVOKE {privs} ON {scope} FROM {account(user, host)}")
+    """Revoke on a raw scope as the server stores it: `*.*`, a db pattern, or `db`.`table`.
+
+    A privilege this code has no name for (a newer server's bit) is covered by ALL PRIVILEGES."""
+    if scope == "*.*":
+        privs = "ALL PRIVILEGES" if any(p.startswith("privilege bits") for p in privileges) else \
+            ", ".join(sorted(privileges))
+    else:
+        privs = _privs(flavor, privileges)
+    return Statement(f"REVOKE {privs} ON {scope} FROM {grantee(user, host)}")
+
+
+def revoke_routine(privileges: frozenset[str], routine_type: str, database: str, routine: str, user: str,
+                   host: str) -> Statement:
+    kind = "FUNCTION" if routine_type.upper() == "FUNCTION" else "PROCEDURE"
+    return Statement(f"REVOKE {', '.join(sorted(privileges))} ON {kind} {ident(database)}.{ident(routine)} "
+                     f"FROM {grantee(user, host)}")
+
+
+def revoke_proxy(proxied_user: str, proxied_host: str, user: str, host: str) -> list[Statement]:
+    """REVOKE PROXY needs PROXY ... WITH GRANT OPTION on the proxied account, which only root-like accounts hold
+    (RDS's master does not: error 1698), so the row is removed from the grant table and privileges reloaded."""
+    where = (f"User = {string(user)} AND Host = {string(host)} AND Proxied_user = {string(proxied_user)} "
+             f"AND Proxied_host = {string(proxied_host)}")
+    return [Statement(f"DELETE FROM mysql.proxies_priv WHERE {where}"), Statement("FLUSH PRIVILEGES")]
+
+
+def set_default_role_none(flavor: Flavor, user: str, host: str) -> Statement:
+    # MariaDB: SET DEFAULT ROLE NONE FOR u; MySQL 8: SET DEFAULT ROLE NONE TO u.
+    return Statement(f"SET DEFAULT ROLE NONE {'FOR' if flavor.is_mariadb else 'TO'} {account(user, host)}")
+
+
+def clear_mandatory_roles() -> Statement:
+    # MySQL 8 only (MariaDB has no mandatory_roles); on RDS set it in the parameter group instead.
+    return Statement("SET PERSIST mandatory_roles = ''")
 
 
 def scope_for_pattern(pattern: str) -> str:
@@ -115,10 +153,10 @@ def scope_for_table(database: str, table: str) -> str:
 def revoke_columns(privileges: frozenset[str], database: str, table: str, column: str, user: str,
                    host: str) -> Statement:
     privs = ", ".join(f"{p} ({ident(column)})" for p in sorted(privileges))
-    return Statement(f"REVOKE {privs} ON {ident(database)}.{ident(table)} FROM {account(user, host)}")
+    return Statement(f"REVOKE {privs} ON {ident(database)}.{ident(table)} FROM {grantee(user, host)}")
 
 
 def revoke_role(flavor: Flavor, role: str, role_host: str, user: str, host: str) -> Statement:
     # MariaDB roles have no host part; MySQL 8 roles are accounts.
     name = ident(role) if flavor.is_mariadb else account(role, role_host)
-    return Statement(f"REVOKE {name} FROM {account(user, host)}")
+    return Statement(f"REVOKE {name} FROM {grantee(user, host)}")

@@ -52,7 +52,7 @@ def render_statements(action: Action, desired: Desired, password: str | None = N
         return [st.set_password(f, d["user"], d["host"], None)]
     if k == "alter_user":
         return [st.alter_user_limits(d["user"], d["host"], require_ssl=d["require_ssl"],
-                                     max_connections=d["max_connections"])]
+                                     max_connections=d["max_connections"], flavor=f)]
     if k == "set_password":
         return [st.set_password(f, d["user"], d["host"], _need(password, action))]
     if k == "grant":
@@ -60,8 +60,19 @@ def render_statements(action: Action, desired: Desired, password: str | None = N
     if k == "revoke" and d["scope_kind"] == "column":
         return [st.revoke_columns(frozenset(d["privileges"]), d["database"], d["table"], d["column"], d["user"],
                                   d["host"])]
+    if k == "revoke" and d["scope_kind"] == "routine":
+        return [st.revoke_routine(frozenset(d["privileges"]), d["routine_type"], d["database"], d["routine"],
+                                  d["user"], d["host"])]
     if k == "revoke_role":
         return [st.revoke_role(f, d["role_name"], d["role_host"], d["user"], d["host"])]
+    if k == "revoke_proxy":
+        return st.revoke_proxy(d["proxied_user"], d["proxied_host"], d["user"], d["host"])
+    if k == "set_default_role":
+        return [st.set_default_role_none(f, d["user"], d["host"])]
+    if k == "clear_mandatory_roles":
+        return [st.clear_mandatory_roles()]
+    if k == "drop_shadow":
+        return [st.drop_user(d["user"], d["host"])]
     if k == "revoke":
         privs = set(d["privileges"])
         if d["scope_kind"] == "database":
@@ -73,7 +84,7 @@ def render_statements(action: Action, desired: Desired, password: str | None = N
         out = []
         if "GRANT OPTION" in privs:
             privs.discard("GRANT OPTION")
-            out.append(Statement(f"REVOKE GRANT OPTION ON {scope} FROM {st.account(d['user'], d['host'])}"))
+            out.append(Statement(f"REVOKE GRANT OPTION ON {scope} FROM {st.grantee(d['user'], d['host'])}"))
         if privs:
             out.insert(0, st.revoke(f, frozenset(privs), scope, d["user"], d["host"]))
         return out

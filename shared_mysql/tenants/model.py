@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config.model import DATABASE_SUFFIX, USER_SUFFIXES, Config
+from ..config.model import DATABASE_SUFFIX, ROTATION_SUFFIX, USER_SUFFIXES, Config
 from ..sql import Flavor
 
 CHARSET = "utf8mb4"
@@ -14,7 +14,9 @@ MANAGED_BY = "shared-mysql"
 # Accounts and schemas a server owns itself; never reported as unmanaged, never touched.
 SYSTEM_DATABASES = frozenset({"mysql", "sys", "information_schema", "performance_schema"})
 SYSTEM_USERS = frozenset({"mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema", "rdsadmin",
-                          "rdsrepladmin", "rdstopmgr", "PUBLIC"})
+                          "rdsrepladmin", "rdstopmgr", "PUBLIC", "root"})
+# The pseudo-account every account inherits from (MariaDB 10.11 `GRANT ... TO PUBLIC`).
+PUBLIC = ("PUBLIC", "")
 
 Account_ = tuple[str, str]  # (user, host)
 
@@ -32,6 +34,12 @@ def account_secret(config: Config, source: object, tenant: str, role: str) -> tu
     if role == "readonly" and not config.tenants[tenant].readonly:
         return None, f"tenant {tenant!r} has no read-only account; set readonly: true in {source} and apply"
     return secret_name(config.environment, tenant, role), None
+
+
+def derived_user_names(tenant: str) -> tuple[str, ...]:
+    """Every account name a tenant's namespace holds: app, readonly and their rotation twins."""
+    names = [f"{tenant}{suffix}" for suffix in USER_SUFFIXES.values()]
+    return tuple(names + [n + ROTATION_SUFFIX for n in names])
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,7 @@ class Desired:
     environment: str
     identifier: str
     tenants: tuple[DesiredTenant, ...]
-    admin_user: str
+    admin_users: frozenset[str]  # the master account's name(s): config and store; never planned for change
     secret_meta: dict[str, dict]  # secret name -> expected non-password fields of its JSON
 
     @property
@@ -74,7 +82,7 @@ class Desired:
 
 
 def build_desired(config: Config, flavor: Flavor, *, host: str, port: int, ca: str | None,
-                  extra_meta: dict | None = None) -> Desired:
+                  extra_meta: dict | None = None, admin_users: tuple[str, ...] = ()) -> Desired:
     tenants = []
     meta: dict[str, dict] = {}
     for name, t in sorted(config.tenants.items()):
@@ -98,8 +106,15 @@ def build_desired(config: Config, flavor: Flavor, *, host: str, port: int, ca: s
 
         raise ConfigError(f"tenants.{iam[0]}.auth: iam needs MySQL with AWSAuthenticationPlugin (RDS); this server "
                           f"is {flavor.label}: use auth: password")
-    return Desired(flavor, config.environment, config.identifier, tuple(tenants),
-                   config.instance.master_username, meta)
+    admins = frozenset({config.instance.master_username, *admin_users})
+    for t in tenants:
+        for n in derived_user_names(t.name):
+            if n in admins or n in SYSTEM_USERS:
+                from ..errors import ConfigError
+
+                raise ConfigError(f"tenants.{t.name}: its account name {n} is the master account's (or a system "
+                                  "account's); rename the tenant or instance.master_username")
+    return Desired(flavor, config.environment, config.identifier, tuple(tenants), admins, meta)
 
 
 @dataclass(frozen=True)
@@ -110,6 +125,13 @@ class ActualUser:
     auth_string: str = field(repr=False)
     ssl_type: str
     max_connections: int
+    locked: bool = False  # ACCOUNT LOCK: the service gets error 4151
+    expired: bool = False  # PASSWORD EXPIRE: the service gets error 1820
+    is_role: bool = False  # MariaDB roles live in the same table; they cannot log in
+    other_auth: tuple[str, ...] = ()  # MariaDB `IDENTIFIED VIA a OR b`: plugins beyond the first
+    limits: dict = field(default_factory=dict)  # non-zero per-hour limits / max_statement_time
+    password_lifetime: int | None = None  # per-account PASSWORD EXPIRE INTERVAL (None: server default)
+    ssl_detail: tuple[str, str, str] = ("", "", "")  # ssl_cipher, x509_issuer, x509_subject
 
 
 @dataclass(frozen=True)
@@ -130,4 +152,9 @@ class Actual:
     table_privs: dict[Account_, dict[tuple[str, str], set[str]]] = field(default_factory=dict)
     column_privs: dict[Account_, dict[tuple[str, str, str], set[str]]] = field(default_factory=dict)
     role_grants: dict[Account_, set[tuple[str, str]]] = field(default_factory=dict)  # granted roles (name, host)
+    routine_privs: dict[Account_, dict[tuple[str, str, str], set[str]]] = field(default_factory=dict)  # (db, name, type)
+    proxies: dict[Account_, set[tuple[str, str, bool]]] = field(default_factory=dict)  # may proxy as (user, host, grant)
+    default_roles: dict[Account_, set[tuple[str, str]]] = field(default_factory=dict)
+    mandatory_roles: str = ""  # MySQL 8: roles every account holds
+    current_user: Account_ | None = None  # the account inspect ran as (the admin): never planned for change
     secrets: dict[str, SecretState] = field(default_factory=dict)

@@ -2,21 +2,29 @@
 
 Order: databases -> users -> grants -> revokes -> secrets -> drops. Destructive actions (drop user, drop database,
 delete secret) are flagged so apply can refuse them before any SQL runs.
+
+Who can reach a tenant's data is asked of the whole server, not only of the tenant's own rows: grants to PUBLIC,
+routine grants, proxies, roles (granted, default, mandatory), accounts with a tenant's user name on another host
+(shadows) and anonymous accounts are drift, found and reverted. The master account, the account the plan was
+inspected as, and the server's own accounts are never planned for any change, whatever the config or the secret
+store's tags say; a drop needs the tags AND the names this config derives to agree.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from ..config.model import DATABASE_SUFFIX, USER_SUFFIXES, check_tenant_name
+from ..errors import ConfigError
 from ..sql.quoting import db_pattern_matches_exactly, escape_db_pattern, unescape_db_pattern
-from .model import (CHARSET, COLLATION, SYSTEM_DATABASES, SYSTEM_USERS, Actual, Desired, DesiredAccount,
-                    secret_name)
+from .model import (CHARSET, COLLATION, PUBLIC, SYSTEM_DATABASES, SYSTEM_USERS, Actual, Desired, DesiredAccount,
+                    derived_user_names, secret_name)
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 # Every kind of action a plan can hold; a meta-test checks each has a renderer and a description.
 ACTION_KINDS = ("create_database", "alter_database", "create_user", "alter_user", "set_password", "grant", "revoke",
-                "revoke_role", "update_secret", "drop_user", "drop_database", "delete_secret", "put_export",
-                "delete_export")
+                "revoke_role", "revoke_proxy", "set_default_role", "clear_mandatory_roles", "drop_shadow",
+                "update_secret", "drop_user", "drop_database", "delete_secret", "put_export", "delete_export")
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class Plan:
     unmanaged_databases: tuple[str, ...] = ()
     unmanaged_users: tuple[str, ...] = ()
     unmanaged_exports: tuple[str, ...] = ()
+    ignored_secrets: tuple[str, ...] = ()  # tagged as ours, but the tags disagree with the names we derive
 
     @property
     def empty(self) -> bool:
@@ -65,12 +74,13 @@ class Plan:
             "summary": self.counts(),
             "actions": [a.to_json() for a in self.actions],
             "unmanaged": {"databases": list(self.unmanaged_databases), "users": list(self.unmanaged_users),
-                          "exports": list(self.unmanaged_exports)},
+                          "exports": list(self.unmanaged_exports),
+                          "secrets": list(self.ignored_secrets)},
         }
 
 
 def _acct(user: str, host: str) -> str:
-    return f"{user}@{host}"
+    return "PUBLIC" if (user, host) == PUBLIC else f"{user}@{host}"
 
 
 def _canonical(privs: set[str], all_privs: frozenset[str]) -> set[str]:
@@ -95,7 +105,7 @@ def _password_action(acc: DesiredAccount, actual: Actual, expected_plugin: str, 
         if not exists:
             return "none", "IAM authentication (AWSAuthenticationPlugin)"
         u = actual.users[acc.key]
-        if u.plugin != IAM_PLUGIN:
+        if u.plugin != IAM_PLUGIN or u.other_auth:
             return "none", f"authentication plugin is {u.plugin or 'none'}, expected {IAM_PLUGIN}"
         if not (s and s.has_current) or s.has_pending:
             return "none", "connection info for an IAM account"
@@ -111,13 +121,46 @@ def _password_action(acc: DesiredAccount, actual: Actual, expected_plugin: str, 
     u = actual.users[acc.key]
     if u.plugin and u.plugin != expected_plugin:
         return "current", f"authentication plugin is {u.plugin}, expected {expected_plugin}"
+    if u.other_auth:
+        return "current", f"also accepts {' or '.join(u.other_auth)} logins (IDENTIFIED VIA ... OR ...)"
     if expected_plugin == "mysql_native_password" and u.auth_string != s.current_hash:
         return "current", "password on the server does not match the stored secret"
+    if u.expired:
+        return "current", "password is expired (the service would get error 1820)"
     return None
+
+
+def _user_changes(acc: DesiredAccount, u) -> dict:
+    changes = {}
+    if u.max_connections != acc.max_connections:
+        changes["max_connections"] = [u.max_connections, acc.max_connections]
+    if (u.ssl_type == "ANY") != acc.require_ssl or u.ssl_type not in ("ANY", "") or any(u.ssl_detail):
+        changes["require_ssl"] = [u.ssl_type or "NONE", "SSL" if acc.require_ssl else "NONE"]
+    if u.locked:
+        changes["account_locked"] = ["LOCK", "UNLOCK"]  # the service would get error 4151
+    for k, v in sorted(u.limits.items()):
+        changes[k] = [v, 0]
+    if u.password_lifetime is not None:
+        changes["password_lifetime"] = [u.password_lifetime, "DEFAULT"]
+    return changes
+
+
+def protected_users(desired: Desired, actual: Actual) -> frozenset[str]:
+    """User names never planned for any change: the server's own, the master, the account we inspect as."""
+    names = set(SYSTEM_USERS) | set(desired.admin_users)
+    if actual.current_user:
+        names.add(actual.current_user[0])
+    return frozenset(names)
 
 
 def build_plan(desired: Desired, actual: Actual) -> Plan:
     flavor = desired.flavor
+    protected = protected_users(desired, actual)
+    for t in desired.tenants:
+        for acc in t.accounts:
+            if acc.user in protected:
+                raise ConfigError(f"tenant {t.name}: account {acc.user} is the master or a system account; "
+                                  "rename the tenant or instance.master_username")
     expected_plugin = "mysql_native_password" if flavor.is_mariadb else "caching_sha2_password"
     dbs, users, grants, revokes, secrets, drops = [], [], [], [], [], []
     managed_dbs: set[str] = set()
@@ -146,11 +189,7 @@ def build_plan(desired: Desired, actual: Actual) -> Plan:
                                     {**base, "max_connections": acc.max_connections, "require_ssl": acc.require_ssl,
                                      "password_source": pw[0]}, pw[1]))
             else:
-                changes = {}
-                if u.max_connections != acc.max_connections:
-                    changes["max_connections"] = [u.max_connections, acc.max_connections]
-                if (u.ssl_type == "ANY") != acc.require_ssl or u.ssl_type not in ("ANY", ""):
-                    changes["require_ssl"] = [u.ssl_type or "NONE", "SSL" if acc.require_ssl else "NONE"]
+                changes = _user_changes(acc, u)
                 if changes:
                     users.append(Action("alter_user", UPDATE, f"user {_acct(*acc.key)}", t.name,
                                         {**base, "max_connections": acc.max_connections,
@@ -170,17 +209,13 @@ def build_plan(desired: Desired, actual: Actual) -> Plan:
             grants += grants_
             revokes += revokes_
 
-    # Tenants or accounts that left the config: known to be ours through the store's tags.
-    gone: dict[str, dict] = {}
-    for name, s in sorted(actual.secrets.items()):
-        if name in wanted_secrets:
-            continue
-        tenant, role = s.tags.get("tenant"), s.tags.get("role", "app")
-        gone.setdefault(tenant, {})[role] = name
+    # Tenants or accounts that left the config: their secrets carry our tags, and the tags must agree with
+    # the names this config derives before anything is planned for drop.
     desired_names = {t.name for t in desired.tenants}
+    gone, ignored = _removed(desired, actual, wanted_secrets, protected)
     for tenant, roles in sorted(gone.items()):
-        for role, sname in sorted(roles.items()):
-            user = (actual.secrets[sname].meta or {}).get("username") or f"{tenant}_{'user' if role == 'app' else role}"
+        for role, _sname in sorted(roles.items()):
+            user = f"{tenant}{USER_SUFFIXES[role]}"
             key = (user, "%")
             if key in actual.users and key not in managed_users:
                 drops.append(Action("drop_user", DELETE, f"user {_acct(*key)}", tenant,
@@ -188,7 +223,7 @@ def build_plan(desired: Desired, actual: Actual) -> Plan:
                                     "tenant removed from the config" if tenant not in desired_names
                                     else f"{role} account removed from the config"))
                 managed_users.add(key)
-        database = f"{tenant}_db"
+        database = f"{tenant}{DATABASE_SUFFIX}"
         if tenant not in desired_names:
             if database in actual.databases:
                 drops.append(Action("drop_database", DELETE, f"database {database}", tenant,
@@ -198,12 +233,119 @@ def build_plan(desired: Desired, actual: Actual) -> Plan:
             drops.append(Action("delete_secret", DELETE, f"secret {sname}", tenant, {"secret": sname, "role": role},
                                 "credential of a removed account"))
 
+    # After the drops: an account being dropped as removed from the config is not also a shadow.
+    others = _reach_of_others(desired, actual, protected, managed_users)
+    revokes += others
+    if actual.mandatory_roles:
+        revokes.append(Action("clear_mandatory_roles", UPDATE, "variable mandatory_roles", None,
+                              {"from": actual.mandatory_roles},
+                              "mandatory roles are granted to every account, tenants included"))
+    for a in others:
+        if a.kind == "drop_shadow":
+            managed_users.add((a.detail["user"], a.detail["host"]))
     unmanaged_dbs = sorted(d for d in actual.databases if d not in managed_dbs and d not in SYSTEM_DATABASES)
     unmanaged_users = sorted(
         _acct(*k) for k in actual.users
-        if k not in managed_users and k[0] not in SYSTEM_USERS and k[0] != desired.admin_user
+        if k not in managed_users and k[0] not in protected
     )
-    return Plan(tuple(dbs + users + grants + revokes + secrets + drops), tuple(unmanaged_dbs), tuple(unmanaged_users))
+    return Plan(tuple(dbs + users + grants + revokes + secrets + drops), tuple(unmanaged_dbs), tuple(unmanaged_users),
+                ignored_secrets=tuple(ignored))
+
+
+def _removed(desired: Desired, actual: Actual, wanted: set[str], protected: frozenset[str]):
+    """Secrets of accounts that left the config, corroborated: tenant -> role -> secret name; and the ignored."""
+    gone: dict[str, dict[str, str]] = {}
+    ignored: list[str] = []
+    for name, s in sorted(actual.secrets.items()):
+        if name in wanted:
+            continue
+        tenant, role = s.tags.get("tenant"), s.tags.get("role", "app")
+        why = _uncorroborated(desired, name, s, tenant, role, protected)
+        if why:
+            ignored.append(f"{name} ({why})")
+            continue
+        gone.setdefault(tenant, {})[role] = name
+    return gone, ignored
+
+
+def _uncorroborated(desired: Desired, name: str, s, tenant, role, protected) -> str | None:
+    if s.tags.get("environment", desired.environment) != desired.environment:
+        return f"tagged for environment {s.tags.get('environment')!r}"
+    try:
+        check_tenant_name(tenant)
+    except ValueError:
+        return "its tenant tag is not a tenant name"
+    if role not in USER_SUFFIXES:
+        return f"unknown role tag {role!r}"
+    if name != secret_name(desired.environment, tenant, role):
+        return f"its name is not the one tenant {tenant} ({role}) would have"
+    user = f"{tenant}{USER_SUFFIXES[role]}"
+    meta = s.meta or {}
+    if user in protected:
+        return f"{user} is the master or a system account"
+    if meta.get("username", user) != user:
+        return f"its username {meta.get('username')!r} is not {user}"
+    if meta.get("dbname", f"{tenant}{DATABASE_SUFFIX}") != f"{tenant}{DATABASE_SUFFIX}":
+        return f"its dbname {meta.get('dbname')!r} is not {tenant}{DATABASE_SUFFIX}"
+    return None
+
+
+def _reach_of_others(desired: Desired, actual: Actual, protected: frozenset[str], managed: set) -> list[Action]:
+    """Drift outside the tenants' own rows that still reaches them: PUBLIC, shadows, anonymous accounts, proxies."""
+    out: list[Action] = []
+    owner: dict[str, str] = {}  # user name in a tenant's namespace -> tenant
+    for t in desired.tenants:
+        for n in derived_user_names(t.name):
+            owner[n] = t.name
+    # Everything granted to PUBLIC is held by every account, tenants included.
+    pub = PUBLIC
+    if actual.global_privs.get(pub):
+        out.append(_revoke_raw(pub, None, "global", "*.*", actual.global_privs[pub],
+                               "granted to PUBLIC: every account holds it"))
+    for pattern, privs in sorted(actual.db_privs.get(pub, {}).items()):
+        out.append(_revoke_raw(pub, None, "database", pattern, privs, "granted to PUBLIC: every account holds it"))
+    for (db, table), privs in sorted(actual.table_privs.get(pub, {}).items()):
+        out.append(_revoke_raw(pub, None, "table", f"{db}.{table}", privs, "granted to PUBLIC: every account holds it",
+                               database=db, table=table))
+    for (db, table, column), privs in sorted(actual.column_privs.get(pub, {}).items()):
+        out.append(_revoke_raw(pub, None, "column", f"{db}.{table}.{column}", privs,
+                               "granted to PUBLIC: every account holds it", database=db, table=table, column=column))
+    for (db, name, kind), privs in sorted(actual.routine_privs.get(pub, {}).items()):
+        out.append(_revoke_raw(pub, None, "routine", f"{kind} {db}.{name}", privs,
+                               "granted to PUBLIC: every account holds it", database=db, routine=name, routine_type=kind))
+    for role, role_host in sorted(actual.role_grants.get(pub, set())):
+        out.append(Action("revoke_role", UPDATE, "PUBLIC", None,
+                          {"user": pub[0], "host": pub[1], "role_name": role, "role_host": role_host},
+                          "role granted to PUBLIC: every account holds it"))
+    # Accounts that can log in as a tenant: its user name on another host, or an anonymous account.
+    for (user, host), u in sorted(actual.users.items()):
+        if u.is_role or (user, host) in managed or user in protected:
+            continue
+        if user in owner:
+            out.append(Action("drop_shadow", UPDATE, f"user {user}@{host}", owner[user],
+                              {"user": user, "host": host},
+                              f"shadow of tenant {owner[user]}: same user name on another host, its own password "
+                              "and privileges"))
+        elif user == "":
+            out.append(Action("drop_shadow", UPDATE, f"user @{host}", None, {"user": user, "host": host},
+                              "anonymous account: accepts any user name, tenants' included"))
+    # Proxies: a tenant that may proxy as someone, or anyone that may proxy as a tenant (or as any user).
+    for (user, host), rows in sorted(actual.proxies.items()):
+        if user in protected:
+            continue
+        for puser, phost, _grant in sorted(rows):
+            tenant = owner.get(user) if (user, host) in managed else None
+            target = owner.get(puser) if puser in owner else None
+            if tenant is None and target is None and puser != "":
+                continue
+            if (user, host) not in managed and user in owner:
+                continue  # a shadow: dropped whole above
+            why = (f"tenant account may proxy as {puser or '(any user)'}@{phost}" if tenant else
+                   f"may log in as tenant {target}'s account through a proxy" if target else
+                   "may proxy as any user, tenants' included")
+            out.append(Action("revoke_proxy", UPDATE, f"user {_acct(user, host)}", tenant or target,
+                              {"user": user, "host": host, "proxied_user": puser, "proxied_host": phost}, why))
+    return out
 
 
 def _diff_grants(acc: DesiredAccount, actual: Actual, all_privs: frozenset[str], tenant: str):
@@ -236,11 +378,19 @@ def _diff_grants(acc: DesiredAccount, actual: Actual, all_privs: frozenset[str],
     for (db, table, column), privs in sorted(actual.column_privs.get(acc.key, {}).items()):
         revokes.append(_revoke(acc, tenant, "column", f"{db}.{table}.{column}", privs,
                                "column grant outside the config", database=db, table=table, column=column))
+    for (db, name, kind), privs in sorted(actual.routine_privs.get(acc.key, {}).items()):
+        revokes.append(_revoke(acc, tenant, "routine", f"{kind} {db}.{name}", privs,
+                               "routine grant outside the config (a DEFINER routine runs with its definer's rights)",
+                               database=db, routine=name, routine_type=kind))
     for role, role_host in sorted(actual.role_grants.get(acc.key, set())):
         name = f"{role}@{role_host}" if role_host else role
         revokes.append(Action("revoke_role", UPDATE, obj, tenant,
                               {"user": acc.user, "host": acc.host, "role_name": role, "role_host": role_host},
                               f"role {name} granted outside the config"))
+    if actual.default_roles.get(acc.key):
+        names = ", ".join(sorted(f"{r}@{h}" if h else r for r, h in actual.default_roles[acc.key]))
+        revokes.append(Action("set_default_role", UPDATE, obj, tenant, {"user": acc.user, "host": acc.host},
+                              f"default role {names} set outside the config"))
     glob = actual.global_privs.get(acc.key, set())
     if glob:
         revokes.append(_revoke(acc, tenant, "global", "*.*", glob, "global privileges outside the config"))
@@ -248,9 +398,13 @@ def _diff_grants(acc: DesiredAccount, actual: Actual, all_privs: frozenset[str],
 
 
 def _revoke(acc, tenant, scope_kind, scope, privs, why, **extra) -> Action:
-    return Action("revoke", UPDATE, f"user {_acct(*acc.key)}", tenant,
-                  {"user": acc.user, "host": acc.host, "scope_kind": scope_kind, "scope": scope,
+    return _revoke_raw(acc.key, tenant, scope_kind, scope, privs, why, **extra)
+
+
+def _revoke_raw(key, tenant, scope_kind, scope, privs, why, **extra) -> Action:
+    return Action("revoke", UPDATE, f"user {_acct(*key)}" if key != PUBLIC else "PUBLIC", tenant,
+                  {"user": key[0], "host": key[1], "scope_kind": scope_kind, "scope": scope,
                    "privileges": sorted(privs), **extra}, why)
 
 
-__all__ = ["Action", "Plan", "build_plan", "secret_name"]
+__all__ = ["Action", "Plan", "build_plan", "secret_name", "protected_users"]

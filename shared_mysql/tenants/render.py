@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from ..sql import REDACTED
 from .plan import Action, Plan
 
@@ -10,8 +12,29 @@ _SOURCES = {"new": "new random password", "pending": "pending password from the 
             "current": "stored password", "none": "none: IAM authentication"}
 
 
+def shown(value) -> str:
+    """A name read back from the server, as one printable token: anything with a control character, a line or
+    paragraph separator or an escape sequence is shown JSON-quoted, so no name can forge a line of the plan."""
+    text = str(value)
+    if text.isprintable():  # False for Cc/Cf/Zl/Zp/Zs-other-than-space: \n, ESC, U+2028, bidi overrides...
+        return text
+    return json.dumps(text)
+
+
+def _safe_detail(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, str):
+            out[k] = shown(v)
+        elif isinstance(v, list):
+            out[k] = [shown(x) if isinstance(x, str) else x for x in v]
+        else:
+            out[k] = v
+    return out
+
+
 def describe(a: Action) -> str:
-    d = a.detail
+    d = _safe_detail(a.detail)
     k = a.kind
     if k == "create_database":
         return f"database {d['database']} ({d['charset']} / {d['collation']})"
@@ -22,7 +45,7 @@ def describe(a: Action) -> str:
                 f"MAX_USER_CONNECTIONS {d['max_connections']}, password {REDACTED}: "
                 f"{_SOURCES[d['password_source']]} -> secret {d['secret']})")
     if k == "alter_user":
-        return f"user {d['user']}@{d['host']}: {a.reason}"
+        return f"user {d['user']}@{d['host']}: {shown(a.reason)}"
     if k == "set_password" and d["password_source"] == "none":
         return f"user {d['user']}@{d['host']}: IAM authentication (AWSAuthenticationPlugin; {a.reason})"
     if k == "set_password":
@@ -30,13 +53,23 @@ def describe(a: Action) -> str:
     if k == "grant":
         return f"grant {', '.join(d['privileges']) if len(d['privileges']) < 5 else 'ALL PRIVILEGES'} " \
                f"ON {d['database']}.* TO {d['user']}@{d['host']}"
+    who = "PUBLIC" if (a.detail.get("user"), a.detail.get("host")) == ("PUBLIC", "") else \
+        f"{d.get('user')}@{d.get('host')}"
     if k == "revoke":
         privs = ", ".join(d["privileges"]) if len(d["privileges"]) < 5 else f"{len(d['privileges'])} privileges"
         scope = f"{d['database']}.{d['table']} ({d['column']})" if d["scope_kind"] == "column" else d["scope"]
         return f"revoke {privs} ON {scope}{'.*' if d['scope_kind'] == 'database' else ''} " \
-               f"FROM {d['user']}@{d['host']} ({a.reason})"
+               f"FROM {who} ({shown(a.reason)})"
     if k == "revoke_role":
-        return f"revoke role {d['role_name']} FROM {d['user']}@{d['host']} ({a.reason})"
+        return f"revoke role {d['role_name']} FROM {who} ({shown(a.reason)})"
+    if k == "revoke_proxy":
+        return f"revoke PROXY ON {d['proxied_user']}@{d['proxied_host']} FROM {who} ({a.reason})"
+    if k == "set_default_role":
+        return f"user {who}: default role NONE ({shown(a.reason)})"
+    if k == "clear_mandatory_roles":
+        return f"mandatory_roles = '' (was {d['from']}; {a.reason})"
+    if k == "drop_shadow":
+        return f"drop user {who} ({a.reason})"
     if k == "update_secret":
         return f"secret {d['secret']}: {a.reason}"
     if k == "drop_user":
@@ -66,9 +99,13 @@ def render_text(plan: Plan, header: str = "") -> str:
     if plan.unmanaged_databases or plan.unmanaged_users or plan.unmanaged_exports:
         lines.append("Unmanaged (not in the config, never touched):")
         if plan.unmanaged_databases:
-            lines.append("  databases: " + ", ".join(plan.unmanaged_databases))
+            lines.append("  databases: " + ", ".join(map(shown, plan.unmanaged_databases)))
         if plan.unmanaged_users:
-            lines.append("  users: " + ", ".join(plan.unmanaged_users))
+            lines.append("  users: " + ", ".join(map(shown, plan.unmanaged_users)))
         if plan.unmanaged_exports:
-            lines.append("  exports: " + ", ".join(plan.unmanaged_exports))
-    return "\n".join(lines)
+            lines.append("  exports: " + ", ".join(map(shown, plan.unmanaged_exports)))
+    if plan.ignored_secrets:
+        lines.append("Ignored secrets (tagged as this instance's, but not corroborated; never used to drop anything):")
+        lines += [f"  {shown(s)}" for s in plan.ignored_secrets]
+    # The last line of defence: no line leaves here with a control character in it.
+    return "\n".join(ln if ln.isprintable() else shown(ln) for ln in lines)

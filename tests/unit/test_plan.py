@@ -9,7 +9,7 @@ from shared_mysql.secrets.document import MemorySecretStore
 from shared_mysql.sql import MARIADB_10_11, MYSQL_8_0
 from shared_mysql.tenants import (apply_plan, build_desired, build_plan, inspect_secrets, inspect_server,
                                   render_statements, render_text)
-from shared_mysql.tenants.inspect import QUERIES
+from shared_mysql.tenants.inspect import inspect_queries
 from shared_mysql.tenants.plan import Action
 from shared_mysql.errors import DestructiveChangeError
 
@@ -42,10 +42,7 @@ def apply_to_fake(server, store, desired, **kw):
     ex = server.executor()
     apply_plan(plan, desired, ex, store, **kw)
     cfg_tenants = {t.name: t for t in desired.tenants}
-    server.schemata = [r for r in server.schemata if not r[0].endswith("_db")]
-    server.users = [u for u in server.users if u[0] in ("admin", "mariadb.sys")]
-    server.global_rows = [g for g in server.global_rows if g[0] == "'admin'@'%'"]
-    server.schema_rows, server.table_rows, server.column_rows, server.role_rows = [], [], [], []
+    server.reset()
     for name, t in cfg_tenants.items():
         pws = {a.user: store.get(a.secret)["password"] for a in t.accounts}
         ro = [a for a in t.accounts if a.role == "readonly"]
@@ -77,7 +74,7 @@ def test_inspect_costs_a_constant_number_of_queries(n):
     ex = server.executor()
     actual = inspect_server(ex)
     inspect_secrets(store, d.identifier, actual)
-    assert len(ex.queries) == len(QUERIES) == 7
+    assert len(ex.queries) == inspect_queries(ex) == 10
     assert build_plan(d, actual).empty
 
 
@@ -110,16 +107,18 @@ def test_drift_is_planned_as_updates():
     d = desired_for()
     apply_to_fake(server, store, d)
     # outside changes
-    server.users = [(u[0], u[1], u[2], "*0000" if u[0] == "orders_user" else u[3], "" if u[0] == "billing_user" else u[4],
-                     99 if u[0] == "orders_readonly" else u[5]) for u in server.users]
-    server.schema_rows.append(("'orders_user'@'%'", "billing\\_db", "SELECT", "NO"))
-    server.schema_rows.append(("'orders_readonly'@'%'", "orders_db", "SELECT", "NO"))  # unescaped wildcard
-    server.global_rows.append(("'billing_user'@'%'", "SUPER", "NO"))
-    server.table_rows.append(("'billing_user'@'%'", "billing_db", "t", "INSERT", "NO"))
-    server.column_rows.append(("'orders_readonly'@'%'", "billing_db", "t", "a", "SELECT", "NO"))
+    server.accounts[("orders_user", "%")]["auth"] = "*0000"
+    server.accounts[("billing_user", "%")]["ssl_type"] = ""
+    server.accounts[("orders_readonly", "%")]["maxc"] = 99
+    server.db_grants[("orders_user", "%", "billing\\_db")] = {"SELECT"}
+    server.db_grants[("orders_readonly", "%", "orders_db")] = {"SELECT"}  # unescaped wildcard
+    server.global_privs[("billing_user", "%")] = {"SUPER"}
+    server.table_rows.append(("billing_user", "%", "billing_db", "t", "Insert"))
+    server.column_rows.append(("orders_readonly", "%", "billing_db", "t", "a", "Select"))
     server.role_rows.append(("orders_user", "%", "r_ops", ""))
     server.schemata.append(("legacy", "latin1", "latin1_swedish_ci"))
-    server.users.append(("bob", "%", "mysql_native_password", "*B", "", 0))
+    from .fakeserver import account
+    server.accounts[("bob", "%")] = account(auth="*B", ssl_type="")
     plan = plan_for(server, store, d)
     got = {(a.kind, a.object, a.reason) for a in plan.actions}
     assert ("set_password", "user orders_user@%", "password on the server does not match the stored secret") in got
@@ -191,8 +190,8 @@ def test_user_dropped_outside_is_recreated_with_stored_password():
     d = desired_for()
     apply_to_fake(server, store, d)
     old = store.get("dev-billing-db-credentials")["password"]
-    server.users = [u for u in server.users if u[0] != "billing_user"]
-    server.schema_rows = [r for r in server.schema_rows if "billing_user" not in r[0]]
+    del server.accounts[("billing_user", "%")]
+    server.db_grants = {k: v for k, v in server.db_grants.items() if k[0] != "billing_user"}
     plan = plan_for(server, store, d)
     assert [(a.kind, a.detail.get("password_source")) for a in plan.actions] == \
         [("create_user", "current"), ("grant", None)]
@@ -232,14 +231,15 @@ def test_every_action_kind_renders_and_describes():
     base = {"user": "u", "host": "%", "role": "app", "secret": "s", "database": "a_db", "charset": "utf8mb4",
             "collation": "utf8mb4_unicode_ci", "max_connections": 1, "require_ssl": True, "password_source": "new",
             "privileges": ["SELECT"], "scope_kind": "database", "scope": "a_db", "table": "t", "fields": [],
-            "role_name": "r", "role_host": "", "name": "/shared/rds/dev/port", "value": "3306"}
+            "role_name": "r", "role_host": "", "name": "/shared/rds/dev/port", "value": "3306",
+            "proxied_user": "admin", "proxied_host": "%", "from": "r1", "routine": "p", "routine_type": "PROCEDURE"}
     from shared_mysql.tenants.plan import ACTION_KINDS
 
     for k in ACTION_KINDS:
         a = Action(k, "update", "x", "t", base)
         render_statements(a, d, "p" * 32)
         assert describe(a)
-    for scope_kind in ("global", "database", "table", "column"):
+    for scope_kind in ("global", "database", "table", "column", "routine"):
         a = Action("revoke", "update", "x", "t", {**base, "scope_kind": scope_kind, "column": "c"})
         assert render_statements(a, d) and describe(a)
     with pytest.raises(ValueError):
@@ -273,13 +273,14 @@ def test_iam_tenants_on_mysql():
     text = render_text(plan)
     assert "password <redacted>: none: IAM authentication" in text
     # the server now has the IAM plugin: nothing more to do; a plugin changed by hand is put back
-    server.users.append(("orders_user", "%", "AWSAuthenticationPlugin", "RDS", "ANY", 10))
-    server.users.append(("orders_readonly", "%", "caching_sha2_password", "$A$005$x", "ANY", 2))
-    server.users.append(("billing_user", "%", "caching_sha2_password", "$A$005$y", "ANY", 10))
+    from .fakeserver import account
+    server.accounts[("orders_user", "%")] = account("AWSAuthenticationPlugin", "RDS", maxc=10)
+    server.accounts[("orders_readonly", "%")] = account("caching_sha2_password", "$A$005$x", maxc=2)
+    server.accounts[("billing_user", "%")] = account("caching_sha2_password", "$A$005$y", maxc=10)
     for u in ("orders_user", "orders_readonly", "billing_user"):
         db = u.split("_")[0] + "\\_db"
         privs = MYSQL_8_0.db_all_privileges if u.endswith("_user") else {"SELECT"}
-        server.schema_rows += [(f"'{u}'@'%'", db, p, "NO") for p in privs]
+        server.db_grants[(u, "%", db)] = set(privs)
     server.schemata += [("orders_db", "utf8mb4", "utf8mb4_unicode_ci"), ("billing_db", "utf8mb4", "utf8mb4_unicode_ci")]
     plan = plan_for(server, store, d)
     assert [(a.kind, a.object) for a in plan.actions] == [("set_password", "user orders_readonly@%")]

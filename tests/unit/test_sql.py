@@ -46,9 +46,40 @@ def test_set_password_both_flavors():
         assert "<redacted>" in st.set_password(f, "u", "%", PW).safe
 
 
-def test_limits_order_require_before_with():
-    assert st.alter_user_limits("u", "%", require_ssl=True, max_connections=5).sql == \
-        "ALTER USER 'u'@'%' REQUIRE SSL WITH MAX_USER_CONNECTIONS 5"
+def test_alter_user_resets_every_property_the_config_owns_require_before_with():
+    # MariaDB insists on REQUIRE before WITH; per-hour limits, statement time, expiry policy and lock all reset.
+    assert st.alter_user_limits("u", "%", require_ssl=True, max_connections=5, flavor=MARIADB_10_11).sql == (
+        "ALTER USER 'u'@'%' REQUIRE SSL WITH MAX_QUERIES_PER_HOUR 0 MAX_UPDATES_PER_HOUR 0 "
+        "MAX_CONNECTIONS_PER_HOUR 0 MAX_USER_CONNECTIONS 5 MAX_STATEMENT_TIME 0 PASSWORD EXPIRE DEFAULT ACCOUNT UNLOCK")
+    assert st.alter_user_limits("u", "%", require_ssl=True, max_connections=5, flavor=MYSQL_8_0).sql == (
+        "ALTER USER 'u'@'%' REQUIRE SSL WITH MAX_QUERIES_PER_HOUR 0 MAX_UPDATES_PER_HOUR 0 "
+        "MAX_CONNECTIONS_PER_HOUR 0 MAX_USER_CONNECTIONS 5 PASSWORD EXPIRE DEFAULT ACCOUNT UNLOCK")
+
+
+def test_new_revoke_forms_per_flavor():
+    assert st.revoke(MARIADB_10_11, frozenset({"FILE"}), "*.*", "PUBLIC", "").sql == "REVOKE FILE ON *.* FROM PUBLIC"
+    assert st.revoke(MARIADB_10_11, frozenset({"privilege bits 0x10000000000"}), "*.*", "u", "%").sql == \
+        "REVOKE ALL PRIVILEGES ON *.* FROM 'u'@'%'"
+    assert st.revoke_routine(frozenset({"EXECUTE", "GRANT OPTION"}), "PROCEDURE", "billing_db", "leak", "u", "%").sql \
+        == "REVOKE EXECUTE, GRANT OPTION ON PROCEDURE `billing_db`.`leak` FROM 'u'@'%'"
+    assert st.revoke_routine(frozenset({"EXECUTE"}), "FUNCTION", "d", "f", "PUBLIC", "").sql == \
+        "REVOKE EXECUTE ON FUNCTION `d`.`f` FROM PUBLIC"
+    assert [x.sql for x in st.revoke_proxy("admin", "%", "u\\x", "%")] == [
+        "DELETE FROM mysql.proxies_priv WHERE User = CONVERT(X'755c78' USING utf8mb4) AND Host = '%' AND "
+        "Proxied_user = 'admin' AND Proxied_host = '%'", "FLUSH PRIVILEGES"]
+    assert st.revoke_role(MARIADB_10_11, "r1", "", "PUBLIC", "").sql == "REVOKE `r1` FROM PUBLIC"
+    assert st.set_default_role_none(MARIADB_10_11, "u", "%").sql == "SET DEFAULT ROLE NONE FOR 'u'@'%'"
+    assert st.set_default_role_none(MYSQL_8_0, "u", "%").sql == "SET DEFAULT ROLE NONE TO 'u'@'%'"
+    assert st.clear_mandatory_roles().sql == "SET PERSIST mandatory_roles = ''"
+
+
+def test_account_names_from_the_server_are_quoted_whatever_they_hold():
+    # A backslash is an escape in string literals (unless NO_BACKSLASH_ESCAPES): such names go as identifiers.
+    assert st.drop_user("bad\\name", "%").sql == "DROP USER IF EXISTS `bad\\name`@'%'"
+    assert st.drop_user("a`b\\", "h").sql == "DROP USER IF EXISTS `a``b\\`@'h'"
+    assert st.drop_user("bad\nname", "%").sql == "DROP USER IF EXISTS 'bad\nname'@'%'"
+    assert st.drop_user("", "localhost").sql == "DROP USER IF EXISTS ''@'localhost'"
+    assert st.drop_user("o'brien", "%").sql == "DROP USER IF EXISTS 'o''brien'@'%'"
 
 
 def test_grant_escapes_wildcards():
