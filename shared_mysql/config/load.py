@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,37 @@ from .model import Config
 
 DEFAULT_NAME = "shared-mysql.yaml"
 ENV_VAR = "SHARED_MYSQL_CONFIG"
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key: object, line: int):
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.line = key, line
+
+
+class NoDuplicateKeys:
+    """Loader mixin: a duplicate key is an error (YAML says so; PyYAML would let the last one silently win)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *base` and then overriding one of its keys is what merge keys are for
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    if key in seen:
+                        raise DuplicateKeyError(key, key_node.start_mark.line + 1)
+                    seen.add(key)
+                except TypeError:
+                    pass  # an unhashable key: the base constructor reports it
+        return super().construct_mapping(node, deep=deep)
+
+
+# libyaml's parser when PyYAML was built with it (the pure-Python parser dominates load time at 10,000 tenants);
+# the constructor, and so the duplicate check, is Python either way.
+class ConfigLoader(NoDuplicateKeys, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    pass
 
 
 @dataclass(frozen=True)
@@ -54,7 +86,10 @@ def load_config(explicit: str | os.PathLike | None = None) -> LoadedConfig:
 
 def parse_config(text: str, source: str = DEFAULT_NAME) -> Config:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{source}: line {exc.line}: duplicate key {exc.key!r} (the second value would "
+                          "silently win); keep one") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -70,13 +105,22 @@ def parse_config(text: str, source: str = DEFAULT_NAME) -> Config:
         raise ConfigError(f"{source}: {_one_line(exc)}") from None
 
 
+_PLAIN_KEY = re.compile(r"[\w.:/@+-]+", re.ASCII)
+
+
 def _one_line(exc: ValidationError) -> str:
     err = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in err["loc"] if p not in ("__root__",))
+    parts = [p for p in err["loc"] if p not in ("__root__",)]
     msg = err["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
+    if parts and parts[-1] == "[key]":  # pydantic's marker for a mapping's key rather than its value
+        parts, msg = parts[:-1], f"key: {msg}"
+    # A key from the file is shown quoted when it is not a plain name (it may hold a tab or a newline).
+    loc = ".".join(str(p) if isinstance(p, int) or _PLAIN_KEY.fullmatch(p) else repr(p) for p in parts)
+    if loc and msg.startswith((f"{loc}.", f"{loc}:")):
+        loc = ""  # the validator named the key itself, e.g. instance.parameters.<name>
     if err["type"] == "extra_forbidden":
         msg = "unknown key; check the spelling against the config reference in README.md"
     elif err["type"] == "missing":

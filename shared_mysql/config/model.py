@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (AfterValidator, AllowInfNan, BaseModel, BeforeValidator, ConfigDict, Field, Strict,
+                      field_validator, model_validator)
+
+from .params import ALLOWED, check_parameter, control_character
 
 # MySQL 8 caps user names at 32 characters (MariaDB at 80): we hold every flavor to the smaller limit.
 MAX_USER_NAME = 32
@@ -29,7 +33,39 @@ RESERVED_NAMES = frozenset(
     }
 )
 
+# Accounts the servers (MySQL, MariaDB, RDS) keep for themselves; compared case-insensitively.
+SYSTEM_ACCOUNTS = ("root", "mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema", "rdsadmin",
+                   "rdsrepladmin", "rdstopmgr", "PUBLIC")
+
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+def _no_control(v: str) -> str:
+    """Text that reaches files, commands and one-line errors: no control, format or line-separator characters."""
+    ch = control_character(v)
+    if ch is not None:
+        raise ValueError(f"contains the control character {ch!r}; remove it")
+    return v
+
+
+def _exact_int(v: object) -> object:
+    # Literal[0, 1, ...] compares by equality, so YAML true (== 1) and 7.0 (== 7) would pass as choices.
+    if isinstance(v, bool):
+        raise ValueError(f"{v!r} is a YAML boolean, not a whole number")
+    if isinstance(v, float):
+        raise ValueError(f"{v!r} is not a whole number")
+    return v
+
+
+# Strict scalars, per field: YAML `true` is not an int, "20" is not an int, 1 is not a bool (an int is a fine
+# float). Model-wide strict mode would also refuse the lists YAML gives for tuple fields.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict(), AllowInfNan(False)]
+Bool = Annotated[bool, Strict()]
+Text = Annotated[str, Strict(), AfterValidator(_no_control)]
+PiRetention = Annotated[Literal[7, 731], BeforeValidator(_exact_int)]
+MonitoringInterval = Annotated[Literal[0, 1, 5, 10, 15, 30, 60], BeforeValidator(_exact_int)]
+
 # RDS for MySQL does not offer Performance Insights on these classes.
 NO_PERFORMANCE_INSIGHTS = frozenset({"db.t2.micro", "db.t2.small", "db.t3.micro", "db.t3.small", "db.t4g.micro",
                                      "db.t4g.small"})
@@ -41,13 +77,13 @@ class Alarms(BaseModel):
     """The seed's six CloudWatch alarm thresholds (plus the seed's failed-login alarm)."""
 
     model_config = _STRICT
-    cpu_utilization_threshold: float = 80
-    free_storage_space_threshold: int = 5 * 1024**3
-    freeable_memory_threshold: int = 256 * 1024**2
-    database_connections_threshold: int = 180
-    read_latency_threshold: float = 0.1
-    write_latency_threshold: float = 0.1
-    failed_login_threshold: int = 10
+    cpu_utilization_threshold: Float = 80
+    free_storage_space_threshold: Int = 5 * 1024**3
+    freeable_memory_threshold: Int = 256 * 1024**2
+    database_connections_threshold: Int = 180
+    read_latency_threshold: Float = 0.1
+    write_latency_threshold: Float = 0.1
+    failed_login_threshold: Int = 10
 
 
 class Instance(BaseModel):
@@ -55,72 +91,88 @@ class Instance(BaseModel):
 
     model_config = _STRICT
     # local: 127.0.0.1; server: required; aws: looked up from RDS (describe-db-instances) when not set.
-    host: str | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
+    host: Text | None = None
+    port: Int | None = Field(default=None, ge=1, le=65535)
     # The CA bundle that signed the server's certificate (for RDS, the regional bundle); relative to this file.
-    ca_bundle: str | None = None
-    proxy_endpoint: str | None = None
-    aws_region: str = "ap-northeast-2"
-    mysql_version: str = "8.0.35"
-    instance_class: str = "db.t4g.small"
-    allocated_storage: int = Field(default=30, ge=20, le=65536)
-    max_allocated_storage: int = Field(default=200, ge=20, le=65536)
+    ca_bundle: Text | None = None
+    proxy_endpoint: Text | None = None
+    aws_region: Text = "ap-northeast-2"
+    mysql_version: Text = "8.0.35"
+    instance_class: Text = "db.t4g.small"
+    allocated_storage: Int = Field(default=30, ge=20, le=65536)
+    max_allocated_storage: Int = Field(default=200, ge=20, le=65536)
     storage_type: Literal["gp3", "gp2", "io1", "io2"] = "gp3"
-    database_name: str = "shared_db"
-    master_username: str = "admin"
-    vpc_id: str | None = None
-    private_subnet_ids: tuple[str, ...] = ()
-    allowed_security_group_ids: tuple[str, ...] = ()
-    allowed_cidr_blocks: tuple[str, ...] = ()
-    multi_az: bool = True
-    backup_retention_period: int = Field(default=14, ge=0, le=35)
-    backup_window: str = "03:00-04:00"
-    maintenance_window: str = "Mon:04:00-Mon:05:00"
-    # The seed's parameter group; `require_secure_transport` is always forced on.
-    parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    database_name: Text = "shared_db"
+    master_username: Text = "admin"
+    vpc_id: Text | None = None
+    private_subnet_ids: tuple[Text, ...] = ()
+    allowed_security_group_ids: tuple[Text, ...] = ()
+    allowed_cidr_blocks: tuple[Text, ...] = ()
+    multi_az: Bool = True
+    backup_retention_period: Int = Field(default=14, ge=0, le=35)
+    backup_window: Text = "03:00-04:00"
+    maintenance_window: Text = "Mon:04:00-Mon:05:00"
+    # The seed's parameter group: allowlisted names with typed values only (params.py); what shared-mysql forces
+    # (require_secure_transport, the audit plugin, paths, the listener) cannot be overridden.
+    parameters: dict[str, bool | int | float | str] = Field(default_factory=dict)
     # Connections kept back for the master user, operators and monitoring (the seed alarms at 180 of 200).
-    connection_reserve: int = Field(default=20, ge=1)
+    connection_reserve: Int = Field(default=20, ge=1)
     alarms: Alarms = Field(default_factory=Alarms)
     # -- the rest of the seed's module (used by `shared-mysql infra`) -----------------------------------------
-    availability_zones: tuple[str, ...] = ()  # default: <region>a, <region>b, ... one per private subnet
-    kms_key_id: str | None = None  # RDS storage + Performance Insights key ARN; default: read from SSM below
-    rds_kms_key_parameter: str = "/shared/kms/rds-encryption-key-arn"
-    secrets_kms_key_parameter: str = "/shared/kms/secrets-manager-key-arn"
-    performance_insights_enabled: bool | None = None  # default: on where the instance class supports it
-    performance_insights_retention_period: Literal[7, 731] = 7  # the free tier, or two years
-    monitoring_interval: Literal[0, 1, 5, 10, 15, 30, 60] = 60
-    deletion_protection: bool = True
-    skip_final_snapshot: bool = False
-    auto_minor_version_upgrade: bool = True
+    availability_zones: tuple[Text, ...] = ()  # default: <region>a, <region>b, ... one per private subnet
+    kms_key_id: Text | None = None  # RDS storage + Performance Insights key ARN; default: read from SSM below
+    rds_kms_key_parameter: Text = "/shared/kms/rds-encryption-key-arn"
+    secrets_kms_key_parameter: Text = "/shared/kms/secrets-manager-key-arn"
+    performance_insights_enabled: Bool | None = None  # default: on where the instance class supports it
+    performance_insights_retention_period: PiRetention = 7  # the free tier, or two years
+    monitoring_interval: MonitoringInterval = 60
+    deletion_protection: Bool = True
+    skip_final_snapshot: Bool = False
+    auto_minor_version_upgrade: Bool = True
     enabled_cloudwatch_logs_exports: tuple[Literal["error", "general", "slowquery", "audit"], ...] = (
         "error", "general", "slowquery", "audit")
-    cloudwatch_log_retention_days: int = 30
-    alarm_sns_topic_arn: str | None = None  # default: the stack creates an encrypted topic
-    secret_rotation_days: int = Field(default=30, ge=1, le=365)
-    enable_rds_proxy: bool = False
-    proxy_max_connections_percent: int = Field(default=100, ge=1, le=100)
-    proxy_max_idle_connections_percent: int = Field(default=50, ge=0, le=100)
-    proxy_connection_borrow_timeout: int = Field(default=120, ge=1, le=3600)
-    create_read_replica: bool = False
-    replica_instance_class: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
+    cloudwatch_log_retention_days: Int = 30
+    alarm_sns_topic_arn: Text | None = None  # default: the stack creates an encrypted topic
+    secret_rotation_days: Int = Field(default=30, ge=1, le=365)
+    enable_rds_proxy: Bool = False
+    proxy_max_connections_percent: Int = Field(default=100, ge=1, le=100)
+    proxy_max_idle_connections_percent: Int = Field(default=50, ge=0, le=100)
+    proxy_connection_borrow_timeout: Int = Field(default=120, ge=1, le=3600)
+    create_read_replica: Bool = False
+    replica_instance_class: Text | None = None
+    tags: dict[Text, Text] = Field(default_factory=dict)
 
     @field_validator("master_username")
     @classmethod
     def _master_name(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,15}", v):
             raise ValueError("must be 1-16 letters, digits or _ starting with a letter (RDS rule); e.g. admin")
+        if v.lower() in {a.lower() for a in SYSTEM_ACCOUNTS}:
+            raise ValueError(f"{v!r} is an account the server keeps for itself ({', '.join(SYSTEM_ACCOUNTS)}); "
+                             "choose another, e.g. admin")
         return v
 
-    @field_validator("parameters")
+    @field_validator("parameters", mode="before")
     @classmethod
-    def _params(cls, v: dict) -> dict:
-        for name in v:
-            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-                raise ValueError(f"parameter name {name!r} must be a server variable name such as max_connections")
-        mc = v.get("max_connections")
-        if mc is not None and (not isinstance(mc, int) or isinstance(mc, bool) or not 10 <= mc <= 100000):
-            raise ValueError("max_connections must be a whole number between 10 and 100000")
+    def _params(cls, v: object) -> object:
+        # Before type validation, so every name and value gets check_parameter's one line naming the key.
+        if isinstance(v, dict):
+            for name, value in v.items():
+                check_parameter(name, value)
+        return v
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str | None) -> str | None:
+        if v is not None and not is_host(v):
+            raise ValueError(f"{v!r} is not a host name or IP address; e.g. db.internal.example.com or 10.0.1.5")
+        return v
+
+    @field_validator("database_name")
+    @classmethod
+    def _database_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", v):
+            raise ValueError(f"{v!r}: use 1-64 letters, digits or _ starting with a letter (RDS rule); e.g. shared_db")
         return v
 
     @model_validator(mode="after")
@@ -201,10 +253,10 @@ class Tenant(BaseModel):
     model_config = _STRICT
     # password: a stored random password; iam: RDS IAM database authentication (MySQL on RDS only).
     auth: Literal["password", "iam"] = "password"
-    max_connections: int = Field(default=10, ge=1, le=100000)
-    readonly: bool = False
+    max_connections: Int = Field(default=10, ge=1, le=100000)
+    readonly: Bool = False
     # Defaults to a quarter of the app limit (at least 1): analytics should not crowd out the service.
-    readonly_max_connections: int | None = Field(default=None, ge=1, le=100000)
+    readonly_max_connections: Int | None = Field(default=None, ge=1, le=100000)
 
     @property
     def readonly_limit(self) -> int:
@@ -222,22 +274,22 @@ class Aws(BaseModel):
     and the region finally falls back to instance.aws_region."""
 
     model_config = _STRICT
-    region: str | None = None
-    profile: str | None = None
-    endpoint_url: str | None = None
+    region: Text | None = None
+    profile: Text | None = None
+    endpoint_url: Text | None = None
 
 
 class Secrets(BaseModel):
     model_config = _STRICT
     backend: Literal["file", "aws"] | None = None  # default: aws for target aws, file otherwise
-    kms_key_id: str = "alias/secrets-manager"
-    recovery_window_days: int = Field(default=7, ge=7, le=30)
+    kms_key_id: Text = "alias/secrets-manager"
+    recovery_window_days: Int = Field(default=7, ge=7, le=30)
 
 
 class Exports(BaseModel):
     model_config = _STRICT
     backend: Literal["files", "ssm", "none"] | None = None  # default: ssm for target aws, files otherwise
-    prefix: str | None = None  # default: /shared/rds/{environment}
+    prefix: Text | None = None  # default: /shared/rds/{environment}
 
     @field_validator("prefix")
     @classmethod
@@ -251,14 +303,14 @@ class Config(BaseModel):
     """The whole file. `path` is where it was read from (state lives in `.shared-mysql/` beside it)."""
 
     model_config = _STRICT
-    environment: str = "prod"
-    identifier: str = "shared-mysql"
+    environment: Text = "prod"
+    identifier: Text = "shared-mysql"
     target: Literal["local", "server", "aws"] = "local"
     instance: Instance = Field(default_factory=Instance)
     aws: Aws = Field(default_factory=Aws)
     secrets: Secrets = Field(default_factory=Secrets)
     exports: Exports = Field(default_factory=Exports)
-    tenants: dict[str, Tenant] = Field(default_factory=dict)
+    tenants: dict[Text, Tenant] = Field(default_factory=dict)
 
     @field_validator("environment")
     @classmethod
@@ -301,6 +353,11 @@ class Config(BaseModel):
                 f"instance.ca_bundle: required for target {self.target}: the CA bundle that signed the server's "
                 "certificate (for RDS, the regional bundle such as ap-northeast-2-bundle.pem)"
             )
+        if self.target == "local" and inst.host is not None and not is_loopback(inst.host):
+            raise ValueError(
+                f"instance.host: {inst.host} is not a loopback address; the embedded server (target local) is "
+                "private to this machine: use 127.0.0.1 (the default), ::1 or localhost"
+            )
         if self.target == "local":
             for name, t in self.tenants.items():
                 if t.auth == "iam":
@@ -308,6 +365,18 @@ class Config(BaseModel):
                         f"tenants.{name}.auth: iam needs RDS MySQL (AWSAuthenticationPlugin); the local target "
                         "runs MariaDB: use auth: password, or target: aws"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _accounts_and_flavor(self) -> "Config":
+        problem = master_name_collision(self.instance.master_username, self.tenants)
+        if problem:
+            raise ValueError(f"instance.master_username: {problem}")
+        if self.target == "aws":
+            for name in self.instance.parameters:
+                if ALLOWED[name].only == "mariadb":
+                    raise ValueError(f"instance.parameters.{name}: a MariaDB parameter; RDS MySQL (target aws) "
+                                     "does not have it: remove it")
         return self
 
     @model_validator(mode="after")
@@ -356,6 +425,57 @@ class Config(BaseModel):
     @property
     def exports_prefix(self) -> str:
         return self.exports.prefix or f"/shared/rds/{self.environment}"
+
+
+def _account_roles(tenant: str) -> dict[str, str]:
+    """Every account name a tenant's namespace holds -> its role: app, readonly and their rotation twins."""
+    names = {f"{tenant}{suffix}": role for role, suffix in USER_SUFFIXES.items()}
+    return {**names, **{n + ROTATION_SUFFIX: f"{role} rotation" for n, role in names.items()}}
+
+
+def master_name_collision(master: str, tenants) -> str | None:
+    """Why `master` is, or would be once its tenant is added, an account shared-mysql derives; else None."""
+    low = master.lower()
+    for suffix in sorted({s + r for s in USER_SUFFIXES.values() for r in ("", ROTATION_SUFFIX)}, key=len):
+        stem = low[:-len(suffix)]
+        if not low.endswith(suffix) or not _possible_tenant(stem):
+            continue
+        role = _account_roles(stem)[low]
+        if stem in tenants:
+            return f"{master!r} is also the {role} account of tenant {stem!r}; choose another, e.g. admin"
+        return (f"{master!r} is the {role} account tenant {stem!r} would get; choose a name no tenant derives "
+                "(not <tenant>_user, <tenant>_readonly or their _alt twins), e.g. admin")
+    return None
+
+
+def _possible_tenant(name: str) -> bool:
+    try:
+        check_tenant_name(name)
+    except ValueError:
+        return False
+    return True
+
+
+def is_host(v: str) -> bool:
+    """An IP literal, or an RFC 1123 host name whose last label is not all digits (so no malformed IPv4)."""
+    try:
+        ipaddress.ip_address(v)
+        return True
+    except ValueError:
+        pass
+    labels = v.split(".")
+    return (len(v) <= 253 and not labels[-1].isdigit()
+            and all(re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", label) for label in labels))
+
+
+def is_loopback(v: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: where the embedded server may listen."""
+    if v.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(v).is_loopback
+    except ValueError:
+        return False
 
 
 def check_tenant_name(name: object) -> None:
