@@ -236,19 +236,25 @@ def register(app: typer.Typer) -> None:
             raise SharedMySQLError(f"no stored credential {name}; run `shared-mysql up` (or apply) first")
         fmt = fmt or (Fmt.json if state.json else Fmt.env)
         if fmt == Fmt.json:
-            emit_json(secret)
-        elif fmt == Fmt.env:
+            emit_json(secret)  # exactly the stored secret
+            return
+        # env and dsn always carry the CA and VERIFY_IDENTITY, or consumers fall back to unverified TLS. Secrets
+        # of server/aws targets hold no ssl_ca: the CA is the config's instance.ca_bundle (checked to exist).
+        from os.path import abspath
+
+        ca = abspath(secret.get("ssl_ca") or t.ca)
+        if fmt == Fmt.env:
             pairs = [("DB_HOST", secret["host"]), ("DB_PORT", secret["port"]), ("DB_NAME", secret.get("dbname") or ""),
                      ("DB_USERNAME", secret["username"])]
             pairs += [("DB_AUTH", "iam")] if secret.get("auth") == "iam" else [("DB_PASSWORD", secret["password"])]
-            pairs += [("DB_SSL_CA", secret.get("ssl_ca", ""))]
+            pairs += [("DB_SSL_CA", ca), ("DB_SSL_MODE", "VERIFY_IDENTITY")]
             for k, v in pairs:
                 echo(f"{k}={shlex.quote(str(v))}")
         else:
-            q = f"?ssl-mode=VERIFY_IDENTITY&ssl-ca={quote(secret['ssl_ca'], safe='/')}" if secret.get("ssl_ca") else ""
+            host = f"[{secret['host']}]" if ":" in str(secret["host"]) else secret["host"]  # an IPv6 literal
             pw = "" if secret.get("auth") == "iam" else ":" + quote(secret["password"], safe="")
-            echo(f"mysql://{quote(secret['username'], safe='')}{pw}@"
-                 f"{secret['host']}:{secret['port']}/{quote(secret.get('dbname') or '', safe='')}{q}")
+            echo(f"mysql://{quote(secret['username'], safe='')}{pw}@{host}:{secret['port']}/"
+                 f"{quote(secret.get('dbname') or '', safe='')}?ssl-mode=VERIFY_IDENTITY&ssl-ca={quote(ca, safe='/')}")
 
 
 __all__ = ["register"]

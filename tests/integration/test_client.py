@@ -1,7 +1,9 @@
 """shared_mysql.client against the real local server: cached secrets, re-fetch after a password change,
-failover retries within a deadline, one clear error beyond it, SQLAlchemy pool settings, secret-name-only mode."""
+failover retries within a deadline, one clear error beyond it, SQLAlchemy pool settings, secret-name-only mode;
+TLS that options cannot loosen, and CA problems as one line without retries."""
 
 import json
+import ssl
 import threading
 import time
 
@@ -12,6 +14,8 @@ from moto import mock_aws
 from shared_mysql.client import Client, ClientError
 from shared_mysql.secrets import PENDING
 from shared_mysql.sql import statements as st
+
+from ..throwaway_ca import write_ca
 
 
 @pytest.fixture
@@ -142,3 +146,91 @@ def test_secret_name_only_as_on_ecs(app, tmp_path, monkeypatch):
         c.connect(secret="no-ca", ca=local["ssl_ca"]).close()  # per call, too
         with pytest.raises(ClientError, match="no credential stored under missing"):
             c.connect(secret="missing")
+
+
+# -- TLS cannot be loosened through options; bad CAs and certificate failures are one line ---------------------
+def test_ssl_ca_is_verified_against_the_server(app, tmp_path):
+    """Regression: ssl_ca= (and ssl_verify_cert=False) used to replace the client's verified context."""
+    right = app.target().ca
+    wrong = str(write_ca(tmp_path / "throwaway.pem"))
+    c = Client(config=app.config_path)
+    for kwargs in ({"ssl_ca": right}, {"ssl": {"ca": right}}, {"ca": right, "ssl_verify_cert": True,
+                                                               "ssl_verify_identity": True}):
+        conn = c.connect("orders", **kwargs)
+        with conn.cursor() as cur:
+            cur.execute("SHOW STATUS LIKE 'Ssl_cipher'")
+            assert cur.fetchone()[1], kwargs
+        conn.close()
+    before = c.attempts
+    start = time.monotonic()
+    for kwargs in ({"ssl_ca": wrong}, {"ssl": {"ca": wrong}}, {"ca": wrong}):
+        with pytest.raises(ClientError) as e:
+            c.connect("orders", deadline=130, **kwargs)
+        msg = str(e.value)
+        origin = next(iter(kwargs)) + "=" if "ssl" not in kwargs else "ssl['ca']"
+        # OpenSSL's own reason in the middle: the server sends its CA too, so "self-signed ... in chain"
+        assert msg.startswith(f"tenant orders (app): cannot connect as orders_user to 127.0.0.1:{app.port}: TLS "
+                              f"verification failed against CA bundle {wrong} (from {origin}): "), msg
+        assert msg.endswith("; check that this bundle signed the server's certificate (for RDS, the "
+                            "regional bundle), or pass ca= another; not retried") and "\n" not in msg
+    assert c.attempts - before == 3  # one attempt each: a certificate failure is not retried for 130 s
+    assert time.monotonic() - start < 10
+    with pytest.raises(ClientError, match=r"^connect\(\): ssl_verify_cert=False would turn TLS verification off; "):
+        c.connect("orders", ssl_ca=wrong, ssl_verify_cert=False)
+
+
+def test_engine_with_a_wrong_ca_fails_the_checkout_with_one_line_and_no_retry(app, tmp_path):
+    from sqlalchemy import text
+
+    c = Client(config=app.config_path)
+    wrong = str(write_ca(tmp_path / "throwaway.pem"))
+    eng = c.engine("orders", connect_args={"ssl_ca": wrong, "deadline": 130})
+    with pytest.raises(ClientError, match=r"TLS verification failed against CA bundle .* not retried$"):
+        eng.connect()
+    assert c.attempts == 1
+    ok = c.engine("orders", connect_args={"ssl": {"ca": app.target().ca}})
+    with ok.connect() as conn:
+        assert conn.execute(text("SELECT CURRENT_USER()")).scalar() == "orders_user@%"
+
+
+def test_bad_ca_paths_are_one_line(app, tmp_path):
+    c = Client(config=app.config_path)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    for path, problem in ((tmp_path / "missing.pem", "does not exist"), (tmp_path, "is a directory, not a PEM file"),
+                          (garbage, "holds no usable PEM certificate")):
+        with pytest.raises(ClientError) as e:
+            c.connect("orders", ca=str(path))
+        msg = str(e.value)
+        assert msg.startswith(f"connect(): CA bundle {path} (from ca=) {problem}") and "\n" not in msg
+        assert msg.endswith("point ca= at the PEM bundle that signed the server's certificate (for RDS, the "
+                            "regional bundle)")
+    assert c.attempts == 0 and c.fetches == 0
+
+
+def test_hostile_options_are_refused_before_anything_is_read_or_opened(app, tmp_path):
+    c = Client(config=app.config_path)
+    wrong = str(write_ca(tmp_path / "throwaway.pem"))
+    off = ssl.create_default_context()
+    off.check_hostname = False
+    off.verify_mode = ssl.CERT_NONE
+    cnf = tmp_path / "my.cnf"
+    cnf.write_text(f"[client]\nhost = 127.0.0.1\nport = {app.port}\nssl-ca = {wrong}\nuser = root\n")
+    sock = str(app.target().server.paths.socket)
+    cases = [
+        (lambda: c.engine("orders", connect_args={"ssl": {"verify_mode": ssl.CERT_NONE}}),
+         "engine(): connect_args ssl['verify_mode']=CERT_NONE would turn TLS verification off; "),
+        (lambda: c.engine("orders", connect_args={"ssl": off}),
+         "engine(): connect_args ssl=<SSLContext> would replace the client's verified TLS context; "),
+        (lambda: c.connect("orders", ssl=off), "connect(): ssl=<SSLContext> would replace "),
+        (lambda: c.connect("orders", unix_socket=sock), "connect(): unix_socket= would connect through a socket, "),
+        (lambda: c.engine("orders", connect_args={"unix_socket": sock}), "engine(): connect_args unix_socket= "),
+        (lambda: c.connect("orders", read_default_file=str(cnf)), "connect(): read_default_file= would read host, "),
+        (lambda: c.engine("orders", connect_args={"read_default_file": str(cnf)}),
+         "engine(): connect_args read_default_file= "),
+    ]
+    for call, start in cases:
+        with pytest.raises(ClientError) as e:
+            call()
+        assert str(e.value).startswith(start) and "\n" not in str(e.value)
+    assert c.attempts == 0 and c.fetches == 0
