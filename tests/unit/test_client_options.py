@@ -11,7 +11,8 @@ import pytest
 
 from shared_mysql.client import Client, ClientError
 from shared_mysql.client import core
-from shared_mysql.client.core import PASS_THROUGH, REFUSED, Source, check_options
+from shared_mysql.client.core import Source
+from shared_mysql.client.options import PASS_THROUGH, REFUSED, check_options
 from shared_mysql.db import tls_context
 
 from ..throwaway_ca import write_ca
