@@ -10,8 +10,14 @@ class SharedMySQLError(Exception):
         super().__init__(message)
         self.message = message
 
-    def __str__(self) -> str:  # always one line
-        return " ".join(self.message.split("\n"))
+    def __str__(self) -> str:
+        """Always one printable line: newlines become spaces; any other control, format or separator character
+        (CR, ESC, U+2028, a bidi override), which can only come from data such as a name read from the server,
+        is shown escaped, so no message can forge or hide a line in a terminal or a log."""
+        text = " ".join(self.message.split("\n"))
+        if text.isprintable():
+            return text
+        return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class ConfigError(SharedMySQLError):
@@ -38,3 +44,11 @@ class SecretStoreError(SharedMySQLError):
 
 class DestructiveChangeError(SharedMySQLError):
     """A plan holds destructive actions and they were not explicitly allowed."""
+
+
+class StateError(SharedMySQLError):
+    """A file in the state directory cannot be read or written (full disk, read-only or unwritable directory)."""
+
+
+class ExportsError(SharedMySQLError):
+    """Exports cannot be published as asked (a value that is unsafe in the exported files)."""

@@ -7,6 +7,28 @@ import time
 
 from . import CURRENT, PENDING, PREVIOUS
 
+FORMAT = 1
+
+
+def document_problem(doc: object) -> str | None:
+    """What makes `doc` not a store document (never quoting a value), or None when every method can use it.
+
+    Backends check what they read back, so a damaged or hand-edited document is one clear error, not a KeyError
+    half-way through an apply."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("secrets"), dict):
+        return "not an object with a 'secrets' object"
+    if doc.get("format", FORMAT) != FORMAT:
+        return f"unknown format {str(doc.get('format'))[:20]!r} (this version reads format {FORMAT})"
+    for name, s in doc["secrets"].items():
+        label = f"secret {name[:64]!r}"
+        if not isinstance(s, dict) or not all(isinstance(s.get(k), dict) for k in ("tags", "versions", "stages")):
+            return f"{label} lacks tags, versions or stages"
+        if not all(isinstance(v, dict) and isinstance(v.get("value"), dict) for v in s["versions"].values()):
+            return f"{label} has a version without a value object"
+        if not all(isinstance(vid, str) and vid in s["versions"] for vid in s["stages"].values()):
+            return f"{label} has a label pointing to no version"
+    return None
+
 
 class DocumentSecretStore:
     """Implements SecretStore on `{"secrets": {name: {tags, versions, stages}}}`; subclasses persist it."""

@@ -2,103 +2,283 @@
 
 The key lives apart from the data: `SHARED_MYSQL_SECRETS_KEY` (a Fernet key) when set, otherwise a key file
 created with mode 0600. Writes go to a temp file in the same directory, are fsynced, then renamed over the old
-file, so a crash leaves either the old or the new document, never a torn one.
+file, so a crash leaves either the old or the new document, never a torn one. The key file is created once,
+exclusively (`link`, never `rename`): two first writes at once agree on one key and an existing key is never
+replaced. The document itself is read-modify-write: callers serialise writers (the CLI holds a lock file).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import errno
 import json
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
 
-from ..errors import SecretStoreError
-from .document import DocumentSecretStore
+from ..errors import SecretStoreError, StateError
+from .document import FORMAT, DocumentSecretStore, document_problem
 
 KEY_ENV = "SHARED_MYSQL_SECRETS_KEY"
-_FORMAT = 1
+
+# A Fernet token: version 0x80 | timestamp (8) | IV (16) | AES-CBC ciphertext (16n, n >= 1) | HMAC-SHA256 (32).
+_TOKEN_OVERHEAD = 1 + 8 + 16 + 32
+_TOKEN_B64 = re.compile(rb"[A-Za-z0-9_-]*={0,2}")
 
 
+# -- files in the state dir ---------------------------------------------------------------------------------
 def write_private(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Atomically replace `path` with `data`, mode 0600; fsynced (file and directory) unless `durable=False`,
-    for derived files that the next run regenerates anyway."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for derived files that the next run regenerates anyway. Fails with one StateError line, the old file intact."""
+    path = Path(path)
+    replaced = False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = _write_temp(path, data, durable)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        replaced = True
+        if durable:
+            _fsync_dir(path.parent)
+    except OSError as exc:
+        raise StateError(_write_failure(path, exc, replaced)) from exc
+
+
+def read_regular(path: Path) -> bytes | None:
+    """The bytes of a regular file, or None when it does not exist; never blocks on a FIFO or a device.
+    Anything else raises OSError (strerror "not a regular file" for a FIFO, socket, device or directory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        fh = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with fh:
+        return fh.read()
+
+
+def _write_temp(path: Path, data: bytes, durable: bool) -> str:
+    """`data` in a new 0600 temp file beside `path` (fsynced when durable); removed again on any failure."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        if durable:
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-    except BaseException:
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)  # a deferred write error (NFS, quota) can surface here
+    except BaseException:
+        _unlink_quietly(tmp)
         raise
+    return tmp
 
 
+def _fsync_dir(directory: Path) -> None:
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+_WRITE_HINTS = {
+    errno.ENOSPC: "free space and re-run",
+    errno.EDQUOT: "free space (disk quota exceeded) and re-run",
+    errno.EROFS: "the file system is read-only; make it writable (or move the state directory) and re-run",
+    errno.EISDIR: "something else is in the way at that path; move it away and re-run",
+    errno.ENOTDIR: "a parent of that path is not a directory; move it away and re-run",
+}
+
+
+def _write_failure(path: Path, exc: OSError, replaced: bool = False) -> str:
+    """One line: which file, the system's reason, and what to do."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.filename and Path(exc.filename) in (path.parent, *path.parent.parents):
+        reason += f" ({exc.filename})"  # the directory, not the file itself, is the problem
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        hint = f"make {path.parent} writable by this user and re-run"
+    else:
+        hint = _WRITE_HINTS.get(exc.errno, "fix that and re-run")
+    if replaced:
+        return (f"wrote {path} but could not sync its directory: {reason}; the new file may not survive a power "
+                f"loss; {hint}")
+    return f"cannot write {path}: {reason}; {hint} (the file was not changed)"
+
+
+# -- the store ----------------------------------------------------------------------------------------------
 class FileSecretStore(DocumentSecretStore):
     def __init__(self, path: Path, key_path: Path):
         super().__init__()
         self.path = Path(path)
         self.key_path = Path(key_path)
         self._fernet = None
+        self._key_source = ""
 
-    # -- key and document -------------------------------------------------------------------------------
     def _cipher(self, create: bool = False):
         if self._fernet is None:
-            from cryptography.fernet import Fernet
-
-            key = os.environ.get(KEY_ENV)
-            source = f"${KEY_ENV}"
-            if not key:
-                source = str(self.key_path)
-                if self.key_path.exists():
-                    mode = self.key_path.stat().st_mode & 0o777
-                    if mode & 0o077:
-                        raise SecretStoreError(
-                            f"{self.key_path}: key file is readable by others (mode {mode:o}); run chmod 600 on it"
-                        )
-                    key = self.key_path.read_text().strip()
-                elif self.path.exists():
-                    raise SecretStoreError(
-                        f"{self.path}: the store exists but its key {self.key_path} is missing; restore the key "
-                        f"file or set {KEY_ENV}"
-                    )
-                elif create:
-                    key = Fernet.generate_key().decode()
-                    write_private(self.key_path, key.encode() + b"\n")
-                else:
-                    raise SecretStoreError(f"{self.key_path}: no key yet; nothing has been stored")
-            try:
-                self._fernet = Fernet(key.encode() if isinstance(key, str) else key)
-            except (ValueError, TypeError):
-                raise SecretStoreError(f"{source}: not a valid Fernet key (32 url-safe base64-encoded bytes)") from None
+            self._fernet = self._load_key(create)
         return self._fernet
+
+    def _load_key(self, create: bool):
+        key = os.environ.get(KEY_ENV)
+        if key:
+            self._key_source = f"${KEY_ENV}"
+            if os.path.exists(self.key_path):
+                self._key_source += f", which overrides {self.key_path}"
+            return self._fernet_from(key, f"${KEY_ENV}", f"set ${KEY_ENV} to the key the store was written with")
+        self._key_source = str(self.key_path)
+        # The store is checked before the key: a key is always in place before the first store is written, so a
+        # store seen here with no key after it means the key is really gone (not that someone is creating it).
+        store_exists = self._store_exists()
+        key = self._read_key_file()
+        if key is None:
+            if store_exists:
+                raise SecretStoreError(
+                    f"{self.path}: the store exists but its key {self.key_path} is missing; restore the key "
+                    f"file or set {KEY_ENV}"
+                )
+            if not create:
+                raise SecretStoreError(f"{self.key_path}: no key yet; nothing has been stored")
+            key = self._create_key()
+            if key is None:  # another process created it first: use its key, never replace it
+                key = self._read_key_file()
+                if key is None:
+                    raise SecretStoreError(f"{self.key_path}: the key file vanished while it was being created; "
+                                           "re-run")
+        fix = f"restore the key file from a backup (or set {KEY_ENV})"
+        if not store_exists:
+            fix += "; there is no store yet, so if nothing was ever stored with it, remove it and re-run"
+        return self._fernet_from(key, str(self.key_path), fix)
+
+    @staticmethod
+    def _fernet_from(key: str | bytes, source: str, fix: str):
+        from cryptography.fernet import Fernet
+
+        if not key.strip():
+            raise SecretStoreError(f"{source}: the key is empty; {fix}")
+        try:
+            return Fernet(key)
+        except (ValueError, TypeError, binascii.Error):
+            raise SecretStoreError(
+                f"{source}: not a valid Fernet key (32 url-safe base64-encoded bytes); {fix}"
+            ) from None
+
+    def _read_key_file(self) -> bytes | None:
+        try:
+            data = read_regular(self.key_path)
+            if data is None:
+                return None
+            mode = stat.S_IMODE(os.stat(self.key_path).st_mode)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise SecretStoreError(f"cannot read the key file {self.key_path}: {exc.strerror}; fix its permissions "
+                                   "or restore it from a backup") from exc
+        if mode & 0o077:
+            raise SecretStoreError(
+                f"{self.key_path}: key file is readable by others (mode {mode:o}); run chmod 600 on it"
+            )
+        return data.strip()
+
+    def _create_key(self) -> bytes | None:
+        """Create the key file exclusively: a fully written, fsynced temp file hard-linked into place. Returns the
+        new key, or None when another process linked its key first (ours is discarded)."""
+        from cryptography.fernet import Fernet
+
+        key = Fernet.generate_key()
+        try:
+            self.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = _write_temp(self.key_path, key + b"\n", durable=True)
+            try:
+                os.link(tmp, self.key_path)  # EEXIST if someone else won; rename would replace their key
+            except FileExistsError:
+                return None
+            finally:
+                _unlink_quietly(tmp)
+            _fsync_dir(self.key_path.parent)
+        except OSError as exc:
+            raise StateError(_write_failure(self.key_path, exc)) from exc
+        return key
+
+    # -- the document -------------------------------------------------------------------------------------
+    def _store_exists(self) -> bool:
+        try:
+            os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise SecretStoreError(f"cannot read {self.path}: {exc.strerror}; fix its permissions") from exc
+        return True
+
+    def _read_store(self) -> bytes | None:
+        try:
+            return read_regular(self.path)
+        except OSError as exc:
+            raise SecretStoreError(f"cannot read {self.path}: {exc.strerror}; fix its permissions or restore it "
+                                   "from a backup") from exc
 
     def _read(self) -> dict:
         from cryptography.fernet import InvalidToken
 
-        if not self.path.exists():
-            return {"format": _FORMAT, "secrets": {}}  # the key is created on the first write
+        raw = self._read_store()
+        if raw is None:
+            return {"format": FORMAT, "secrets": {}}  # the key is created on the first write
+        corrupt = (f"{self.path}: the secret store is truncated or corrupt ({len(raw)} bytes); "
+                   "restore it from a backup")
+        token = raw.strip()
+        if not _is_fernet_token(token):
+            raise SecretStoreError(corrupt)
+        cipher = self._cipher()
         try:
-            plain = self._cipher().decrypt(self.path.read_bytes())
+            plain = cipher.decrypt(token)
         except InvalidToken:
             raise SecretStoreError(
-                f"{self.path}: cannot decrypt the secret store with the configured key; "
-                f"use the key it was written with ({self.key_path} or ${KEY_ENV})"
+                f"cannot decrypt {self.path} with the configured key ({self._key_source}): wrong key, or the file "
+                "was modified; use the key it was written with, or restore the store from a backup"
             ) from None
-        return json.loads(plain)
+        try:
+            doc = json.loads(plain)
+        except ValueError:  # includes UnicodeDecodeError
+            raise SecretStoreError(corrupt) from None
+        problem = document_problem(doc)
+        if problem:
+            raise SecretStoreError(f"{self.path}: the secret store is corrupt (it decrypts, but is {problem}); "
+                                   "restore it from a backup")
+        return doc
 
     def _write(self, doc: dict) -> None:
         write_private(self.path, self._cipher(create=True).encrypt(json.dumps(doc, separators=(",", ":")).encode()))
 
+
+def _is_fernet_token(token: bytes) -> bool:
+    """Whether `token` is shaped like a Fernet token, so that a failed HMAC can only mean another key or a
+    same-shape modification, and anything else (empty, cut short, not base64) is reported as corruption."""
+    if not token or len(token) % 4 or not _TOKEN_B64.fullmatch(token):
+        return False
+    try:
+        data = base64.b64decode(token, altchars=b"-_", validate=True)
+    except binascii.Error:
+        return False
+    n = len(data) - _TOKEN_OVERHEAD
+    return n >= 16 and n % 16 == 0 and data[0] == 0x80

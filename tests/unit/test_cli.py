@@ -80,3 +80,12 @@ def test_usage_errors_exit_2(tmp_path):
     assert_one_line_error(run(["credentials", "billing", "--user", "readonly"], tmp_path), 2, "no read-only account")
     assert_one_line_error(run(["credentials"], tmp_path), 2, "either a TENANT or --admin")
     assert_one_line_error(run(["credentials", "orders"], tmp_path), 1, "no stored credential dev-orders-db-credentials")
+
+
+def test_an_error_line_cannot_be_forged_by_data_in_it():
+    from shared_mysql.errors import SharedMySQLError
+
+    e = SharedMySQLError("statement failed on 'x\r\nerror: fake'@'%': \x1b[2J\u2028\u202e done")
+    line = str(e)
+    assert line.isprintable() and "\n" not in line and "\x1b" not in line
+    assert line == "statement failed on 'x\\r error: fake'@'%': \\x1b[2J\\u2028\\u202e done"
