@@ -5,6 +5,8 @@ Each contender gets its own fresh embedded server (same config, same machine, sa
   apply_s         `shared-mysql apply --auto-approve` from an empty server (CLI start-up included)
   noop_plan_s     `shared-mysql plan` when nothing changed (median of 3)
   raw_sql_s       the floor: the same statements the CLI runs, piped through the `mariadb`/`mysql` client over TLS
+  noop_plan_rss_mb  peak resident memory of that no-op plan
+  startup_s       `shared-mysql tenants -o json` on a 2-tenant config (median of 7), beside `python -c pass`
   ansible_*       with --ansible: community.mysql's mysql_db + mysql_user doing the same (first run, then a re-run)
 The last line is JSON.
 """
@@ -54,6 +56,30 @@ def timed(cmd, **kw) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
     return time.perf_counter() - start
+
+
+def timed_rss(cmd) -> tuple[float, float]:
+    """Wall time and peak RSS (MB) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{cmd} failed")
+    return time.perf_counter() - start, usage.ru_maxrss / 1024
+
+
+def startup(base: Path) -> tuple[float, float]:
+    """CLI start-up: `tenants -o json` needs no server (config + imports + output), vs the interpreter alone."""
+    d = base / "startup"
+    d.mkdir()
+    (d / "shared-mysql.yaml").write_text("environment: bench\ntenants:\n  orders: {}\n  billing: {}\n")
+    exe = str(ROOT / ".venv" / "bin" / "shared-mysql")
+    py = str(ROOT / ".venv" / "bin" / "python")
+    cli_runs, py_runs = [], []
+    for _ in range(7):  # interleaved, medians
+        cli_runs.append(timed([exe, "-c", str(d / "shared-mysql.yaml"), "tenants", "-o", "json"]))
+        py_runs.append(timed([py, "-c", "pass"]))
+    return statistics.median(cli_runs), statistics.median(py_runs)
 
 
 def cli(t: LocalTarget, *args) -> list[str]:
@@ -126,10 +152,11 @@ def main() -> None:
     n = args.tenants
     base = Path(tempfile.mkdtemp(prefix="shared-mysql-bench-"))
     started: list[LocalTarget] = []
-    result = {"tenants": n, "apply_s": None, "raw_sql_s": None, "noop_plan_s": None,
-              "ansible_apply_s": None, "ansible_noop_s": None}
-    floors, applies, noops = [], [], []
+    result = {"tenants": n, "apply_s": None, "raw_sql_s": None, "noop_plan_s": None, "noop_plan_rss_mb": None,
+              "startup_s": None, "python_startup_s": None, "ansible_apply_s": None, "ansible_noop_s": None}
+    floors, applies, noops, rss = [], [], [], []
     try:
+        result["startup_s"], result["python_startup_s"] = startup(base)
         for r in range(args.rounds):
             floor_t = make_instance(base, f"floor{r}", n)
             started.append(floor_t)
@@ -139,11 +166,15 @@ def main() -> None:
             cli_t = make_instance(base, f"cli{r}", n)
             started.append(cli_t)
             applies.append(timed(cli(cli_t, "apply", "--auto-approve")))
-            noops += [timed(cli(cli_t, "plan", "--detailed-exitcode")) for _ in range(3)]
+            for _ in range(3):
+                took, mb = timed_rss(cli(cli_t, "plan", "--detailed-exitcode"))
+                noops.append(took)
+                rss.append(mb)
             cli_t.server.down()
         result["raw_sql_s"] = statistics.median(floors)
         result["apply_s"] = statistics.median(applies)
         result["noop_plan_s"] = statistics.median(noops)
+        result["noop_plan_rss_mb"] = round(max(rss), 1)
 
         if args.ansible:
             ans_t = make_instance(base, "ansible", n)
@@ -163,7 +194,10 @@ def main() -> None:
     print(f"{'apply from empty':24s}{f(result['apply_s']):>14s}{f(result['raw_sql_s']):>16s}"
           f"{f(result['ansible_apply_s']):>12s}")
     print(f"{'no-op plan / re-run':24s}{f(result['noop_plan_s']):>14s}{'':>16s}{f(result['ansible_noop_s']):>12s}")
-    print(f"apply vs floor: {result['apply_s'] / result['raw_sql_s']:.2f}x")
+    print(f"apply vs floor: {result['apply_s'] / result['raw_sql_s']:.2f}x; no-op plan peak RSS "
+          f"{result['noop_plan_rss_mb']} MB")
+    print(f"{'CLI start-up':24s}{f(result['startup_s']):>14s}  (`tenants -o json`; `python -c pass` "
+          f"{result['python_startup_s']:.3f} s)")
     if result["ansible_apply_s"]:
         print(f"vs Ansible: apply {result['ansible_apply_s'] / result['apply_s']:.0f}x faster, "
               f"no-op {result['ansible_noop_s'] / result['noop_plan_s']:.0f}x faster")

@@ -11,7 +11,6 @@ from urllib.parse import quote
 import typer
 
 from ..errors import SharedMySQLError, UsageError
-from ..tenants.apply import check_destructive
 from .app import echo, emit_json, state
 
 
@@ -101,6 +100,8 @@ def register(app: typer.Typer) -> None:
                     echo(f"server: {status['flavor']} {status['version']} on {status['host']}:{status['port']} "
                          f"(pid {status['pid']})")
                     _show_plan(t, ex, plan)
+                from ..tenants.apply import check_destructive
+
                 check_destructive(plan, allow_destructive)
                 res = _apply(t, ex, plan, desired, allow_destructive) if not plan.empty else \
                     {"statements": 0, "secrets_written": 0, "secrets_deleted": 0, "converged": True}
@@ -140,6 +141,8 @@ def register(app: typer.Typer) -> None:
                     if state.json:
                         emit_json({"plan": p.to_json(), "applied": None})
                     return
+                from ..tenants.apply import check_destructive
+
                 check_destructive(p, allow_destructive)
                 if not auto_approve:
                     if not sys.stdin.isatty():

@@ -31,6 +31,9 @@ class FileExports:
     def __init__(self, directory: Path, prefix: str):
         self.dir = Path(directory)
         self.prefix = prefix
+        # Checked per entry, 30,000 times at 10,000 tenants: built once.
+        self._tp = f"{prefix}/tenants/"
+        self._instance_env = frozenset(f"{prefix}/{k}" for k in _ENV_INSTANCE_KEYS)
 
     @property
     def path(self) -> Path:
@@ -99,8 +102,8 @@ class FileExports:
             return "not a string"
         if not name.isprintable() or not value.isprintable():
             return "contains a control character (a newline would forge a line)"
-        feeds_env = name in (f"{self.prefix}/{k}" for k in _ENV_INSTANCE_KEYS)
-        tp = f"{self.prefix}/tenants/"
+        feeds_env = name in self._instance_env
+        tp = self._tp
         if name.startswith(tp):
             tenant, _, key = name[len(tp):].partition("/")
             if not TENANT_NAME_RE.fullmatch(tenant) or not _TENANT_KEY.fullmatch(key):
@@ -112,7 +115,7 @@ class FileExports:
 
     # -- <tenant>.env -------------------------------------------------------------------------------------
     def _tenant_of(self, name: str) -> str | None:
-        tp = f"{self.prefix}/tenants/"
+        tp = self._tp
         return name[len(tp):].split("/", 1)[0] if name.startswith(tp) else None
 
     def _tenants(self, params: dict[str, str]) -> dict[str, dict[str, str]]:

@@ -58,14 +58,16 @@ def read_regular(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
-        fh = os.fdopen(fd, "rb")
-    except BaseException:
+        # os.read straight off the descriptor: no buffered file object (10,000 .env checks per plan).
+        chunks = [os.read(fd, st.st_size + 1)]
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 20))
+        return b"".join(chunks)
+    finally:
         os.close(fd)
-        raise
-    with fh:
-        return fh.read()
 
 
 def _write_temp(path: Path, data: bytes, durable: bool) -> str:
@@ -128,6 +130,8 @@ def _write_failure(path: Path, exc: OSError, replaced: bool = False) -> str:
 
 # -- the store ----------------------------------------------------------------------------------------------
 class FileSecretStore(DocumentSecretStore):
+    _seen: tuple[int, int, int] | None = None  # the file as last read or written
+
     def __init__(self, path: Path, key_path: Path):
         super().__init__()
         self.path = Path(path)
@@ -238,7 +242,28 @@ class FileSecretStore(DocumentSecretStore):
             raise SecretStoreError(f"cannot read {self.path}: {exc.strerror}; fix its permissions or restore it "
                                    "from a backup") from exc
 
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def reload(self) -> None:
+        """Forget the cached document unless the file is exactly the one read or written last: every write is an
+        atomic replace (a new inode), so an unchanged (inode, size, mtime) means unchanged content. Spares a
+        second decrypt and parse per command (~0.2 s at 10,000 tenants)."""
+        if self._doc is not None and self._seen is not None and self._seen == self._signature():
+            return
+        self._doc, self._seen = None, None
+
     def _read(self) -> dict:
+        sig = self._signature()  # taken before reading: a change in between only causes one more read later
+        doc = self._decrypt()
+        self._seen = sig
+        return doc
+
+    def _decrypt(self) -> dict:
         from cryptography.fernet import InvalidToken
 
         raw = self._read_store()
@@ -268,7 +293,9 @@ class FileSecretStore(DocumentSecretStore):
         return doc
 
     def _write(self, doc: dict) -> None:
+        self._seen = None  # a failed write leaves the in-memory document ahead of the file: re-read next time
         write_private(self.path, self._cipher(create=True).encrypt(json.dumps(doc, separators=(",", ":")).encode()))
+        self._seen = self._signature()
 
 
 def _is_fernet_token(token: bytes) -> bool:

@@ -1,6 +1,15 @@
-"""SQL for MySQL 8.0 and MariaDB 10.6+: quoting, statement builders, flavor quirks. No I/O here."""
+"""SQL for MySQL 8.0 and MariaDB 10.6+: quoting, statement builders, flavor quirks. No I/O here.
+
+Statement builders load on first use (PEP 562): flavor detection alone stays cheap at start-up."""
 
 from .flavor import MARIADB_10_11, MYSQL_8_0, Flavor, detect_flavor
-from .statements import REDACTED, Statement
 
 __all__ = ["Flavor", "detect_flavor", "MARIADB_10_11", "MYSQL_8_0", "Statement", "REDACTED"]
+
+
+def __getattr__(name: str):
+    if name in ("Statement", "REDACTED", "statements"):
+        from . import statements
+
+        return statements if name == "statements" else getattr(statements, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -60,6 +60,8 @@ _SET_NAMES = {"Grant": "GRANT OPTION", "Delete versioning rows": "DELETE HISTORY
 
 
 def _s(v) -> str:
+    if type(v) is str:  # the common case first: called ~10 times per account
+        return v
     return v.decode(errors="surrogateescape") if isinstance(v, (bytes, bytearray)) else ("" if v is None else str(v))
 
 
@@ -133,10 +135,14 @@ def inspect_server(ex: Executor, actual: Actual | None = None) -> Actual:
 
     if cols["db"]:
         masks = _Masks(cols["db"])
+        memo = masks._memo
+        db_privs = a.db_privs
         for user, host, db, mask in ex.query(f"SELECT User, Host, Db, {_concat(cols['db'])} FROM mysql.db"):
-            privs = masks(mask)
+            privs = memo.get(mask) if type(mask) is str else None
+            if privs is None:
+                privs = masks(mask)
             if privs:
-                a.db_privs.setdefault((_s(user), _s(host)), {}).setdefault(_s(db), set()).update(privs)
+                db_privs.setdefault((_s(user), _s(host)), {}).setdefault(_s(db), set()).update(privs)
     for user, host, db, table, privs in ex.query(Q_TABLES):
         p = set_privileges(privs)
         if p:

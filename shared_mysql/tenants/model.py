@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config.model import DATABASE_SUFFIX, ROTATION_SUFFIX, USER_SUFFIXES, Config
-from ..sql import Flavor
+from ..sql.flavor import Flavor
 
 CHARSET = "utf8mb4"
 COLLATION = "utf8mb4_unicode_ci"
@@ -42,7 +42,7 @@ def derived_user_names(tenant: str) -> tuple[str, ...]:
     return tuple(names + [n + ROTATION_SUFFIX for n in names])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DesiredAccount:
     tenant: str
     role: str  # "app" | "readonly"
@@ -117,7 +117,9 @@ def build_desired(config: Config, flavor: Flavor, *, host: str, port: int, ca: s
     return Desired(flavor, config.environment, config.identifier, tuple(tenants), admins, meta)
 
 
-@dataclass(frozen=True)
+# Records read from the server are built by the ten thousand: slotted, not frozen (a frozen dataclass pays
+# object.__setattr__ per field, ~13 us per account).
+@dataclass(slots=True)
 class ActualUser:
     user: str
     host: str
@@ -134,7 +136,7 @@ class ActualUser:
     ssl_detail: tuple[str, str, str] = ("", "", "")  # ssl_cipher, x509_issuer, x509_subject
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SecretState:
     tags: dict
     meta: dict | None  # current version's JSON without the password

@@ -349,11 +349,19 @@ def _reach_of_others(desired: Desired, actual: Actual, protected: frozenset[str]
 
 
 def _diff_grants(acc: DesiredAccount, actual: Actual, all_privs: frozenset[str], tenant: str):
-    grants, revokes = [], []
-    obj = f"user {_acct(*acc.key)}"
+    key = acc.key
     want_pattern = escape_db_pattern(acc.database)
+    have_db = actual.db_privs.get(key, {})
+    # The common case, checked first (10,000 tenants: most of the plan's time otherwise): exactly the one grant.
+    if (len(have_db) == 1 and key not in actual.global_privs and key not in actual.table_privs
+            and key not in actual.column_privs and key not in actual.routine_privs and key not in actual.role_grants
+            and key not in actual.default_roles):
+        privs = have_db.get(want_pattern)
+        if privs is not None and (privs == acc.privileges or _canonical(set(privs), all_privs) == acc.privileges):
+            return (), ()
+    grants, revokes = [], []
+    obj = f"user {_acct(*key)}"
     want = set(acc.privileges)
-    have_db = actual.db_privs.get(acc.key, {})
     have = _canonical(set(have_db.get(want_pattern, set())), all_privs)
     missing = want - have
     if missing:

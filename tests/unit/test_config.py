@@ -586,3 +586,40 @@ def test_aliases_cannot_make_an_error_message_walk_an_exponential_structure():
     msg = error_of(text)
     assert msg.startswith("instance.parameters.max_connections: [[")
     assert msg.endswith(f"is not a whole number; {MC}")
+
+
+def test_big_configs_keep_their_parsed_form_keyed_by_content(tmp_path, monkeypatch):
+    from shared_mysql.config import load
+    from shared_mysql.config.load import load_config
+
+    tenants = "\n".join(f"  t{i:05d}: {{max_connections: 1}}" for i in range(3000))
+    path = tmp_path / "shared-mysql.yaml"
+    path.write_text(f"instance: {{parameters: {{max_connections: 5000}}}}\ntenants:\n{tenants}\n")
+    parses = []
+    real = load._parse_yaml
+    monkeypatch.setattr(load, "_parse_yaml", lambda *a: parses.append(1) or real(*a))
+    assert len(load_config(path).config.tenants) == 3000 and len(parses) == 1
+    cache = tmp_path / ".shared-mysql" / "config-cache.json"
+    assert cache.stat().st_mode & 0o777 == 0o600
+    assert len(load_config(path).config.tenants) == 3000 and len(parses) == 1  # from the cache
+    path.write_text(path.read_text().replace("t00001: {max_connections: 1}", "t00001: {max_connections: 2}"))
+    assert load_config(path).config.tenants["t00001"].max_connections == 2 and len(parses) == 2
+    # a cache someone else could have written is never trusted; a tampered one (wrong digest) is re-parsed
+    cache.chmod(0o666)
+    load_config(path)
+    assert len(parses) == 3
+    cache.write_text('{"sha256": "0", "data": {"tenants": {}}}')
+    cache.chmod(0o600)
+    assert len(load_config(path).config.tenants) == 3000 and len(parses) == 4
+    # the cache never hides an error: a duplicate key added to the file is found
+    path.write_text(path.read_text() + "  t00001: {}\n")
+    with pytest.raises(ConfigError, match="duplicate key 't00001'"):
+        load_config(path)
+
+
+def test_values_json_cannot_hold_are_never_cached(tmp_path):
+    from shared_mysql.config.load import _json_exact
+
+    assert _json_exact({"a": [1, "x", None, True, 1.5]})
+    assert not _json_exact({1: "int key"}) and not _json_exact({"d": __import__("datetime").date(2026, 1, 1)})
+    assert not _json_exact({"f": float("nan")})

@@ -473,3 +473,41 @@ def test_a_full_disk_during_put_pending_leaves_the_store_and_key_usable(tmp_path
     fresh = store(tmp_path)
     assert fresh.get("a") == VALUE and fresh.get("b") is None
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_reload_rereads_only_when_the_file_changed(tmp_path, monkeypatch):
+    from shared_mysql.secrets.file import FileSecretStore
+
+    monkeypatch.delenv("SHARED_MYSQL_SECRETS_KEY", raising=False)
+    a = FileSecretStore(tmp_path / "s.enc", tmp_path / "s.key")
+    b = FileSecretStore(tmp_path / "s.enc", tmp_path / "s.key")
+    a.put_pending({"x": ({"password": "1"}, {})})
+    decrypts = []
+    real = FileSecretStore._decrypt
+    monkeypatch.setattr(FileSecretStore, "_decrypt", lambda self: decrypts.append(1) or real(self))
+    assert b.get("x", "AWSPENDING") == {"password": "1"} and len(decrypts) == 1
+    b.reload()
+    b.get("x", "AWSPENDING")
+    assert len(decrypts) == 1  # unchanged file: the cached document is kept
+    a.put_pending({"x": ({"password": "2"}, {})})  # another writer: a new inode
+    b.reload()
+    assert b.get("x", "AWSPENDING") == {"password": "2"} and len(decrypts) == 2
+    a.reload()
+    assert a.get("x", "AWSPENDING") == {"password": "2"} and len(decrypts) == 2  # its own write: no re-read
+
+
+def test_a_failed_write_is_not_kept_in_memory(tmp_path, monkeypatch):
+    import errno
+
+    from shared_mysql.errors import StateError
+    from shared_mysql.secrets import file as f
+
+    monkeypatch.delenv("SHARED_MYSQL_SECRETS_KEY", raising=False)
+    s = f.FileSecretStore(tmp_path / "s.enc", tmp_path / "s.key")
+    s.put_pending({"x": ({"password": "1"}, {})})
+    monkeypatch.setattr(f, "_write_temp", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+    with pytest.raises(StateError):
+        s.put_pending({"x": ({"password": "2"}, {})})
+    monkeypatch.undo()
+    s.reload()
+    assert s.get("x", "AWSPENDING") == {"password": "1"}
