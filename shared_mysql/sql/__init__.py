@@ -8,8 +8,8 @@ __all__ = ["Flavor", "detect_flavor", "MARIADB_10_11", "MYSQL_8_0", "Statement",
 
 
 def __getattr__(name: str):
-    if name in ("Statement", "REDACTED", "statements"):
-        from . import statements
+    if name in ("Statement", "REDACTED"):
+        import importlib  # not `from . import statements`: its hasattr() check would re-enter this function
 
-        return statements if name == "statements" else getattr(statements, name)
+        return getattr(importlib.import_module(f"{__name__}.statements"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
