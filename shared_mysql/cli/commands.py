@@ -94,6 +94,8 @@ def register(app: typer.Typer) -> None:
         t = state.target()
         with t.lock():
             status = t.prepare()
+            if status and status.get("restart_needed"):
+                sys.stderr.write(f"warning: {status['restart_reason']}\n")
             with t.executor() as ex:
                 plan, desired = t.plan(ex)
                 if not state.json and status:

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from .app import echo, emit_json, state
 
+# The owned settings shown in text output (JSON shows all): what the security model rests on.
+SHOWN_FORCED = ("bind_address", "require_secure_transport", "skip_name_resolve", "secure_file_priv",
+                "log_bin_trust_function_creators", "mysqlx")
+
 
 def _print_status(st: dict) -> None:
+    if st.get("restart_needed"):
+        # One line on stderr in both modes (JSON also carries restart_needed / restart_reason).
+        sys.stderr.write(f"warning: {st['restart_reason']}\n")
     if state.json:
         emit_json(st)
         return
     if st["running"]:
-        echo(f"running: {st['flavor']} {st['version']} on {st['host']}:{st['port']} (pid {st['pid']})")
+        # What the process really listens on (from /proc), which differs from the config until a restart.
+        echo(f"running: {st['flavor']} {st['version']} (pid {st['pid']})")
+        echo(f"listening: {', '.join(st['listening']) or 'no TCP listener found in /proc'}")
+        sock = st["unix_socket"]
+        echo(f"unix socket: {sock['path']} ({'REACHABLE' if sock['reachable'] else 'removed: TCP with TLS only'})")
     else:
         echo(f"stopped: {st['flavor']} {st['version']}, port {st['port']}")
     echo(f"datadir: {st['datadir']}")
@@ -21,6 +34,10 @@ def _print_status(st: dict) -> None:
         if path:
             label = "binlog:" if name == "binlog" else f"{name} log:"
             echo(f"{label:11s}{path}")
+    forced = st.get("forced") or {}
+    shown = [f"{k}={forced[k]}" for k in SHOWN_FORCED if k in forced]
+    if shown:
+        echo(f"forced:    {', '.join(shown)}")
 
 
 def _local_target():
@@ -46,7 +63,8 @@ def build() -> typer.Typer:
     def down():
         """Stop the embedded server cleanly."""
         t = _local_target()
-        was = t.server.down()
+        # Under the target's lock when it has one, so a concurrent `local up` is not cut short.
+        was = t.local_down()
         if state.json:
             emit_json({"stopped": was, "running": False})
         else:
@@ -54,7 +72,7 @@ def build() -> typer.Typer:
 
     @app.command("status")
     def status():
-        """Show whether the embedded server runs, and where its files and logs are."""
+        """Show whether the embedded server runs, what it listens on, and where its files and logs are."""
         t = _local_target()
         _print_status(t.server.status())
 

@@ -2,20 +2,28 @@
 
 It is configured like the seed's parameter group (utf8mb4, max_connections, slow log at 2 s with queries not
 using indexes, TLS required with a generated CA) plus a ROW binlog for point-in-time recovery and, on MariaDB,
-the bundled audit plugin. Always started with `--defaults-file`, so `/etc/mysql` never leaks in.
+the bundled audit plugin. Always started with `--defaults-file`, so `/etc/mysql` never leaks in, and with a
+minimal environment, so the caller's secrets never reach it. As on RDS, TLS over TCP is the only way in: the Unix
+socket lives in a private directory and is unlinked as soon as the server is ready.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
+import ipaddress
 import os
 import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
+import tempfile
 import time
+import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,19 +36,55 @@ SEARCH_PATH = ("/usr/sbin", "/usr/libexec", "/usr/local/mysql/bin", "/usr/local/
 SERVER_BINARIES = ("mariadbd", "mysqld")
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
+# Unix socket paths hold at most 107 bytes; longer state paths get a private directory under SOCKET_TEMP_ROOT.
+SOCKET_PATH_MAX = 100
+SOCKET_TEMP_ROOT = Path("/tmp")
+# The only variables the server and its installer get from the caller's environment (an allowlist).
+CHILD_ENV_PASSED = ("PATH", "TZ")
 
-# The seed's parameter group, as server options. `require_secure_transport` cannot be turned off.
+# The seed's parameter group, as server options; instance.parameters override these.
 DEFAULT_PARAMETERS: dict[str, object] = {
     "character_set_server": "utf8mb4",
     "collation_server": "utf8mb4_unicode_ci",
     "max_connections": 200,
-    "slow_query_log": 1,
+    "slow_query_log": True,
     "long_query_time": 2,
-    "log_queries_not_using_indexes": 1,
+    "log_queries_not_using_indexes": True,
     "wait_timeout": 28800,
     "interactive_timeout": 28800,
 }
-FORCED_PARAMETERS: dict[str, object] = {"require_secure_transport": "ON"}
+# Settings the security model rests on; with the paths, binlog and audit settings they form the owned block
+# that render_cnf writes after instance.parameters, and that no parameter may name in any form.
+FORCED_PARAMETERS: dict[str, object] = {
+    "require_secure_transport": "ON",
+    "skip_name_resolve": "ON",
+    "log_bin_trust_function_creators": "ON",
+}
+# Not written, but never accepted from instance.parameters either: each one switches authentication or TLS off,
+# runs SQL as root at start, or opens a transport that skips TLS.
+RESERVED_NAMES: dict[str, str] = {
+    "ssl": "turns TLS off",
+    "init_file": "runs SQL with all privileges at every start",
+    "grant_tables": "skip_grant_tables turns authentication off",
+    "skip_grant_tables": "turns authentication off",
+    "networking": "skip_networking turns TCP off",
+    "named_pipe": "a transport that skips TLS",
+    "shared_memory": "a transport that skips TLS",
+    "extra_port": "a second listener",
+    "mysqlx": "the X protocol listener",
+    "admin_address": "a second listener",
+    "plugin_load": "loads server plugins",
+    "plugin_dir": "where server plugins are loaded from",
+}
+# my_getopt accepts these in front of any option name (and any unambiguous prefix of a name).
+OPTION_PREFIXES = ("loose", "skip", "disable", "enable", "maximum", "autoset", "plugin")
+_PARAMETER_NAME = re.compile(r"[a-z][a-z0-9_]*")
+# Accounts the server itself creates locked (MariaDB 10.4+, MySQL 8), kept by the passwordless sweep.
+SYSTEM_ACCOUNTS = ("mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema")
+# Plugins that check a password: with an empty authentication string, anyone logs in with no password.
+PASSWORD_PLUGINS = ("", "mysql_native_password", "mysql_old_password", "ed25519", "parsec",
+                    "caching_sha2_password", "sha256_password")
+SOCKET_PLUGINS = ("unix_socket", "auth_socket")
 
 
 def find_server_binary() -> Path | None:
@@ -56,8 +100,20 @@ def find_server_binary() -> Path | None:
     return None
 
 
+def child_env(tmpdir: Path | None = None) -> dict[str, str]:
+    """The environment of mariadbd/mariadb-install-db: an allowlist, so that secret-store keys, AWS credentials,
+    MYSQL_PWD or MYSQLD_BOOTSTRAP in the caller's environment never reach the server (it runs as root here)."""
+    env = {k: os.environ[k] for k in CHILD_ENV_PASSED if os.environ.get(k)}
+    env.setdefault("PATH", os.defpath)
+    env.update(LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
+    return env
+
+
 def _binary_version(binary: Path) -> str:
-    out = subprocess.run([str(binary), "--no-defaults", "--version"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run([str(binary), "--no-defaults", "--version"], capture_output=True, text=True, timeout=30,
+                         env=child_env())
     m = re.search(r"Ver\s+(\S+)", out.stdout)
     return m.group(1) if m else out.stdout.strip()
 
@@ -75,11 +131,17 @@ class Paths:
     @property
     def binlog_dir(self) -> Path: return self.root / "binlog"
     @property
+    def secure_files(self) -> Path: return self.root / "secure-files"
+    @property
+    def tmpdir(self) -> Path: return self.root / "tmp"
+    @property
     def cnf(self) -> Path: return self.root / "my.cnf"
     @property
     def pidfile(self) -> Path: return self.root / "mysqld.pid"
     @property
     def init_file(self) -> Path: return self.root / "init.sql"
+    @property
+    def start_lock(self) -> Path: return self.root / "server-start.lock"
     @property
     def ca(self) -> Path: return self.tls / "ca.pem"
     @property
@@ -88,14 +150,21 @@ class Paths:
     def slow_log(self) -> Path: return self.logs / "slow.log"
     @property
     def audit_log(self) -> Path: return self.logs / "audit.log"
+    @property
+    def general_log(self) -> Path: return self.logs / "general.log"
+
+    @property
+    def socket_dir(self) -> Path:
+        """A 0700 directory of ours: `run/` in the state dir, or a per-instance one in /tmp for deep state dirs."""
+        local = self.root / "run"
+        if len(os.fsencode(local / "mysqld.sock")) <= SOCKET_PATH_MAX:
+            return local
+        digest = hashlib.sha256(os.fsencode(self.root)).hexdigest()[:16]
+        return SOCKET_TEMP_ROOT / f"shared-mysql-{os.geteuid()}-{digest}"
 
     @property
     def socket(self) -> Path:
-        # Unix socket paths are limited to 107 bytes; deep state dirs fall back to a hashed name in /tmp.
-        p = self.root / "mysqld.sock"
-        if len(str(p)) < 100:
-            return p
-        return Path("/tmp") / f"shared-mysql-{hashlib.sha1(str(self.root).encode()).hexdigest()[:16]}.sock"
+        return self.socket_dir / "mysqld.sock"
 
 
 class LocalServer:
@@ -109,6 +178,7 @@ class LocalServer:
         self.parameters = dict(parameters or {})
         self.master_username = master_username
         self._binary = binary
+        self._option_names: frozenset[str] | None = None
 
     # -- discovery ---------------------------------------------------------------------------------------
     @property
@@ -133,6 +203,22 @@ class LocalServer:
             self._version = _binary_version(self.binary)
         return self._version
 
+    def option_names(self) -> frozenset[str]:
+        """Every option name the binary knows (from `--verbose --help`), `-` spelled `_`; empty if unreadable."""
+        if self._option_names is None:
+            try:
+                out = subprocess.run([str(self.binary), "--no-defaults", "--verbose", "--help"], capture_output=True,
+                                     text=True, timeout=30, env=child_env()).stdout
+            except (OSError, subprocess.SubprocessError):
+                out = ""
+            # The table after "Variables (--variable-name=value)": one `name  value` row per option.
+            table = out.split("Variables (--variable-name=value)", 1)[1] if "Variables (--" in out else ""
+            rows = table.split("\n---", 1)[1].splitlines()[1:] if "\n---" in table else []
+            self._option_names = frozenset(
+                m.group(0).replace("-", "_") for m in (re.match(r"[a-z][a-z0-9_-]*(?=\s)", r) for r in rows) if m
+            )
+        return self._option_names
+
     # -- status ------------------------------------------------------------------------------------------
     def pid(self) -> int | None:
         """The pid of our running server, or None (a stale pid file or a reused pid do not count)."""
@@ -147,136 +233,349 @@ class LocalServer:
         if f"--defaults-file={self.paths.cnf}" not in cmdline:
             return None  # the pid now belongs to another process
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            stat_line = Path(f"/proc/{pid}/stat").read_text()
+            if stat_line.rsplit(")", 1)[1].split()[0] == "Z":
                 return None
         except (FileNotFoundError, IndexError):
             return None
         return pid
 
     def status(self) -> dict:
+        """What runs and where; while running, what it really listens on (from /proc, no login) and whether
+        it was started with the configuration `local up` would write now."""
+        p = self.paths
         pid = self.pid()
-        return {
+        st = {
             "running": pid is not None,
             "pid": pid,
             "version": self.version if self.binary else None,
             "flavor": self.flavor_name,
             "host": self.host,
             "port": self.port,
-            "datadir": str(self.paths.datadir),
-            "initialized": (self.paths.datadir / "mysql").is_dir(),
-            "ca": str(self.paths.ca),
-            "config_file": str(self.paths.cnf),
+            "datadir": str(p.datadir),
+            "initialized": (p.datadir / "mysql").is_dir(),
+            "ca": str(p.ca),
+            "config_file": str(p.cnf),
             "binary": str(self.binary),
             "logs": {
-                "error": str(self.paths.error_log),
-                "slow": str(self.paths.slow_log),
-                "audit": str(self.paths.audit_log) if self.flavor_name == "mariadb" else None,
-                "binlog": str(self.paths.binlog_dir),
+                "error": str(p.error_log),
+                "slow": str(p.slow_log),
+                "audit": str(p.audit_log) if self.flavor_name == "mariadb" else None,
+                "binlog": str(p.binlog_dir),
             },
+            "listening": [],
+            "unix_socket": {"path": str(p.socket), "reachable": False},
+            "forced": {},
+            "restart_needed": False,
+            "restart_reason": None,
         }
+        if pid is not None:
+            st["listening"] = listening_tcp(pid)
+            running_cnf = _read_text(p.cnf)
+            st["forced"] = owned_block(running_cnf or "")
+            # The socket the process really holds (/proc), else the one its my.cnf names.
+            held = listening_unix(pid) or [parse_cnf(running_cnf or "").get("socket") or str(p.socket)]
+            st["unix_socket"] = {"path": held[0], "reachable": _unix_socket_reachable(Path(held[0]))}
+            st["restart_reason"] = self._restart_reason(running_cnf)
+            st["restart_needed"] = st["restart_reason"] is not None
+        else:
+            try:
+                st["forced"] = owned_block(self.render_cnf())
+            except LocalServerError:
+                pass
+        return st
+
+    def _restart_reason(self, running_cnf: str | None) -> str | None:
+        """One line when the running server does not match what `local up` would start now, else None."""
+        from .certs import renewal_reason
+
+        hint = "run `shared-mysql local down` then `shared-mysql local up`"
+        try:
+            wanted = self.render_cnf()
+        except LocalServerError as exc:
+            return f"the configuration cannot be applied: {exc}"
+        changes = _cnf_changes(parse_cnf(running_cnf or ""), parse_cnf(wanted))
+        cert = renewal_reason(self.paths.tls, self.cert_hosts())
+        if cert:
+            changes.append(cert)
+        if not changes:
+            return None
+        shown = "; ".join(changes[:3]) + (f"; and {len(changes) - 3} more" if len(changes) > 3 else "")
+        return f"the running server was started with a different configuration ({shown}); {hint}"
 
     # -- config ------------------------------------------------------------------------------------------
-    def effective_parameters(self) -> dict[str, object]:
-        params = dict(DEFAULT_PARAMETERS)
-        params.update(self.parameters)
-        params.update(FORCED_PARAMETERS)
-        return params
+    def cert_hosts(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([self.host, "127.0.0.1", "localhost"]))
+
+    def check_host(self) -> None:
+        """The embedded server listens on loopback only (config refuses other hosts too; this is the backstop)."""
+        try:
+            loopback = ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            loopback = self.host == "localhost" and _resolves_to_loopback_only(self.host)
+        if not loopback:
+            raise LocalServerError(
+                f"instance.host: {self.host!r} is not a loopback address; the embedded server listens on loopback "
+                "only: set instance.host to 127.0.0.1 (or another 127.x address, ::1 or localhost)"
+            )
+
+    def owned_settings(self) -> list[tuple[str | None, str, object]]:
+        """(comment, name, value) in file order: what shared-mysql owns, written after instance.parameters."""
+        p = self.paths
+        mariadb = self.flavor_name == "mariadb"
+        out: list[tuple[str | None, str, object]] = [
+            ("where things live (the state dir, next to shared-mysql.yaml)", "datadir", p.datadir),
+            (None, "pid_file", p.pidfile),
+            (None, "log_error", p.error_log),
+            (None, "slow_query_log_file", p.slow_log),
+            (None, "general_log_file", p.general_log),  # written only when instance.parameters turns general_log on
+            ("TCP on loopback only", "bind_address", self.host),
+            (None, "port", self.port),
+            ("in a private directory, and unlinked once the server is ready: socket logins skip REQUIRE SSL",
+             "socket", p.socket),
+            ("TLS is the only way in", "ssl_ca", p.ca),
+            (None, "ssl_cert", p.tls / "server-cert.pem"),
+            (None, "ssl_key", p.tls / "server-key.pem"),
+            (None, "require_secure_transport", FORCED_PARAMETERS["require_secure_transport"]),
+            (None, "skip_name_resolve", FORCED_PARAMETERS["skip_name_resolve"]),
+            ("LOAD DATA INFILE / SELECT ... INTO OUTFILE only in this private directory",
+             "secure_file_priv", p.secure_files),
+            ("temporary tables and files stay private, never in the shared /tmp (a server deletes every #sql* file "
+             "in its tmpdir when it starts)", "tmpdir", p.tmpdir),
+            ("binary log for point-in-time recovery", "server_id", 1),
+            (None, "log_bin", p.binlog_dir / "binlog"),
+            (None, "binlog_format", "ROW"),
+            (None, "expire_logs_days", 14) if mariadb else (None, "binlog_expire_logs_seconds", 14 * 86400),
+            ("tenants hold TRIGGER and CREATE ROUTINE but not SUPER: with the binlog on, their triggers and "
+             "functions fail with error 1419 unless this is ON (RDS parameter groups set it too); "
+             "the ROW binlog format makes it safe",
+             "log_bin_trust_function_creators", FORCED_PARAMETERS["log_bin_trust_function_creators"]),
+        ]
+        if os.geteuid() == 0:
+            out.append(("mariadbd refuses to run as root unless told to", "user", "root"))
+        if mariadb:
+            out += [
+                ("audit log: connections, DDL and DCL (GRANT/REVOKE/CREATE USER), failed logins",
+                 "plugin_load_add", "server_audit"),
+                (None, "server_audit", "FORCE_PLUS_PERMANENT"),
+                (None, "server_audit_logging", "ON"),
+                (None, "server_audit_events", "CONNECT,QUERY_DDL,QUERY_DCL"),
+                (None, "server_audit_output_type", "file"),
+                (None, "server_audit_file_path", p.audit_log),
+                (None, "server_audit_file_rotate_size", 10000000),
+                (None, "server_audit_file_rotations", 9),
+            ]
+        else:
+            out.append(("no X protocol listener: one TLS port, as on RDS", "mysqlx", "OFF"))
+        return out
 
     def render_cnf(self) -> str:
-        p = self.paths
+        """my.cnf: instance.parameters over the defaults, then the owned block. Every line is checked so that
+        nothing (a parameter, the state dir path, the host) can add a line, a comment or an override."""
+        self.check_host()
+        owned = self.owned_settings()
+        reserved = {name: "written by shared-mysql" for _, name, _ in owned}
+        reserved.update(RESERVED_NAMES)
+        params_mod = _params_module()
+        reserved.update(params_mod.OWNED)
         section = "mariadbd" if self.flavor_name == "mariadb" else "mysqld"
         lines = [
             "# Written by shared-mysql; regenerated on every `local up`. Edit instance.parameters instead.",
             f"[{section}]",
-            f"datadir = {p.datadir}",
-            f"port = {self.port}",
-            f"bind_address = {self.host}",
-            f"socket = {p.socket}",
-            f"pid_file = {p.pidfile}",
-            f"log_error = {p.error_log}",
-            "skip_name_resolve = ON",
-            f"ssl_ca = {p.ca}",
-            f"ssl_cert = {p.tls / 'server-cert.pem'}",
-            f"ssl_key = {p.tls / 'server-key.pem'}",
-            f"slow_query_log_file = {p.slow_log}",
-            "# binary log for point-in-time recovery",
-            "server_id = 1",
-            f"log_bin = {p.binlog_dir / 'binlog'}",
-            "binlog_format = ROW",
-            "expire_logs_days = 14",
+            "# the seed's parameter group, then instance.parameters",
         ]
-        if os.geteuid() == 0:
-            lines.append("user = root")
-        if self.flavor_name == "mariadb":
-            lines += [
-                "# audit log: connections, DDL and DCL (GRANT/REVOKE/CREATE USER), failed logins",
-                "plugin_load_add = server_audit",
-                "server_audit = FORCE_PLUS_PERMANENT",
-                "server_audit_logging = ON",
-                "server_audit_events = CONNECT,QUERY_DDL,QUERY_DCL",
-                "server_audit_output_type = file",
-                f"server_audit_file_path = {p.audit_log}",
-                "server_audit_file_rotate_size = 10000000",
-                "server_audit_file_rotations = 9",
-            ]
-        lines.append("# parameter group")
-        for name, value in sorted(self.effective_parameters().items()):
-            if isinstance(value, bool):
-                value = "ON" if value else "OFF"
-            lines.append(f"{name} = {value}")
+        merged = dict(DEFAULT_PARAMETERS)
+        merged.update(self.parameters)
+        for name, value in sorted(merged.items(), key=lambda kv: str(kv[0])):
+            lines.append(self._parameter_line(name, value, reserved, params_mod, user=name in self.parameters))
+        lines.append(OWNED_MARKER)
+        for comment, name, value in owned:
+            if comment:
+                lines.append(f"# {comment}")
+            lines.append(self._owned_line(name, value))
         return "\n".join(lines) + "\n"
+
+    def _parameter_line(self, name, value, reserved: dict[str, str], params_mod, *, user: bool) -> str:
+        where = f"instance.parameters.{name}"
+        if not isinstance(name, str) or not _PARAMETER_NAME.fullmatch(name):
+            raise LocalServerError(f"instance.parameters: {str(name)!r} is not a server variable name; use names "
+                                   "such as max_connections (lower case, digits, _)")
+        if user:
+            try:
+                params_mod.check_parameter(name, value)
+            except ValueError as exc:
+                msg = " ".join(str(exc).split())
+                raise LocalServerError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+        spec = params_mod.ALLOWED.get(name)
+        if spec is not None and spec.only and spec.only != self.flavor_name:
+            flavor = "MariaDB" if self.flavor_name == "mariadb" else "MySQL"
+            raise LocalServerError(f"{where}: only {'MySQL' if spec.only == 'mysql' else 'MariaDB'} has it and the "
+                                   f"embedded server is {flavor} {self.version}; remove it from instance.parameters")
+        option = (spec.option if spec is not None and spec.option else None) or name  # time_zone: default_time_zone
+        for form in dict.fromkeys([name, option]):
+            clash = self._collision(form, reserved)
+            if clash:
+                raise LocalServerError(
+                    f"{where}: shared-mysql owns {clash} ({reserved[clash]}); remove {name} from instance.parameters "
+                    "in shared-mysql.yaml"
+                )
+        try:
+            rendered = params_mod.render_value(value)
+        except (ValueError, TypeError) as exc:
+            raise LocalServerError(f"{where}: {' '.join(str(exc).split())}; change the value in shared-mysql.yaml"
+                                   ) from None
+        problem = cnf_value_problem(rendered)
+        if problem:
+            raise LocalServerError(f"{where}: the value has {problem}, which my.cnf cannot hold; change the value "
+                                   "in shared-mysql.yaml")
+        return f"{option} = {rendered}"
+
+    def _owned_line(self, name: str, value: object) -> str:
+        rendered = ("ON" if value else "OFF") if isinstance(value, bool) else str(value)
+        problem = cnf_value_problem(rendered)
+        if problem is None:
+            return f"{name} = {rendered}"
+        if name in ("bind_address",):
+            raise LocalServerError(f"instance.host: {self.host!r} has {problem}; set instance.host to 127.0.0.1")
+        if isinstance(value, Path):
+            raise LocalServerError(
+                f"state directory {str(self.paths.root)!r}: its path has {problem}, which my.cnf cannot hold; move "
+                "shared-mysql.yaml to a directory whose path has none (the state dir is .shared-mysql/ next to it)"
+            )
+        raise LocalServerError(f"{name}: the value {rendered!r} has {problem}; this is a bug in shared-mysql")
+
+    def _collision(self, name: str, reserved: dict[str, str]) -> str | None:
+        """The reserved option `name` would set in any spelling my_getopt accepts: itself, with a loose_/skip_/
+        disable_/enable_/maximum_/autoset_/plugin_ prefix, or as an unambiguous prefix of a longer name; or a
+        member of a reserved name's family (`ssl_cipher` of `ssl`), as config/params.py has it."""
+        for form in sorted(option_forms(name)):
+            if form in reserved:
+                return form
+            family = sorted((r for r in reserved if form.startswith(r + "_")), key=len)
+            if family:
+                return family[-1]
+            longer = sorted(r for r in reserved if r.startswith(form))
+            # An exact option name never resolves to a longer one (slow_query_log vs slow_query_log_file). The
+            # binary's own list decides; if it cannot be read, the names shared-mysql writes or allows do.
+            if longer and form not in (self.option_names() or _known_names()):
+                return longer[0]
+        return None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def _initialise(self) -> None:
-        """Create the datadir in a temp dir and rename it into place: an interrupted init leaves nothing."""
+        """Create the datadir in a temp dir and rename it into place: an interrupted init leaves nothing, and
+        when another process wins the race its datadir is used and ours discarded."""
         p = self.paths
-        if (p.datadir / "mysql").is_dir():
-            return
-        if p.datadir.exists():
+        if p.datadir.exists():  # only ever renamed into place complete, so it has the system schema now
+            if (p.datadir / "mysql").is_dir():
+                return
             # A datadir without the system schema is a leftover of an interrupted run of an older layout.
             raise LocalServerError(f"{p.datadir}: exists but is not an initialised datadir; remove it and re-run")
-        tmp = p.root / f"data.init-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        for stale in p.root.glob("data.init-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp.mkdir(parents=True, mode=0o700)
+        self._remove_stale_init_dirs()
+        try:  # data.init-<pid>-<random>, 0700: unique even for two threads of one process
+            work = Path(tempfile.mkdtemp(prefix=f"data.init-{os.getpid()}-", dir=p.root))
+            new, tmp = work / "data", work / "tmp"
+            new.mkdir(mode=0o700)
+            tmp.mkdir(mode=0o700)
+        except OSError as exc:
+            raise LocalServerError(f"cannot create a directory in {p.root}: {exc.strerror}; make it writable by this "
+                                   "user and re-run") from None
+        try:
+            self._run_installer(new, tmp)
+            try:
+                os.rename(new, p.datadir)
+            except OSError as exc:
+                if (p.datadir / "mysql").is_dir():
+                    return  # another process initialised it first: use theirs
+                raise LocalServerError(
+                    f"cannot move the new datadir into place at {p.datadir}: {exc.strerror}; remove {p.datadir} "
+                    "and re-run"
+                ) from None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _run_installer(self, datadir: Path, tmpdir: Path) -> None:
+        # Its own tmpdir: a bootstrap deletes every #sql* file in its tmpdir, so two installs (or an install and
+        # any other server) sharing /tmp break each other's temporary tables.
         if self.flavor_name == "mariadb":
             installer = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
             if not installer:
                 raise LocalServerError("mariadb-install-db not found; install the mariadb-server package")
             # root@localhost without a password only for the bootstrap file, which drops it before any TCP login.
-            cmd = [installer, "--no-defaults", f"--datadir={tmp}", "--auth-root-authentication-method=normal",
-                   "--skip-test-db", "--skip-name-resolve", f"--user={_current_user()}", "--basedir=/usr"]
+            cmd = [installer, "--no-defaults", f"--datadir={datadir}", "--auth-root-authentication-method=normal",
+                   "--skip-test-db", "--skip-name-resolve", f"--user={_current_user()}", "--basedir=/usr",
+                   f"--tmpdir={tmpdir}"]
         else:
-            cmd = [str(self.binary), "--no-defaults", f"--datadir={tmp}", "--initialize-insecure",
-                   f"--user={_current_user()}"]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            cmd = [str(self.binary), "--no-defaults", f"--datadir={datadir}", "--initialize-insecure",
+                   f"--user={_current_user()}", f"--tmpdir={tmpdir}"]
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=child_env(tmpdir))
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise LocalServerError(f"initialising {self.paths.datadir} failed: {exc}") from None
         if res.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise LocalServerError(f"initialising {p.datadir} failed: {tail[0]}")
-        os.replace(tmp, p.datadir)
+            raise LocalServerError(f"initialising {self.paths.datadir} failed: "
+                                   f"{_install_error(res.stdout + res.stderr)}; fix that and re-run")
+
+    def _remove_stale_init_dirs(self) -> None:
+        """Remove `data.init-<pid>` dirs whose process is gone; a live one belongs to a concurrent init."""
+        for stale in self.paths.root.glob("data.init-*"):
+            m = re.fullmatch(r"data\.init-(\d+)(-.*)?", stale.name)
+            if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+                shutil.rmtree(stale, ignore_errors=True)
 
     def _bootstrap_sql(self, password: str) -> str:
-        """Runs at every start (init_file): the master user matches the store; no passwordless root on TCP."""
+        """Runs at every start (init_file): the master user matches the store (as a hash: no plaintext password
+        is written anywhere), and every other account that logs in without a password, through the Unix socket
+        plugin or anonymously is dropped, whatever its host."""
         acct = quoting.account(self.master_username, "%")
+        hashed = quoting.literal(native_hash(password))
+        master = f"User = {quoting.literal(self.master_username)} AND Host = '%'"
+        quoted = "CONCAT('''', REPLACE(User, '''', ''''''), '''@''', REPLACE(Host, '''', ''''''), '''')"
+        password_plugins = ", ".join(quoting.literal(x) for x in PASSWORD_PLUGINS)
+        socket_plugins = ", ".join(quoting.literal(x) for x in SOCKET_PLUGINS)
         if self.flavor_name == "mariadb":
-            auth = f"IDENTIFIED BY PASSWORD {quoting.literal(native_hash(password))}"
+            auth = f"IDENTIFIED BY PASSWORD {hashed}"
+            system = ", ".join(quoting.literal(x) for x in SYSTEM_ACCOUNTS)
+            # MariaDB 10.4+: accounts live in mysql.global_priv as JSON; `IDENTIFIED VIA a OR b` keeps the last
+            # method at the top level and the others in `auth_or` (`{}` marks the top level's place), so the
+            # top level and every auth_or entry are checked. Roles (PUBLIC is one) cannot log in.
+            where = (
+                f"NOT ({master}) AND IFNULL(JSON_VALUE(Priv, '$.is_role'), '') NOT IN ('1', 'true') "
+                f"AND NOT (User = 'PUBLIC' AND Host = '') "
+                f"AND NOT (User IN ({system}) AND Host = 'localhost' "
+                f"AND IFNULL(JSON_VALUE(Priv, '$.account_locked'), '') IN ('1', 'true')) "
+                f"AND (User = '' OR EXISTS (SELECT 1 FROM JSON_TABLE(JSON_ARRAY_APPEND("
+                f"IFNULL(JSON_QUERY(Priv, '$.auth_or'), '[]'), '$', JSON_OBJECT("
+                f"'plugin', IFNULL(JSON_VALUE(Priv, '$.plugin'), ''), "
+                f"'authentication_string', IFNULL(JSON_VALUE(Priv, '$.authentication_string'), ''))), "
+                f"'$[*]' COLUMNS (plugin VARCHAR(64) PATH '$.plugin', auth TEXT PATH '$.authentication_string')) m "
+                f"WHERE m.plugin IN ({socket_plugins}) "
+                f"OR (m.plugin IN ({password_plugins}) AND IFNULL(m.auth, '') = '')))"
+            )
+            source = "mysql.global_priv"
         else:
-            auth = f"IDENTIFIED WITH mysql_native_password AS {quoting.literal(native_hash(password))}"
-        hostname = socket.gethostname()
-        drops = ", ".join(
-            quoting.account(u, h)
-            for u, h in [("root", "localhost"), ("root", "127.0.0.1"), ("root", "::1"), ("root", hostname),
-                         ("root", "%"), ("", "localhost"), ("", hostname)]
-        )
+            auth = f"IDENTIFIED WITH mysql_native_password AS {hashed}"
+            # MySQL 8: roles and the system accounts are locked accounts; a locked account cannot log in.
+            where = (
+                f"NOT ({master}) AND account_locked = 'N' AND (User = '' OR plugin IN ({socket_plugins}) "
+                f"OR (authentication_string = '' AND plugin IN ({password_plugins})))"
+            )
+            source = "mysql.user"
         return "\n".join([
             "SET sql_log_bin = 0;",
+            # The quoting below doubles quotes only: make backslashes plain characters whatever sql_mode says.
+            "SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES';",
+            "SET SESSION group_concat_max_len = 16777216;",
             f"CREATE USER IF NOT EXISTS {acct} {auth} REQUIRE SSL;",
             f"ALTER USER {acct} {auth} REQUIRE SSL;",
             f"GRANT ALL PRIVILEGES ON *.* TO {acct} WITH GRANT OPTION;",
-            f"DROP USER IF EXISTS {drops};",
+            "SET @shared_mysql_drop = NULL;",
+            f"SELECT GROUP_CONCAT({quoted} SEPARATOR ', ') INTO @shared_mysql_drop FROM {source} WHERE {where};",
+            "SET @shared_mysql_drop = IFNULL(CONCAT('DROP USER ', @shared_mysql_drop), 'DO 0');",
+            "PREPARE shared_mysql_drop FROM @shared_mysql_drop;",
+            "EXECUTE shared_mysql_drop;",
+            "DEALLOCATE PREPARE shared_mysql_drop;",
+            "SET @shared_mysql_drop = NULL;",
             "",
         ])
 
@@ -284,34 +583,93 @@ class LocalServer:
         """Start the server if it is not running; idempotent; recovers from stale pid files and crashes."""
         p = self.paths
         binary = self.binary
-        p.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for d in (p.logs, p.binlog_dir):
-            d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        from .certs import ensure_certificates
+        self.check_host()
+        self._prepare_state_dir()
+        with self._start_lock():
+            if self.pid() is not None:
+                self._close_socket(parse_cnf(_read_text(p.cnf) or "").get("socket"))
+                return self.status()
+            if p.pidfile.exists():
+                p.pidfile.unlink()  # stale: the process is gone (crash, kill -9, reboot)
+            cnf = self.render_cnf()  # every parameter checked before anything is created
+            self._check_port_free()
+            _private_dir(p.socket_dir, fix_mode=p.socket_dir.parent == p.root)
+            from .certs import ensure_certificates
 
-        ensure_certificates(p.tls, hosts=tuple(dict.fromkeys([self.host, "127.0.0.1", "localhost"])))
-        if self.pid() is not None:
-            return self.status()
-        if p.pidfile.exists():
-            p.pidfile.unlink()  # stale: the process is gone (crash, kill -9, reboot)
-        self._check_port_free()
-        self._initialise()
-        write_private(p.cnf, self.render_cnf().encode())
-        write_private(p.init_file, self._bootstrap_sql(master_password).encode())
-        start_offset = p.error_log.stat().st_size if p.error_log.exists() else 0
-        with open(p.logs / "console.log", "ab") as console:
-            proc = subprocess.Popen(
-                [str(binary), f"--defaults-file={p.cnf}", f"--init-file={p.init_file}"],
-                stdin=subprocess.DEVNULL, stdout=console, stderr=console, start_new_session=True,
-            )
-        try:
-            self._wait_ready(proc, start_offset)
-        finally:
+            ensure_certificates(p.tls, hosts=self.cert_hosts())  # only while stopped
+            self._initialise()
+            write_private(p.cnf, cnf.encode())
+            write_private(p.init_file, self._bootstrap_sql(master_password).encode())
+            start_offset = p.error_log.stat().st_size if p.error_log.exists() else 0
+            with open(p.logs / "console.log", "ab") as console:
+                proc = subprocess.Popen(
+                    [str(binary), f"--defaults-file={p.cnf}", f"--init-file={p.init_file}"],
+                    stdin=subprocess.DEVNULL, stdout=console, stderr=console, start_new_session=True,
+                    env=child_env(p.tmpdir),
+                )
             try:
-                p.init_file.unlink()
+                self._wait_ready(proc, start_offset)
+            finally:
+                try:
+                    p.init_file.unlink()
+                except FileNotFoundError:
+                    pass
+            self._close_socket()
+        return self.status()
+
+    def _prepare_state_dir(self) -> None:
+        """The state dir and its private subdirectories exist, belong to us and are 0700."""
+        p = self.paths
+        try:
+            p.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            st = p.root.stat()
+        except OSError as exc:
+            raise LocalServerError(f"cannot create the state directory {p.root}: {exc.strerror}; make its parent "
+                                   "writable by this user and re-run") from None
+        if st.st_uid != os.geteuid():
+            raise LocalServerError(
+                f"{p.root}: the state directory belongs to uid {st.st_uid}, not to this user (uid {os.geteuid()}); "
+                "run shared-mysql as its owner"
+            )
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            p.root.chmod(0o700)
+        for d in (p.logs, p.binlog_dir, p.secure_files, p.tmpdir):
+            _private_dir(d, fix_mode=True)
+
+    @contextmanager
+    def _start_lock(self):
+        """One start at a time per state dir, even without the CLI's lock (library callers, tests)."""
+        fd = os.open(self.paths.start_lock, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT + 30
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LocalServerError(
+                            f"another process has been starting the server in {self.paths.root} for too long "
+                            f"(lock {self.paths.start_lock}); check {self.paths.error_log}, then re-run"
+                        ) from None
+                    time.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)
+
+    def _close_socket(self, running: str | None = None) -> None:
+        """Unlink the Unix socket (and MySQL's lock file): nobody, root included, can connect through it after
+        this; the server keeps its TCP listener, and removes/recreates the path itself on stop/start. `running`:
+        the socket a server started with an older my.cnf uses."""
+        sock = Path(running) if running else self.paths.socket
+        for path, kind in ((sock, stat.S_ISSOCK), (Path(f"{sock}.lock"), stat.S_ISREG)):
+            try:
+                if kind(os.lstat(path).st_mode):
+                    os.unlink(path)
             except FileNotFoundError:
                 pass
-        return self.status()
+            except OSError as exc:
+                raise LocalServerError(f"cannot remove {path}: {exc.strerror}; remove it by hand") from None
 
     def _check_port_free(self) -> None:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -325,7 +683,8 @@ class LocalServer:
                         f"port {self.port} on {self.host} is already in use by another process; set instance.port "
                         "in shared-mysql.yaml to a free port (or stop that process)"
                     ) from None
-                raise LocalServerError(f"cannot bind {self.host}:{self.port}: {exc.strerror}") from None
+                raise LocalServerError(f"cannot bind {self.host}:{self.port}: {exc.strerror}; set instance.host to "
+                                       "a loopback address this machine has (127.0.0.1)") from None
 
     def _wait_ready(self, proc: subprocess.Popen, log_offset: int) -> None:
         deadline = time.monotonic() + START_TIMEOUT
@@ -382,9 +741,20 @@ class LocalServer:
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline:
             if not _alive(pid):
+                self._remove_temp_socket_dir()
                 return True
             time.sleep(0.05)
-        raise LocalServerError(f"server (pid {pid}) did not stop within {STOP_TIMEOUT:.0f}s; see {self.paths.error_log}")
+        raise LocalServerError(f"server (pid {pid}) did not stop within {STOP_TIMEOUT:.0f}s; see "
+                               f"{self.paths.error_log}")
+
+    def _remove_temp_socket_dir(self) -> None:
+        """Leave nothing in /tmp once stopped: the per-instance socket dir there is removed when empty."""
+        d = self.paths.socket_dir
+        if d.parent == SOCKET_TEMP_ROOT:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass  # gone already, or not empty: not ours to clear
 
     def kill(self) -> None:
         """SIGKILL, for crash tests."""
@@ -395,18 +765,211 @@ class LocalServer:
                 time.sleep(0.02)
 
 
+# -- my.cnf ---------------------------------------------------------------------------------------------------
+OWNED_MARKER = "# owned by shared-mysql: written after instance.parameters, so none of them can change these"
+
+
+def _params_module():
+    from ..config import params
+
+    return params
+
+
+def _known_names() -> frozenset[str]:
+    return frozenset(DEFAULT_PARAMETERS) | frozenset(_params_module().ALLOWED)
+
+
+def option_forms(name: str) -> set[str]:
+    """`name` and every name my_getopt reads it as once loose_/skip_/... prefixes are taken off (`-` is `_`)."""
+    forms = {name.lower().replace("-", "_")}
+    todo = list(forms)
+    while todo:
+        n = todo.pop()
+        for prefix in OPTION_PREFIXES:
+            if n.startswith(prefix + "_") and len(n) > len(prefix) + 1:
+                rest = n[len(prefix) + 1:]
+                if rest not in forms:
+                    forms.add(rest)
+                    todo.append(rest)
+    return forms
+
+
+def cnf_value_problem(value: str) -> str | None:
+    """What in `value` my.cnf's parser would read differently than written, or None. The parser ends a line at a
+    newline, starts a comment at `#` (outside quotes), strips surrounding quotes and spaces (including bytes it
+    takes for latin1 spaces) and unescapes backslashes."""
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            return f"a control character (U+{ord(ch):04X})"
+    if "#" in value:
+        return "a '#' (it starts a comment in my.cnf)"
+    if "\\" in value:
+        return "a backslash (my.cnf reads it as an escape)"
+    if "'" in value or '"' in value:
+        return "a quote (my.cnf strips or pairs quotes)"
+    if value != value.strip():
+        return "leading or trailing spaces (my.cnf drops them)"
+    if value and not (value[0].isascii() and value[-1].isascii()):
+        return "a non-ASCII first or last character (my.cnf may strip it)"
+    return None
+
+
+def parse_cnf(text: str) -> dict[str, str]:
+    """`name = value` lines of a file render_cnf wrote (later lines win, as in the server)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("[") or line.startswith("#") or " = " not in line:
+            continue
+        name, value = line.split(" = ", 1)
+        out.pop(name, None)
+        out[name] = value
+    return out
+
+
+def owned_block(text: str) -> dict[str, str]:
+    """The owned settings of a file render_cnf wrote: what the server started from it is forced to."""
+    return parse_cnf(text.split(OWNED_MARKER, 1)[1]) if OWNED_MARKER in text else {}
+
+
+def _cnf_changes(running: dict[str, str], wanted: dict[str, str]) -> list[str]:
+    changes = []
+    for name in dict.fromkeys([*running, *wanted]):
+        old, new = running.get(name), wanted.get(name)
+        if old != new:
+            changes.append(f"{name}: {'(unset)' if old is None else old} -> {'(unset)' if new is None else new}")
+    return changes
+
+
+# -- files and processes ---------------------------------------------------------------------------------------
+def _private_dir(path: Path, *, fix_mode: bool) -> None:
+    """`path` is a real directory (not a symlink), owned by us, mode 0700; created so if missing. A directory
+    we did not just create in a shared place (fix_mode=False) is refused rather than repaired."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise LocalServerError(f"cannot create {path}: {exc.strerror}; check its parent is writable") from None
+    st = os.lstat(path)
+    problem = None
+    if not stat.S_ISDIR(st.st_mode):
+        problem = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
+    elif st.st_uid != os.geteuid():
+        problem = f"owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
+    elif stat.S_IMODE(st.st_mode) != 0o700:
+        if fix_mode:
+            os.chmod(path, 0o700)
+        else:
+            problem = f"mode {stat.S_IMODE(st.st_mode):o}, not 700"
+    if problem:
+        raise LocalServerError(f"{path}: is {problem}; the server's private directory must be a 0700 directory of "
+                               "this user: remove it and re-run")
+
+
+def _resolves_to_loopback_only(name: str) -> bool:
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0].split("%")[0]).is_loopback for i in infos)
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _unix_socket_reachable(path: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(0.5)
+            s.connect(str(path))
+            return True
+    except OSError:
+        return False
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return inodes
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    return inodes
+
+
+def listening_tcp(pid: int) -> list[str]:
+    """The TCP addresses `pid` listens on: its socket inodes (/proc/<pid>/fd) matched against LISTEN entries of
+    /proc/<pid>/net/tcp and tcp6. Needs no login; an empty list when /proc cannot be read."""
+    inodes = _socket_inodes(pid)
+    found = []
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            f = row.split()
+            if len(f) > 9 and f[3] == "0A" and f[9] in inodes:  # 0A: TCP_LISTEN
+                found.append(_proc_address(f[1]))
+    return sorted(set(found))
+
+
+def listening_unix(pid: int) -> list[str]:
+    """The paths of the Unix sockets `pid` listens on (/proc/<pid>/net/unix), still listed after an unlink."""
+    inodes = _socket_inodes(pid)
+    try:
+        rows = Path(f"/proc/{pid}/net/unix").read_text().splitlines()[1:]
+    except OSError:
+        return []
+    # Num RefCount Protocol Flags Type St Inode Path; flag 0x10000 (__SO_ACCEPTCON) marks a listener.
+    return sorted({f[7] for f in (r.split() for r in rows)
+                   if len(f) > 7 and f[6] in inodes and int(f[3], 16) & 0x10000 and f[7].startswith("/")})
+
+
+def _proc_address(field: str) -> str:
+    """/proc/net/tcp's `0100007F:33F2` -> `127.0.0.1:13298`; tcp6's four little-endian words -> `[::1]:port`."""
+    hexaddr, hexport = field.split(":")
+    raw = bytes.fromhex(hexaddr)
+    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    addr = ipaddress.ip_address(raw)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    port = int(hexport, 16)
+    return f"[{addr}]:{port}" if addr.version == 6 else f"{addr}:{port}"
+
+
 def _alive(pid: int) -> bool:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
         return False
-    if stat.rsplit(")", 1)[1].split()[0] == "Z":
+    if stat_line.rsplit(")", 1)[1].split()[0] == "Z":
         try:
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
         return False
     return True
+
+
+def _install_error(output: str) -> str:
+    """The line of the installer's output that says what went wrong (it ends with a help text)."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip() and "Aborting" not in ln]
+    for needle in ("[ERROR]", "ERROR", "failed"):
+        for ln in lines:
+            if needle in ln:
+                return ln.split("[ERROR]", 1)[-1].strip()
+    return lines[-1] if lines else "no output"
 
 
 def _current_user() -> str:

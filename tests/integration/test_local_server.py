@@ -12,7 +12,8 @@ from .helpers import error_code, login
 def test_status_json_and_idempotent_up(instance_factory):
     inst = instance_factory()
     st = json.loads(inst.cli("local", "status", "-o", "json", check=True).stdout)
-    for key in ("running", "version", "port", "pid", "datadir", "ca", "logs"):
+    for key in ("running", "version", "port", "pid", "datadir", "ca", "logs", "listening", "unix_socket", "forced",
+                "restart_needed", "restart_reason"):
         assert key in st
     assert st["running"] and st["port"] == inst.port
     assert set(st["logs"]) >= {"error", "slow", "audit"}

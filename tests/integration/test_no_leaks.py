@@ -10,11 +10,9 @@ from shared_mysql.secrets import CURRENT, PREVIOUS
 def test_no_plaintext_password_anywhere(instance_factory):
     # Log every statement: slow log at 0 s, plus the general log, so nothing escapes by being fast.
     inst = instance_factory({"orders": {"readonly": True}, "billing": {}},
-                            parameters={"long_query_time": 0, "general_log": 1})
+                            parameters={"long_query_time": 0, "general_log": True})
     t = inst.target()
-    logs = t.server.paths.logs
-    inst.write({"orders": {"readonly": True}, "billing": {}},
-               parameters={"long_query_time": 0, "general_log": 1, "general_log_file": str(logs / "general.log")})
+    logs = t.server.paths.logs  # general_log_file is the tool's own setting: logs/general.log
     inst.cli("local", "down", check=True)
     outputs = [inst.cli("local", "up", "--debug", check=True)]
     outputs.append(inst.cli("up", "--debug", check=True))
@@ -30,8 +28,7 @@ def test_no_plaintext_password_anywhere(instance_factory):
     for stage in (CURRENT, PREVIOUS):
         passwords |= {v["password"] for v in t.store.get_all(stage).values()}
     assert len(passwords) == 4  # master, orders app + readonly, billing
-    inst.write({"orders": {"readonly": True}}, parameters={"long_query_time": 0, "general_log": 1,
-                                                          "general_log_file": str(logs / "general.log")})
+    inst.write({"orders": {"readonly": True}})
     outputs.append(inst.cli("apply", "--auto-approve", "--allow-destructive", "--debug", check=True))
     # `--debug` really logged SQL, redacted
     debug = "".join(o.stderr for o in outputs)
