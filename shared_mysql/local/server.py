@@ -22,7 +22,6 @@ import stat
 import subprocess
 import tempfile
 import time
-import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,9 @@ from ..errors import LocalServerError
 from ..secrets.file import write_private
 from ..sql import quoting
 from ..sql.passwords import native_hash
+from .cnf import (DEFAULT_PARAMETERS, FORCED_PARAMETERS, OPTION_PREFIXES, OWNED_MARKER, RESERVED_NAMES,  # noqa: F401
+                  CnfMixin, _cnf_changes, cnf_value_problem, option_forms, owned_block, parse_cnf)
+from .procfs import _alive, _unix_socket_reachable, listening_tcp, listening_unix  # noqa: F401
 
 SEARCH_PATH = ("/usr/sbin", "/usr/libexec", "/usr/local/mysql/bin", "/usr/local/bin", "/usr/bin")
 SERVER_BINARIES = ("mariadbd", "mysqld")
@@ -42,43 +44,6 @@ SOCKET_TEMP_ROOT = Path("/tmp")
 # The only variables the server and its installer get from the caller's environment (an allowlist).
 CHILD_ENV_PASSED = ("PATH", "TZ")
 
-# The seed's parameter group, as server options; instance.parameters override these.
-DEFAULT_PARAMETERS: dict[str, object] = {
-    "character_set_server": "utf8mb4",
-    "collation_server": "utf8mb4_unicode_ci",
-    "max_connections": 200,
-    "slow_query_log": True,
-    "long_query_time": 2,
-    "log_queries_not_using_indexes": True,
-    "wait_timeout": 28800,
-    "interactive_timeout": 28800,
-}
-# Settings the security model rests on; with the paths, binlog and audit settings they form the owned block
-# that render_cnf writes after instance.parameters, and that no parameter may name in any form.
-FORCED_PARAMETERS: dict[str, object] = {
-    "require_secure_transport": "ON",
-    "skip_name_resolve": "ON",
-    "log_bin_trust_function_creators": "ON",
-}
-# Not written, but never accepted from instance.parameters either: each one switches authentication or TLS off,
-# runs SQL as root at start, or opens a transport that skips TLS.
-RESERVED_NAMES: dict[str, str] = {
-    "ssl": "turns TLS off",
-    "init_file": "runs SQL with all privileges at every start",
-    "grant_tables": "skip_grant_tables turns authentication off",
-    "skip_grant_tables": "turns authentication off",
-    "networking": "skip_networking turns TCP off",
-    "named_pipe": "a transport that skips TLS",
-    "shared_memory": "a transport that skips TLS",
-    "extra_port": "a second listener",
-    "mysqlx": "the X protocol listener",
-    "admin_address": "a second listener",
-    "plugin_load": "loads server plugins",
-    "plugin_dir": "where server plugins are loaded from",
-}
-# my_getopt accepts these in front of any option name (and any unambiguous prefix of a name).
-OPTION_PREFIXES = ("loose", "skip", "disable", "enable", "maximum", "autoset", "plugin")
-_PARAMETER_NAME = re.compile(r"[a-z][a-z0-9_]*")
 # Accounts the server itself creates locked (MariaDB 10.4+, MySQL 8), kept by the passwordless sweep.
 SYSTEM_ACCOUNTS = ("mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema")
 # Plugins that check a password: with an empty authentication string, anyone logs in with no password.
@@ -167,7 +132,7 @@ class Paths:
         return self.socket_dir / "mysqld.sock"
 
 
-class LocalServer:
+class LocalServer(CnfMixin):
     """One embedded server instance rooted at a state directory."""
 
     def __init__(self, state_dir: Path, *, host: str, port: int, parameters: dict | None = None,
@@ -319,147 +284,6 @@ class LocalServer:
                 "only: set instance.host to 127.0.0.1 (or another 127.x address, ::1 or localhost)"
             )
 
-    def owned_settings(self) -> list[tuple[str | None, str, object]]:
-        """(comment, name, value) in file order: what shared-mysql owns, written after instance.parameters."""
-        p = self.paths
-        mariadb = self.flavor_name == "mariadb"
-        out: list[tuple[str | None, str, object]] = [
-            ("where things live (the state dir, next to shared-mysql.yaml)", "datadir", p.datadir),
-            (None, "pid_file", p.pidfile),
-            (None, "log_error", p.error_log),
-            (None, "slow_query_log_file", p.slow_log),
-            (None, "general_log_file", p.general_log),  # written only when instance.parameters turns general_log on
-            ("TCP on loopback only", "bind_address", self.host),
-            (None, "port", self.port),
-            ("in a private directory, and unlinked once the server is ready: socket logins skip REQUIRE SSL",
-             "socket", p.socket),
-            ("TLS is the only way in", "ssl_ca", p.ca),
-            (None, "ssl_cert", p.tls / "server-cert.pem"),
-            (None, "ssl_key", p.tls / "server-key.pem"),
-            (None, "require_secure_transport", FORCED_PARAMETERS["require_secure_transport"]),
-            (None, "skip_name_resolve", FORCED_PARAMETERS["skip_name_resolve"]),
-            ("LOAD DATA INFILE / SELECT ... INTO OUTFILE only in this private directory",
-             "secure_file_priv", p.secure_files),
-            ("temporary tables and files stay private, never in the shared /tmp (a server deletes every #sql* file "
-             "in its tmpdir when it starts)", "tmpdir", p.tmpdir),
-            ("binary log for point-in-time recovery", "server_id", 1),
-            (None, "log_bin", p.binlog_dir / "binlog"),
-            (None, "binlog_format", "ROW"),
-            (None, "expire_logs_days", 14) if mariadb else (None, "binlog_expire_logs_seconds", 14 * 86400),
-            ("tenants hold TRIGGER and CREATE ROUTINE but not SUPER: with the binlog on, their triggers and "
-             "functions fail with error 1419 unless this is ON (RDS parameter groups set it too); "
-             "the ROW binlog format makes it safe",
-             "log_bin_trust_function_creators", FORCED_PARAMETERS["log_bin_trust_function_creators"]),
-        ]
-        if os.geteuid() == 0:
-            out.append(("mariadbd refuses to run as root unless told to", "user", "root"))
-        if mariadb:
-            out += [
-                ("audit log: connections, DDL and DCL (GRANT/REVOKE/CREATE USER), failed logins",
-                 "plugin_load_add", "server_audit"),
-                (None, "server_audit", "FORCE_PLUS_PERMANENT"),
-                (None, "server_audit_logging", "ON"),
-                (None, "server_audit_events", "CONNECT,QUERY_DDL,QUERY_DCL"),
-                (None, "server_audit_output_type", "file"),
-                (None, "server_audit_file_path", p.audit_log),
-                (None, "server_audit_file_rotate_size", 10000000),
-                (None, "server_audit_file_rotations", 9),
-            ]
-        else:
-            out.append(("no X protocol listener: one TLS port, as on RDS", "mysqlx", "OFF"))
-        return out
-
-    def render_cnf(self) -> str:
-        """my.cnf: instance.parameters over the defaults, then the owned block. Every line is checked so that
-        nothing (a parameter, the state dir path, the host) can add a line, a comment or an override."""
-        self.check_host()
-        owned = self.owned_settings()
-        reserved = {name: "written by shared-mysql" for _, name, _ in owned}
-        reserved.update(RESERVED_NAMES)
-        params_mod = _params_module()
-        reserved.update(params_mod.OWNED)
-        section = "mariadbd" if self.flavor_name == "mariadb" else "mysqld"
-        lines = [
-            "# Written by shared-mysql; regenerated on every `local up`. Edit instance.parameters instead.",
-            f"[{section}]",
-            "# the seed's parameter group, then instance.parameters",
-        ]
-        merged = dict(DEFAULT_PARAMETERS)
-        merged.update(self.parameters)
-        for name, value in sorted(merged.items(), key=lambda kv: str(kv[0])):
-            lines.append(self._parameter_line(name, value, reserved, params_mod, user=name in self.parameters))
-        lines.append(OWNED_MARKER)
-        for comment, name, value in owned:
-            if comment:
-                lines.append(f"# {comment}")
-            lines.append(self._owned_line(name, value))
-        return "\n".join(lines) + "\n"
-
-    def _parameter_line(self, name, value, reserved: dict[str, str], params_mod, *, user: bool) -> str:
-        where = f"instance.parameters.{name}"
-        if not isinstance(name, str) or not _PARAMETER_NAME.fullmatch(name):
-            raise LocalServerError(f"instance.parameters: {str(name)!r} is not a server variable name; use names "
-                                   "such as max_connections (lower case, digits, _)")
-        if user:
-            try:
-                params_mod.check_parameter(name, value)
-            except ValueError as exc:
-                msg = " ".join(str(exc).split())
-                raise LocalServerError(msg if msg.startswith(where) else f"{where}: {msg}") from None
-        spec = params_mod.ALLOWED.get(name)
-        if spec is not None and spec.only and spec.only != self.flavor_name:
-            flavor = "MariaDB" if self.flavor_name == "mariadb" else "MySQL"
-            raise LocalServerError(f"{where}: only {'MySQL' if spec.only == 'mysql' else 'MariaDB'} has it and the "
-                                   f"embedded server is {flavor} {self.version}; remove it from instance.parameters")
-        option = (spec.option if spec is not None and spec.option else None) or name  # time_zone: default_time_zone
-        for form in dict.fromkeys([name, option]):
-            clash = self._collision(form, reserved)
-            if clash:
-                raise LocalServerError(
-                    f"{where}: shared-mysql owns {clash} ({reserved[clash]}); remove {name} from instance.parameters "
-                    "in shared-mysql.yaml"
-                )
-        try:
-            rendered = params_mod.render_value(value)
-        except (ValueError, TypeError) as exc:
-            raise LocalServerError(f"{where}: {' '.join(str(exc).split())}; change the value in shared-mysql.yaml"
-                                   ) from None
-        problem = cnf_value_problem(rendered)
-        if problem:
-            raise LocalServerError(f"{where}: the value has {problem}, which my.cnf cannot hold; change the value "
-                                   "in shared-mysql.yaml")
-        return f"{option} = {rendered}"
-
-    def _owned_line(self, name: str, value: object) -> str:
-        rendered = ("ON" if value else "OFF") if isinstance(value, bool) else str(value)
-        problem = cnf_value_problem(rendered)
-        if problem is None:
-            return f"{name} = {rendered}"
-        if name in ("bind_address",):
-            raise LocalServerError(f"instance.host: {self.host!r} has {problem}; set instance.host to 127.0.0.1")
-        if isinstance(value, Path):
-            raise LocalServerError(
-                f"state directory {str(self.paths.root)!r}: its path has {problem}, which my.cnf cannot hold; move "
-                "shared-mysql.yaml to a directory whose path has none (the state dir is .shared-mysql/ next to it)"
-            )
-        raise LocalServerError(f"{name}: the value {rendered!r} has {problem}; this is a bug in shared-mysql")
-
-    def _collision(self, name: str, reserved: dict[str, str]) -> str | None:
-        """The reserved option `name` would set in any spelling my_getopt accepts: itself, with a loose_/skip_/
-        disable_/enable_/maximum_/autoset_/plugin_ prefix, or as an unambiguous prefix of a longer name; or a
-        member of a reserved name's family (`ssl_cipher` of `ssl`), as config/params.py has it."""
-        for form in sorted(option_forms(name)):
-            if form in reserved:
-                return form
-            family = sorted((r for r in reserved if form.startswith(r + "_")), key=len)
-            if family:
-                return family[-1]
-            longer = sorted(r for r in reserved if r.startswith(form))
-            # An exact option name never resolves to a longer one (slow_query_log vs slow_query_log_file). The
-            # binary's own list decides; if it cannot be read, the names shared-mysql writes or allows do.
-            if longer and form not in (self.option_names() or _known_names()):
-                return longer[0]
-        return None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def _initialise(self) -> None:
@@ -765,81 +589,6 @@ class LocalServer:
                 time.sleep(0.02)
 
 
-# -- my.cnf ---------------------------------------------------------------------------------------------------
-OWNED_MARKER = "# owned by shared-mysql: written after instance.parameters, so none of them can change these"
-
-
-def _params_module():
-    from ..config import params
-
-    return params
-
-
-def _known_names() -> frozenset[str]:
-    return frozenset(DEFAULT_PARAMETERS) | frozenset(_params_module().ALLOWED)
-
-
-def option_forms(name: str) -> set[str]:
-    """`name` and every name my_getopt reads it as once loose_/skip_/... prefixes are taken off (`-` is `_`)."""
-    forms = {name.lower().replace("-", "_")}
-    todo = list(forms)
-    while todo:
-        n = todo.pop()
-        for prefix in OPTION_PREFIXES:
-            if n.startswith(prefix + "_") and len(n) > len(prefix) + 1:
-                rest = n[len(prefix) + 1:]
-                if rest not in forms:
-                    forms.add(rest)
-                    todo.append(rest)
-    return forms
-
-
-def cnf_value_problem(value: str) -> str | None:
-    """What in `value` my.cnf's parser would read differently than written, or None. The parser ends a line at a
-    newline, starts a comment at `#` (outside quotes), strips surrounding quotes and spaces (including bytes it
-    takes for latin1 spaces) and unescapes backslashes."""
-    for ch in value:
-        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
-            return f"a control character (U+{ord(ch):04X})"
-    if "#" in value:
-        return "a '#' (it starts a comment in my.cnf)"
-    if "\\" in value:
-        return "a backslash (my.cnf reads it as an escape)"
-    if "'" in value or '"' in value:
-        return "a quote (my.cnf strips or pairs quotes)"
-    if value != value.strip():
-        return "leading or trailing spaces (my.cnf drops them)"
-    if value and not (value[0].isascii() and value[-1].isascii()):
-        return "a non-ASCII first or last character (my.cnf may strip it)"
-    return None
-
-
-def parse_cnf(text: str) -> dict[str, str]:
-    """`name = value` lines of a file render_cnf wrote (later lines win, as in the server)."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        if line.startswith("[") or line.startswith("#") or " = " not in line:
-            continue
-        name, value = line.split(" = ", 1)
-        out.pop(name, None)
-        out[name] = value
-    return out
-
-
-def owned_block(text: str) -> dict[str, str]:
-    """The owned settings of a file render_cnf wrote: what the server started from it is forced to."""
-    return parse_cnf(text.split(OWNED_MARKER, 1)[1]) if OWNED_MARKER in text else {}
-
-
-def _cnf_changes(running: dict[str, str], wanted: dict[str, str]) -> list[str]:
-    changes = []
-    for name in dict.fromkeys([*running, *wanted]):
-        old, new = running.get(name), wanted.get(name)
-        if old != new:
-            changes.append(f"{name}: {'(unset)' if old is None else old} -> {'(unset)' if new is None else new}")
-    return changes
-
-
 # -- files and processes ---------------------------------------------------------------------------------------
 def _private_dir(path: Path, *, fix_mode: bool) -> None:
     """`path` is a real directory (not a symlink), owned by us, mode 0700; created so if missing. A directory
@@ -879,87 +628,6 @@ def _read_text(path: Path) -> str | None:
         return path.read_text()
     except (OSError, UnicodeDecodeError):
         return None
-
-
-def _unix_socket_reachable(path: Path) -> bool:
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(0.5)
-            s.connect(str(path))
-            return True
-    except OSError:
-        return False
-
-
-def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return inodes
-    for fd in fds:
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
-    return inodes
-
-
-def listening_tcp(pid: int) -> list[str]:
-    """The TCP addresses `pid` listens on: its socket inodes (/proc/<pid>/fd) matched against LISTEN entries of
-    /proc/<pid>/net/tcp and tcp6. Needs no login; an empty list when /proc cannot be read."""
-    inodes = _socket_inodes(pid)
-    found = []
-    for table in ("tcp", "tcp6"):
-        try:
-            rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            f = row.split()
-            if len(f) > 9 and f[3] == "0A" and f[9] in inodes:  # 0A: TCP_LISTEN
-                found.append(_proc_address(f[1]))
-    return sorted(set(found))
-
-
-def listening_unix(pid: int) -> list[str]:
-    """The paths of the Unix sockets `pid` listens on (/proc/<pid>/net/unix), still listed after an unlink."""
-    inodes = _socket_inodes(pid)
-    try:
-        rows = Path(f"/proc/{pid}/net/unix").read_text().splitlines()[1:]
-    except OSError:
-        return []
-    # Num RefCount Protocol Flags Type St Inode Path; flag 0x10000 (__SO_ACCEPTCON) marks a listener.
-    return sorted({f[7] for f in (r.split() for r in rows)
-                   if len(f) > 7 and f[6] in inodes and int(f[3], 16) & 0x10000 and f[7].startswith("/")})
-
-
-def _proc_address(field: str) -> str:
-    """/proc/net/tcp's `0100007F:33F2` -> `127.0.0.1:13298`; tcp6's four little-endian words -> `[::1]:port`."""
-    hexaddr, hexport = field.split(":")
-    raw = bytes.fromhex(hexaddr)
-    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-    addr = ipaddress.ip_address(raw)
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
-    port = int(hexport, 16)
-    return f"[{addr}]:{port}" if addr.version == 6 else f"{addr}:{port}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    if stat_line.rsplit(")", 1)[1].split()[0] == "Z":
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        return False
-    return True
 
 
 def _install_error(output: str) -> str:

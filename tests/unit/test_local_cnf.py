@@ -16,6 +16,7 @@ from shared_mysql.config import params
 from shared_mysql.errors import LocalServerError
 from shared_mysql.local import certs
 from shared_mysql.local import server as srv
+from shared_mysql.local import procfs
 from shared_mysql.local.server import OWNED_MARKER, LocalServer, cnf_value_problem, option_forms, parse_cnf
 from shared_mysql.sql.passwords import native_hash
 
@@ -257,10 +258,10 @@ def test_installer_error_is_the_line_that_says_why():
 
 # -- /proc parsing ------------------------------------------------------------------------------------------
 def test_proc_addresses():
-    assert srv._proc_address("0100007F:33F2") == "127.0.0.1:13298"
-    assert srv._proc_address("0200007F:0CEA") == "127.0.0.2:3306"
-    assert srv._proc_address("00000000000000000000000001000000:0CEA") == "[::1]:3306"
-    assert srv._proc_address("0000000000000000FFFF00000100007F:0CEA") == "127.0.0.1:3306"
+    assert procfs._proc_address("0100007F:33F2") == "127.0.0.1:13298"
+    assert procfs._proc_address("0200007F:0CEA") == "127.0.0.2:3306"
+    assert procfs._proc_address("00000000000000000000000001000000:0CEA") == "[::1]:3306"
+    assert procfs._proc_address("0000000000000000FFFF00000100007F:0CEA") == "127.0.0.1:3306"
 
 
 def test_listening_of_this_process(tmp_path):
