@@ -89,3 +89,39 @@ def test_an_error_line_cannot_be_forged_by_data_in_it():
     line = str(e)
     assert line.isprintable() and "\n" not in line and "\x1b" not in line
     assert line == "statement failed on 'x\\r error: fake'@'%': \\x1b[2J\\u2028\\u202e done"
+
+
+@pytest.mark.parametrize("value, needle", [
+    ({"username": "admin", "password": 12345678}, "password must be a string"),
+    ({"username": ["admin"], "password": "x"}, "username must be a string"),
+    ({"username": "admin", "password": "a\nb"}, "password must be a string of printable characters"),
+    ({"username": "admin", "password": "x", "port": "3306"}, "port must be a number"),
+    ({"username": "admin", "password": "x", "port": True}, "port must be a number"),
+    ({"username": "admin"}, "missing password"),
+    (["admin", "x"], "expected a JSON object"),
+])
+def test_import_refuses_a_master_credential_of_the_wrong_shape(tmp_path, value, needle):
+    (tmp_path / "shared-mysql.yaml").write_text(
+        "target: server\ninstance: {host: db.example, ca_bundle: ca.pem}\n")
+    res = subprocess.run([sys.executable, "-m", "shared_mysql", "credentials", "--admin", "--import"], cwd=tmp_path,
+                         input=json.dumps(value), capture_output=True, text=True, timeout=60)
+    assert_one_line_error(res, 1 if isinstance(value, dict) else 2, needle)
+    assert not (tmp_path / ".shared-mysql" / "shared-mysql" / "secrets.enc").exists()  # nothing half-done
+
+
+def test_connect_errors_say_what_failed():
+    from shared_mysql.db import connect_hint
+
+    def err(msg):
+        return OSError(2003, msg)
+
+    tls = connect_hint(2003, err("Can't connect to MySQL server on '127.0.0.2' ([SSL: CERTIFICATE_VERIFY_FAILED] "
+                                 "certificate verify failed: IP address mismatch, certificate is not valid for "
+                                 "'127.0.0.2'. (_ssl.c:1006))"), "/s/tls/ca.pem")
+    assert tls.startswith("error 2003: TLS verification failed (IP address mismatch") and "/s/tls/ca.pem" in tls
+    assert "local down" in tls and "not reachable" not in tls
+    refused = connect_hint(2003, err("Can't connect to MySQL server on '127.0.0.1' ([Errno 111] Connection refused)"),
+                           None)
+    assert "connection refused" in refused and "local up" in refused
+    assert "timed out" in connect_hint(2003, err("Can't connect to MySQL server on 'x' (timed out)"), None)
+    assert "MAX_USER_CONNECTIONS" in connect_hint(1226, err("User has exceeded"), None)
