@@ -44,6 +44,7 @@ class FakeServer:
         self.role_rows = []  # (user, host, role, role_host)
         self.current_user = "admin@%"
         self.mandatory_roles = ""
+        self.dynamic_grants = []  # MySQL: (user, host, PRIV, "Y"/"N") in mysql.global_grants
 
     @property
     def db_columns(self):
@@ -134,5 +135,5 @@ class FakeServer:
             "mysql.role_edges": lambda: self.role_rows,
             "mysql.default_roles": lambda: [(u, h, a["default_role"], "%") for (u, h), a in self.accounts.items()
                                             if a["default_role"]],
-            "mysql.global_grants": lambda: [],
+            "mysql.global_grants": lambda: self.dynamic_grants,
         })

@@ -293,3 +293,69 @@ def test_iam_on_mariadb_is_a_config_error():
 
     with pytest.raises(ConfigError, match="tenants.orders.auth: iam needs MySQL"):
         desired_for(IAM_CFG, flavor=MARIADB_10_11)
+
+
+def test_mysql_inspect_sees_dynamic_privileges_default_and_mandatory_roles_lock_and_expiry():
+    from .fakeserver import account
+
+    server, store = FakeServer(MYSQL_8_0), MemorySecretStore()
+    d = desired_for(flavor=MYSQL_8_0)
+    plan = plan_for(server, store, d)
+    apply_plan(plan, d, server.executor(), store)
+    for name, t in (("orders", True), ("billing", False)):
+        for role, suffix in (("app", "_user"), ("readonly", "_readonly")) if t else (("app", "_user"),):
+            server.accounts[(f"{name}{suffix}", "%")] = account("caching_sha2_password", "$A$005$x",
+                                                              maxc=20 if name == "orders" and role == "app" else
+                                                              5 if role == "readonly" else 10)
+            privs = MYSQL_8_0.db_all_privileges if role == "app" else {"SELECT"}
+            server.db_grants[(f"{name}{suffix}", "%", f"{name}\\_db")] = set(privs)
+        server.schemata.append((f"{name}_db", "utf8mb4", "utf8mb4_unicode_ci"))
+    assert plan_for(server, store, d).empty
+    server.dynamic_grants.append(("orders_user", "%", "SYSTEM_VARIABLES_ADMIN", "N"))
+    server.accounts[("billing_user", "%")]["locked"] = True
+    server.accounts[("orders_readonly", "%")]["expired"] = True
+    server.accounts[("orders_readonly", "%")]["default_role"] = "r_ops"
+    server.mandatory_roles = "`r_all`@`%`"
+    server.accounts[("orders_user", "127.0.0.1")] = account("caching_sha2_password", "$A$005$s")  # a shadow
+    plan = plan_for(server, store, d)
+    got = {(a.kind, a.object): a for a in plan.actions}
+    assert got[("revoke", "user orders_user@%")].detail["privileges"] == ["SYSTEM_VARIABLES_ADMIN"]
+    assert "account_locked LOCK -> UNLOCK" in got[("alter_user", "user billing_user@%")].reason
+    assert got[("set_password", "user orders_readonly@%")].reason.startswith("password is expired")
+    assert ("set_default_role", "user orders_readonly@%") in got
+    assert ("clear_mandatory_roles", "variable mandatory_roles") in got
+    assert ("drop_shadow", "user orders_user@127.0.0.1") in got
+    sql = [s.sql for a in plan.actions for s in render_statements(a, d, "p" * 32)]
+    assert "REVOKE SYSTEM_VARIABLES_ADMIN ON *.* FROM 'orders_user'@'%'" in sql
+    assert "SET DEFAULT ROLE NONE TO 'orders_readonly'@'%'" in sql
+    assert "SET PERSIST mandatory_roles = ''" in sql
+    assert "DROP USER IF EXISTS 'orders_user'@'127.0.0.1'" in sql
+    assert any(s.startswith("ALTER USER 'billing_user'@'%' REQUIRE SSL WITH MAX_QUERIES_PER_HOUR 0") and
+               s.endswith("PASSWORD EXPIRE DEFAULT ACCOUNT UNLOCK") and "MAX_STATEMENT_TIME" not in s for s in sql)
+    assert not plan.destructive
+
+
+def test_the_master_is_never_planned_whatever_the_tags_say():
+    server, store = FakeServer(MARIADB_10_11), MemorySecretStore()
+    d = desired_for()
+    apply_to_fake(server, store, d)
+    tags = {"managed-by": "shared-mysql", "instance": "shared-mysql", "environment": "dev", "role": "app"}
+    # Tags that claim a removed tenant but point its username/dbname at the admin and another tenant's database.
+    store.put_pending({"dev-shop-db-credentials": ({"username": "admin", "dbname": "orders_db", "password": "x"},
+                                                   {**tags, "tenant": "shop"}),
+                       "dev-admin-db-credentials": ({"username": "admin", "password": "x"},
+                                                    {**tags, "tenant": "admin"}),
+                       "prod-gone-db-credentials": ({"username": "gone_user", "password": "x"},
+                                                    {**tags, "tenant": "gone"})})
+    store.promote(["dev-shop-db-credentials", "dev-admin-db-credentials", "prod-gone-db-credentials"])
+    plan = plan_for(server, store, d)
+    assert not plan.destructive and len(plan.ignored_secrets) == 3
+    assert any("its username 'admin' is not shop_user" in x for x in plan.ignored_secrets)
+    assert any("its tenant tag is not a tenant name" in x for x in plan.ignored_secrets)  # 'admin' is reserved
+    # a tenant whose account would be the master's is refused by the plan itself (a library caller bypassing config)
+    from dataclasses import replace
+
+    from shared_mysql.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="master or a system account"):
+        build_plan(replace(d, admin_users=frozenset({"orders_user"})), inspect_server(server.executor()))
