@@ -9,10 +9,8 @@ Everything instance-specific lives under `.shared-mysql/<identifier>/` next to t
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
-import time
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 from .config import LoadedConfig
 from .db import ConnectionInfo, PyMySQLExecutor
 from .errors import ConfigError, SecretStoreError, SharedMySQLError
+from .locking import flock_within
 from .secrets import CURRENT, PENDING, secret_json
 from .sql.passwords import generate_password
 
@@ -155,19 +154,11 @@ class Target:
         path = self.state_dir / "apply.lock"
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
         try:
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        holder = _lock_holder(path)
-                        raise SharedMySQLError(
-                            f"another shared-mysql command{holder} is changing {self.config.identifier} "
-                            f"(lock {path}); wait for it to finish, then re-run"
-                        ) from None
-                    time.sleep(0.05)
+            if not flock_within(fd, wait):
+                raise SharedMySQLError(
+                    f"another shared-mysql command{_lock_holder(path)} is changing {self.config.identifier} "
+                    f"(lock {path}); wait for it to finish, then re-run"
+                )
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()} {' '.join(sys.argv[1:3])}\n".encode(), 0)
             _HELD[self.state_dir] = 1

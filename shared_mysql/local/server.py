@@ -10,7 +10,6 @@ socket lives in a private directory and is unlinked as soon as the server is rea
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
 import ipaddress
 import os
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LocalServerError
+from ..locking import flock_within
 from ..secrets.file import write_private
 from ..sql import quoting
 from ..sql.passwords import native_hash
@@ -465,18 +465,11 @@ class LocalServer(CnfMixin):
         """One start at a time per state dir, even without the CLI's lock (library callers, tests)."""
         fd = os.open(self.paths.start_lock, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
         try:
-            deadline = time.monotonic() + START_TIMEOUT + 30
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise LocalServerError(
-                            f"another process has been starting the server in {self.paths.root} for too long "
-                            f"(lock {self.paths.start_lock}); check {self.paths.error_log}, then re-run"
-                        ) from None
-                    time.sleep(0.05)
+            if not flock_within(fd, START_TIMEOUT + 30):
+                raise LocalServerError(
+                    f"another process has been starting the server in {self.paths.root} for too long "
+                    f"(lock {self.paths.start_lock}); check {self.paths.error_log}, then re-run"
+                )
             yield
         finally:
             os.close(fd)
