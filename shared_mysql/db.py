@@ -33,7 +33,7 @@ class Executor(Protocol):
 
     def execute(self, stmt: Statement) -> None: ...
 
-    def execute_many(self, stmts: Sequence[Statement]) -> None: ...
+    def execute_many(self, stmts: Sequence[Statement], *, keep_going: bool = False) -> list[str]: ...
 
 
 @dataclass
@@ -144,11 +144,16 @@ class PyMySQLExecutor:
     def execute(self, stmt: Statement) -> None:
         self.execute_many([stmt])
 
-    def execute_many(self, stmts: Sequence[Statement]) -> None:
+    def execute_many(self, stmts: Sequence[Statement], *, keep_going: bool = False) -> list[str]:
+        """Run `stmts` in multi-statement batches. The server stops a batch at its first error: by default that
+        raises; with `keep_going`, the failure is recorded and the next statement runs, so one statement the server
+        refuses (a grant it cannot revoke) does not shield the rest. Returns the failures, one line each."""
         import pymysql
 
-        for start in range(0, len(stmts), BATCH_SIZE):
-            batch = stmts[start:start + BATCH_SIZE]
+        failures: list[str] = []
+        i = 0
+        while i < len(stmts):
+            batch = stmts[i:i + BATCH_SIZE]
             for s in batch:
                 log.debug("execute: %s", s.safe)
             self.queries += 1
@@ -163,9 +168,14 @@ class PyMySQLExecutor:
                 failed = batch[min(done, len(batch) - 1)]
                 # The message is the server's text; statements with secrets are shown only redacted.
                 msg = exc.args[-1] if failed.redacted is None else "(statement redacted)"
-                raise ServerError(
-                    f"statement failed on {self.target}: error {_code(exc)}: {msg}: {failed.safe}"
-                ) from None
+                line = f"error {_code(exc)}: {msg}: {failed.safe}"
+                if not keep_going:
+                    raise ServerError(f"statement failed on {self.target}: {line}") from None
+                failures.append(line)
+                i += min(done, len(batch) - 1) + 1
+                continue
+            i += len(batch)
+        return failures
 
     def __enter__(self) -> "PyMySQLExecutor":
         return self
@@ -188,6 +198,7 @@ class FakeExecutor:
         self.responses = responses or {}
         self.queries: list[str] = []
         self.executed: list[Statement] = []
+        self.fail_on: str | None = None  # statements containing this text fail (to test keep_going)
 
     def query(self, sql: str) -> list[tuple]:
         self.queries.append(sql)
@@ -199,8 +210,12 @@ class FakeExecutor:
     def execute(self, stmt: Statement) -> None:
         self.executed.append(stmt)
 
-    def execute_many(self, stmts: Sequence[Statement]) -> None:
-        self.executed.extend(stmts)
+    def execute_many(self, stmts: Sequence[Statement], *, keep_going: bool = False) -> list[str]:
+        failing = [s for s in stmts if self.fail_on and self.fail_on in s.sql]
+        self.executed.extend(s for s in stmts if s not in failing)
+        if failing and not keep_going:
+            raise ServerError(f"statement failed: {failing[0].safe}")
+        return [f"error 0: refused by the fake: {s.safe}" for s in failing]
 
     @property
     def sql(self) -> list[str]:

@@ -41,7 +41,13 @@ def _show_plan(t, ex, plan) -> None:
 
 
 def _apply(t, ex, plan, desired, allow_destructive: bool) -> dict:
+    from ..errors import ServerError
+
     result = t.apply(ex, plan, desired, allow_destructive=allow_destructive)
+    if result.failed:
+        raise ServerError(f"apply ran {result.statements} statements; the server refused {len(result.failed)} of "
+                          f"them and ran the rest; the first: {result.failed[0]}; fix that object by hand, then "
+                          "re-run apply")
     after, _ = t.plan(ex)  # inspect again: the plan must now be empty
     return {"statements": result.statements, "secrets_written": result.secrets_written,
             "secrets_deleted": result.secrets_deleted, "converged": after.empty}

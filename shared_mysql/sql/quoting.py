@@ -40,9 +40,12 @@ def account(user: str, host: str) -> str:
 
 
 def grantee(user: str, host: str) -> str:
-    """An account, or MariaDB's PUBLIC pseudo-role (stored as user PUBLIC with an empty host)."""
+    """Who a grant is revoked from: an account (user@host); MariaDB's PUBLIC pseudo-role; or a MariaDB role, which
+    the grant tables store with an empty host and which must be named alone (`'r1'@''` is error 1141)."""
     if (user, host) == ("PUBLIC", ""):
         return "PUBLIC"
+    if host == "" and user:
+        return ident(user)
     return account(user, host)
 
 
@@ -79,3 +82,19 @@ def unescape_db_pattern(pattern: str) -> str:
             out.append(pattern[i])
             i += 1
     return "".join(out)
+
+
+def db_pattern_matches(pattern: str, name: str) -> bool:
+    """Whether a database-level grant pattern (`_`/`%` wildcards, backslash escapes) covers database `name`."""
+    import re
+
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if c == "%" else "." if c == "_" else re.escape(c))
+        i += 1
+    return re.fullmatch("".join(out), name, re.S) is not None

@@ -116,9 +116,19 @@ def revoke(flavor: Flavor, privileges: frozenset[str], scope: str, user: str, ho
     return Statement(f"REVOKE {privs} ON {scope} FROM {grantee(user, host)}")
 
 
+def delete_grant_rows(table: str, where: dict[str, str]) -> list[Statement]:
+    """Remove grant-table rows that no REVOKE can reach (a grant to an account or role that no longer exists, a
+    PACKAGE grant that only parses under sql_mode=ORACLE), then reload the privileges."""
+    cond = " AND ".join(f"{col} = {string(val)}" for col, val in where.items())
+    return [Statement(f"DELETE FROM mysql.{table} WHERE {cond}"), Statement("FLUSH PRIVILEGES")]
+
+
 def revoke_routine(privileges: frozenset[str], routine_type: str, database: str, routine: str, user: str,
-                   host: str) -> Statement:
-    kind = "FUNCTION" if routine_type.upper() == "FUNCTION" else "PROCEDURE"
+                   host: str) -> Statement | list[Statement]:
+    if routine_type.upper() not in ("FUNCTION", "PROCEDURE"):  # MariaDB's PACKAGE / PACKAGE BODY
+        return delete_grant_rows("procs_priv", {"User": user, "Host": host, "Db": database,
+                                                "Routine_name": routine, "Routine_type": routine_type.upper()})
+    kind = routine_type.upper()
     return Statement(f"REVOKE {', '.join(sorted(privileges))} ON {kind} {ident(database)}.{ident(routine)} "
                      f"FROM {grantee(user, host)}")
 

@@ -16,6 +16,7 @@ from ..errors import DestructiveChangeError, SecretStoreError
 from ..secrets import CURRENT, PENDING, SecretStore
 from ..sql import Statement, statements as st
 from ..sql.passwords import generate_password
+from ..config.model import USER_SUFFIXES
 from .model import Desired
 from .plan import Action, Plan
 
@@ -25,6 +26,7 @@ class ApplyResult:
     statements: int
     secrets_written: int
     secrets_deleted: int
+    failed: tuple[str, ...] = ()  # statements the server refused (the rest ran), one line each
 
 
 def check_destructive(plan: Plan, allow_destructive: bool) -> None:
@@ -57,12 +59,20 @@ def render_statements(action: Action, desired: Desired, password: str | None = N
         return [st.set_password(f, d["user"], d["host"], _need(password, action))]
     if k == "grant":
         return [st.grant_on_database(f, frozenset(d["privileges"]), d["database"], d["user"], d["host"])]
+    if k == "revoke" and d.get("orphan"):
+        return _delete_rows(d)
+    if k == "revoke_role" and d.get("orphan"):
+        table, cols = ("roles_mapping", {"User": d["user"], "Host": d["host"], "Role": d["role_name"]}) \
+            if f.is_mariadb else ("role_edges", {"TO_USER": d["user"], "TO_HOST": d["host"],
+                                                 "FROM_USER": d["role_name"], "FROM_HOST": d["role_host"]})
+        return st.delete_grant_rows(table, cols)
     if k == "revoke" and d["scope_kind"] == "column":
         return [st.revoke_columns(frozenset(d["privileges"]), d["database"], d["table"], d["column"], d["user"],
                                   d["host"])]
     if k == "revoke" and d["scope_kind"] == "routine":
-        return [st.revoke_routine(frozenset(d["privileges"]), d["routine_type"], d["database"], d["routine"],
-                                  d["user"], d["host"])]
+        out = st.revoke_routine(frozenset(d["privileges"]), d["routine_type"], d["database"], d["routine"],
+                                d["user"], d["host"])
+        return out if isinstance(out, list) else [out]
     if k == "revoke_role":
         return [st.revoke_role(f, d["role_name"], d["role_host"], d["user"], d["host"])]
     if k == "revoke_proxy":
@@ -95,6 +105,23 @@ def render_statements(action: Action, desired: Desired, password: str | None = N
     if k in ("update_secret", "delete_secret", "put_export", "delete_export"):
         return []  # store and exports actions: no SQL
     raise ValueError(f"no renderer for action kind {k!r}")
+
+
+def _delete_rows(d: dict) -> list[Statement]:
+    """A grant held by an account or role that no longer exists: no REVOKE reaches it, the row goes."""
+    who = {"User": d["user"], "Host": d["host"]}
+    kind = d["scope_kind"]
+    if kind == "database":
+        return st.delete_grant_rows("db", {**who, "Db": d["scope"]})
+    if kind == "table":
+        return st.delete_grant_rows("tables_priv", {**who, "Db": d["database"], "Table_name": d["table"]})
+    if kind == "column":
+        return st.delete_grant_rows("columns_priv", {**who, "Db": d["database"], "Table_name": d["table"],
+                                                     "Column_name": d["column"]})
+    if kind == "routine":
+        return st.delete_grant_rows("procs_priv", {**who, "Db": d["database"], "Routine_name": d["routine"],
+                                                   "Routine_type": d["routine_type"]})
+    raise ValueError(f"no grant table for an orphan {kind} grant")
 
 
 def _need(password: str | None, action: Action) -> str | None:
@@ -147,15 +174,22 @@ def apply_plan(plan: Plan, desired: Desired, ex: Executor, store: SecretStore, *
     for a in plan.actions:
         pw = passwords.get(a.detail.get("secret", "")) if a.kind in NEEDS_PASSWORD else None
         stmts.extend(render_statements(a, desired, pw))
-    ex.execute_many(stmts)
+    # One statement the server refuses (a grant it cannot revoke) must not shield the rest of the drift, so apply
+    # keeps going and reports the failures at the end. The store stays right either way: a password whose
+    # statement failed is promoted anyway and the next plan re-applies it from the store ("current").
+    failed = ex.execute_many(stmts, keep_going=True)
 
     # 3. The database now accepts the pending passwords: make them current.
     store.promote(sorted(passwords))
 
     # 4. Secrets of removed accounts go last, after their users are dropped.
-    gone = [a.detail["secret"] for a in plan.actions if a.kind == "delete_secret"]
+    # A secret is deleted only when its account's drop ran: a refused DROP USER keeps the credential.
+    refused = {a.detail["user"] for a in plan.actions if a.kind == "drop_user"
+               and any(st.drop_user(a.detail["user"], a.detail["host"]).safe in f for f in failed)}
+    gone = [a.detail["secret"] for a in plan.actions if a.kind == "delete_secret"
+            and f"{a.tenant}{USER_SUFFIXES[a.detail['role']]}" not in refused]
     store.delete(gone)
-    return ApplyResult(len(stmts), len(staged), len(gone))
+    return ApplyResult(len(stmts), len(staged), len(gone), tuple(failed))
 
 
 __all__ = ["apply_plan", "render_statements", "check_destructive", "ApplyResult"]

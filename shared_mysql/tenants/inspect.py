@@ -37,6 +37,14 @@ Q_ROLES_MARIADB = "SELECT User, Host, Role, '' FROM mysql.roles_mapping"
 Q_ROLES_MYSQL = "SELECT TO_USER, TO_HOST, FROM_USER, FROM_HOST FROM mysql.role_edges"
 Q_DEFAULT_ROLES_MYSQL = "SELECT USER, HOST, DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles"
 Q_GLOBAL_GRANTS_MYSQL = "SELECT USER, HOST, PRIV, WITH_GRANT_OPTION FROM mysql.global_grants"
+# Stored objects that run with their definer's rights: a routine, view, trigger or event in a tenant's database
+# defined by someone else lends that account's privileges to whoever can use it.
+Q_DEFINERS = (
+    "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE, DEFINER FROM information_schema.ROUTINES "
+    "WHERE SECURITY_TYPE = 'DEFINER' UNION ALL "
+    "SELECT TABLE_SCHEMA, TABLE_NAME, 'VIEW', DEFINER FROM information_schema.VIEWS WHERE SECURITY_TYPE = 'DEFINER' "
+    "UNION ALL SELECT TRIGGER_SCHEMA, TRIGGER_NAME, 'TRIGGER', DEFINER FROM information_schema.TRIGGERS "
+    "UNION ALL SELECT EVENT_SCHEMA, EVENT_NAME, 'EVENT', DEFINER FROM information_schema.EVENTS")
 Q_SESSION = "SELECT CURRENT_USER()"
 Q_SESSION_MYSQL = "SELECT CURRENT_USER(), @@GLOBAL.mandatory_roles"
 # group_concat_max_len is not needed: CONCAT (not GROUP_CONCAT) builds the Y/N strings.
@@ -109,7 +117,7 @@ def _concat(columns: list[str]) -> str:
 
 def inspect_queries(ex: Executor) -> int:
     """How many queries inspect_server runs on this flavor (constant: it never depends on the data)."""
-    return 10 if ex.flavor.is_mariadb else 12
+    return 11 if ex.flavor.is_mariadb else 13
 
 
 def inspect_server(ex: Executor, actual: Actual | None = None) -> Actual:
@@ -161,10 +169,19 @@ def inspect_server(ex: Executor, actual: Actual | None = None) -> Actual:
         a.proxies.setdefault((_s(user), _s(host)), set()).add((_s(puser), _s(phost), bool(with_grant)))
     for user, host, role, role_host in ex.query(Q_ROLES_MARIADB if mariadb else Q_ROLES_MYSQL):
         a.role_grants.setdefault((_s(user), _s(host)), set()).add((_s(role), _s(role_host)))
+    for schema, name, kind, definer in ex.query(Q_DEFINERS):
+        a.definers.append((_s(schema), _s(name), _s(kind).upper(), _split_account(_s(definer))))
     if not mariadb:
         for user, host, role, role_host in ex.query(Q_DEFAULT_ROLES_MYSQL):
             a.default_roles.setdefault((_s(user), _s(host)), set()).add((_s(role), _s(role_host)))
     return a
+
+
+def _num(v, bad):
+    """A number from hand-editable JSON: ints and floats as they are, anything else (text, lists) as `bad`."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return bad if v is not None else 0
+    return v
 
 
 def _split_account(s: str) -> tuple[str, str]:
@@ -180,25 +197,31 @@ def _mariadb_account(a: Actual, user: str, host: str, priv: str) -> None:
         p = {}
     if not isinstance(p, dict):
         p = {}
-    methods = p.get("auth_or") or [{}]
+    methods = p.get("auth_or") if isinstance(p.get("auth_or"), list) and p.get("auth_or") else [{}]
     # auth_or lists every way to log in; `{}` stands for the top-level plugin/authentication_string.
     plugins = [(m.get("plugin"), m.get("authentication_string", "")) if m else
                (p.get("plugin", ""), p.get("authentication_string", "")) for m in methods if isinstance(m, dict)]
     first = plugins[0] if plugins else (p.get("plugin", ""), p.get("authentication_string", ""))
+    # Values are read defensively: the JSON is editable by hand, and odd data must never stop inspect.
+    ssl_type = p.get("ssl_type", 0)
+    lifetime = _num(p.get("password_lifetime", -1), -1)
     u = ActualUser(
         user, host, str(first[0] or ""), str(first[1] or ""),
-        _SSL_TYPES.get(p.get("ssl_type", 0), "UNKNOWN"), int(p.get("max_user_connections", 0) or 0),
-        locked=bool(p.get("account_locked", False)),
+        _SSL_TYPES.get(ssl_type, "UNKNOWN") if isinstance(ssl_type, int) else "UNKNOWN",
+        int(_num(p.get("max_user_connections", 0), -1)),
+        locked=p.get("account_locked", False) is not False,
         expired=p.get("password_last_changed", 1) == 0,
-        is_role=bool(p.get("is_role", False)),
+        is_role=p.get("is_role", False) is True,
         other_auth=tuple(str(pl or "") for pl, _ in plugins[1:]),
         limits={k: v for k in ("max_questions", "max_updates", "max_connections", "max_statement_time")
-                if (v := p.get(k, 0)) not in (0, None, 0.0)},
-        password_lifetime=None if p.get("password_lifetime", -1) in (-1, None) else int(p["password_lifetime"]),
+                if (v := _num(p.get(k, 0), -1)) != 0},
+        password_lifetime=None if lifetime == -1 else int(lifetime),
         ssl_detail=tuple(str(p.get(k) or "") for k in ("ssl_cipher", "x509_issuer", "x509_subject")),
     )
     a.users[(user, host)] = u
-    access = int(p.get("access", 0) or 0)
+    access = int(_num(p.get("access", 0), -1))
+    if access < 0:  # unreadable: treat as every privilege, so the account's drift is revoked, never missed
+        access = (1 << len(MARIADB_ACCESS_BITS)) - 1
     if access:
         a.global_privs[(user, host)] = access_privileges(access)
     role = p.get("default_role")

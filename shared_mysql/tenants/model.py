@@ -159,4 +159,5 @@ class Actual:
     default_roles: dict[Account_, set[tuple[str, str]]] = field(default_factory=dict)
     mandatory_roles: str = ""  # MySQL 8: roles every account holds
     current_user: Account_ | None = None  # the account inspect ran as (the admin): never planned for change
+    definers: list[tuple[str, str, str, Account_]] = field(default_factory=list)  # (schema, name, kind, definer)
     secrets: dict[str, SecretState] = field(default_factory=dict)

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 
 from ..config.model import DATABASE_SUFFIX, USER_SUFFIXES, check_tenant_name
 from ..errors import ConfigError
-from ..sql.quoting import db_pattern_matches_exactly, escape_db_pattern, unescape_db_pattern
+from ..sql.quoting import db_pattern_matches, db_pattern_matches_exactly, escape_db_pattern, unescape_db_pattern
 from .model import (CHARSET, COLLATION, PUBLIC, SYSTEM_DATABASES, SYSTEM_USERS, Actual, Desired, DesiredAccount,
-                    derived_user_names, secret_name)
+                    secret_name)
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 # Every kind of action a plan can hold; a meta-test checks each has a renderer and a description.
@@ -53,6 +53,7 @@ class Plan:
     unmanaged_users: tuple[str, ...] = ()
     unmanaged_exports: tuple[str, ...] = ()
     ignored_secrets: tuple[str, ...] = ()  # tagged as ours, but the tags disagree with the names we derive
+    exposures: tuple[str, ...] = ()  # reaches tenants' data but is a person's call (apply changes none of it)
 
     @property
     def empty(self) -> bool:
@@ -76,6 +77,7 @@ class Plan:
             "unmanaged": {"databases": list(self.unmanaged_databases), "users": list(self.unmanaged_users),
                           "exports": list(self.unmanaged_exports),
                           "secrets": list(self.ignored_secrets)},
+            "exposures": list(self.exposures),
         }
 
 
@@ -234,7 +236,7 @@ def build_plan(desired: Desired, actual: Actual) -> Plan:
                                 "credential of a removed account"))
 
     # After the drops: an account being dropped as removed from the config is not also a shadow.
-    others = _reach_of_others(desired, actual, protected, managed_users)
+    others, exposures = _reach_of_others(desired, actual, protected, managed_users)
     revokes += others
     if actual.mandatory_roles:
         revokes.append(Action("clear_mandatory_roles", UPDATE, "variable mandatory_roles", None,
@@ -244,12 +246,15 @@ def build_plan(desired: Desired, actual: Actual) -> Plan:
         if a.kind == "drop_shadow":
             managed_users.add((a.detail["user"], a.detail["host"]))
     unmanaged_dbs = sorted(d for d in actual.databases if d not in managed_dbs and d not in SYSTEM_DATABASES)
+    # Listed unless it is the server's own or the account we inspect as: a `root@%` or an `admin@localhost` is
+    # shown (never touched), not hidden behind its name.
     unmanaged_users = sorted(
         _acct(*k) for k in actual.users
-        if k not in managed_users and k[0] not in protected
+        if k not in managed_users and k != actual.current_user and k != PUBLIC
+        and k[0] not in SERVER_OWN_USERS and not (k[0] in desired.admin_users and k[1] == "%")
     )
     return Plan(tuple(dbs + users + grants + revokes + secrets + drops), tuple(unmanaged_dbs), tuple(unmanaged_users),
-                ignored_secrets=tuple(ignored))
+                ignored_secrets=tuple(ignored), exposures=tuple(exposures))
 
 
 def _removed(desired: Desired, actual: Actual, wanted: set[str], protected: frozenset[str]):
@@ -290,62 +295,147 @@ def _uncorroborated(desired: Desired, name: str, s, tenant, role, protected) -> 
     return None
 
 
-def _reach_of_others(desired: Desired, actual: Actual, protected: frozenset[str], managed: set) -> list[Action]:
-    """Drift outside the tenants' own rows that still reaches them: PUBLIC, shadows, anonymous accounts, proxies."""
+# Accounts the server (or RDS) creates and runs itself: neither listed as unmanaged nor reported.
+SERVER_OWN_USERS = frozenset({"mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema", "rdsadmin",
+                              "rdsrepladmin", "rdstopmgr"})
+# Global privileges that do not reach tenants' data (what a monitoring account such as mysqld_exporter holds).
+MONITORING_PRIVILEGES = frozenset({"PROCESS", "REPLICATION CLIENT", "BINLOG MONITOR", "SLAVE MONITOR",
+                                   "SHOW DATABASES", "USAGE"})
+
+
+def _reach_of_others(desired: Desired, actual: Actual, protected: frozenset[str], managed: set):
+    """Drift outside the tenants' own rows that still reaches them, and exposures apply leaves for a person.
+
+    Reverted: anything granted to PUBLIC; a configured account's user name on another host (a shadow) and
+    anonymous accounts (dropped); grants on a tenant's database, its tables, columns and routines held by any other
+    account or role (revoked; the account itself is left alone); proxies to or from a tenant account.
+    Reported only (exposures): global privileges that reach every database, held by accounts outside the config;
+    objects in a tenant's database that run with someone else's rights (DEFINER); anything of protected accounts.
+    """
     out: list[Action] = []
-    owner: dict[str, str] = {}  # user name in a tenant's namespace -> tenant
-    for t in desired.tenants:
-        for n in derived_user_names(t.name):
-            owner[n] = t.name
-    # Everything granted to PUBLIC is held by every account, tenants included.
+    exposures: list[str] = []
+    owner = {a.user: t.name for t in desired.tenants for a in t.accounts}  # configured account names
+    tenant_dbs = {t.database: t.name for t in desired.tenants}
+    admin = actual.current_user
     pub = PUBLIC
-    if actual.global_privs.get(pub):
-        out.append(_revoke_raw(pub, None, "global", "*.*", actual.global_privs[pub],
-                               "granted to PUBLIC: every account holds it"))
-    for pattern, privs in sorted(actual.db_privs.get(pub, {}).items()):
-        out.append(_revoke_raw(pub, None, "database", pattern, privs, "granted to PUBLIC: every account holds it"))
-    for (db, table), privs in sorted(actual.table_privs.get(pub, {}).items()):
-        out.append(_revoke_raw(pub, None, "table", f"{db}.{table}", privs, "granted to PUBLIC: every account holds it",
-                               database=db, table=table))
-    for (db, table, column), privs in sorted(actual.column_privs.get(pub, {}).items()):
-        out.append(_revoke_raw(pub, None, "column", f"{db}.{table}.{column}", privs,
-                               "granted to PUBLIC: every account holds it", database=db, table=table, column=column))
-    for (db, name, kind), privs in sorted(actual.routine_privs.get(pub, {}).items()):
-        out.append(_revoke_raw(pub, None, "routine", f"{kind} {db}.{name}", privs,
-                               "granted to PUBLIC: every account holds it", database=db, routine=name, routine_type=kind))
-    for role, role_host in sorted(actual.role_grants.get(pub, set())):
-        out.append(Action("revoke_role", UPDATE, "PUBLIC", None,
-                          {"user": pub[0], "host": pub[1], "role_name": role, "role_host": role_host},
-                          "role granted to PUBLIC: every account holds it"))
+    why_public = "granted to PUBLIC: every account holds it"
     # Accounts that can log in as a tenant: its user name on another host, or an anonymous account.
+    shadows: set = set()
     for (user, host), u in sorted(actual.users.items()):
         if u.is_role or (user, host) in managed or user in protected:
             continue
         if user in owner:
-            out.append(Action("drop_shadow", UPDATE, f"user {user}@{host}", owner[user],
-                              {"user": user, "host": host},
-                              f"shadow of tenant {owner[user]}: same user name on another host, its own password "
-                              "and privileges"))
+            shadows.add((user, host))
+            out.append(Action("drop_shadow", UPDATE, f"user {user}@{host}", owner[user], {"user": user, "host": host},
+                              f"shadow of tenant {owner[user]}: its account's user name on another host, with its "
+                              "own password and privileges"))
         elif user == "":
+            shadows.add((user, host))
             out.append(Action("drop_shadow", UPDATE, f"user @{host}", None, {"user": user, "host": host},
                               "anonymous account: accepts any user name, tenants' included"))
+
+    def reaches(db: str) -> str | None:
+        return tenant_dbs.get(db)
+
+    def other(key) -> str | None:
+        """Whose grants to look at: None to skip (ours, shadows, the admin); else a label for messages."""
+        if key in managed or key in shadows or key == admin:
+            return None
+        if key == pub:
+            return "PUBLIC"
+        return _acct(*key)
+
+    def grant_action(key, tenant, scope_kind, scope, privs, why, **extra):
+        u = actual.users.get(key)
+        detail = {"orphan": True} if key != pub and u is None else {}
+        if key[0] in protected and key != pub:
+            exposures.append(f"{_acct(*key)} holds {', '.join(sorted(privs))} on {scope} ({why}); it is a "
+                             "protected account, never changed: review it")
+            return
+        a = _revoke_raw(key, tenant, scope_kind, scope, privs, why + (" (the account no longer exists: the "
+                        "grant-table row is removed)" if detail else ""), **extra)
+        out.append(Action(a.kind, a.op, a.object, a.tenant, {**a.detail, **detail}, a.reason))
+
+    for key, pats in sorted(actual.db_privs.items()):
+        who = other(key)
+        if who is None:
+            continue
+        for pattern, privs in sorted(pats.items()):
+            hit = sorted({t for db, t in tenant_dbs.items() if db_pattern_matches(pattern, db)})
+            if key == pub:
+                grant_action(key, None, "database", pattern, privs, why_public)
+            elif hit:
+                grant_action(key, hit[0], "database", pattern, _canonical(privs, desired.flavor.db_all_privileges),
+                             f"reaches tenant {', '.join(hit)}'s database")
+    for key, tables in sorted(actual.table_privs.items()):
+        who = other(key)
+        for (db, table), privs in sorted(tables.items()) if who else ():
+            if key == pub or reaches(db):
+                grant_action(key, reaches(db), "table", f"{db}.{table}", privs,
+                             why_public if key == pub else f"reaches tenant {reaches(db)}'s table",
+                             database=db, table=table)
+    for key, cols in sorted(actual.column_privs.items()):
+        who = other(key)
+        for (db, table, column), privs in sorted(cols.items()) if who else ():
+            if key == pub or reaches(db):
+                grant_action(key, reaches(db), "column", f"{db}.{table}.{column}", privs,
+                             why_public if key == pub else f"reaches tenant {reaches(db)}'s column",
+                             database=db, table=table, column=column)
+    for key, routines in sorted(actual.routine_privs.items()):
+        who = other(key)
+        for (db, name, kind), privs in sorted(routines.items()) if who else ():
+            if key == pub or reaches(db):
+                grant_action(key, reaches(db), "routine", f"{kind} {db}.{name}", privs,
+                             why_public if key == pub else f"reaches tenant {reaches(db)}'s routine",
+                             database=db, routine=name, routine_type=kind)
+    if actual.global_privs.get(pub):
+        out.append(_revoke_raw(pub, None, "global", "*.*", actual.global_privs[pub], why_public))
+    for role, role_host in sorted(actual.role_grants.get(pub, set())):
+        out.append(Action("revoke_role", UPDATE, "PUBLIC", None,
+                          {"user": pub[0], "host": pub[1], "role_name": role, "role_host": role_host,
+                           **_orphan_role(actual, role, role_host)}, "role granted to PUBLIC: every account holds it"))
+    # Global privileges reach every tenant: reported, not revoked (a DBA's or a monitor's account may need them).
+    for key, privs in sorted(actual.global_privs.items()):
+        data = privs - MONITORING_PRIVILEGES
+        if not data or key == pub or key in managed or key in shadows or key == admin:
+            continue
+        if key[0] in SERVER_OWN_USERS:
+            continue
+        exposures.append(f"{_acct(*key)} holds {', '.join(sorted(data)[:6])}{' ...' if len(data) > 6 else ''} ON *.* "
+                         "(outside the config): it reaches every tenant's data; revoke what it does not need")
+    # Stored objects in a tenant's database that run with another account's rights.
+    own = {t.database: {a.key for a in t.accounts} for t in desired.tenants}
+    for schema, name, kind, definer in actual.definers:
+        if schema in own and definer not in own[schema]:
+            exposures.append(f"{kind.lower()} {schema}.{name} runs as {_acct(*definer)}, not as tenant "
+                             f"{tenant_dbs[schema]}: whoever calls it gets that account's rights; recreate it with "
+                             f"DEFINER={tenant_dbs[schema]}_user (or SQL SECURITY INVOKER) or drop it")
     # Proxies: a tenant that may proxy as someone, or anyone that may proxy as a tenant (or as any user).
     for (user, host), rows in sorted(actual.proxies.items()):
-        if user in protected:
-            continue
+        if (user, host) in shadows:
+            continue  # dropped whole above
         for puser, phost, _grant in sorted(rows):
             tenant = owner.get(user) if (user, host) in managed else None
-            target = owner.get(puser) if puser in owner else None
+            target = owner.get(puser)
             if tenant is None and target is None and puser != "":
                 continue
-            if (user, host) not in managed and user in owner:
-                continue  # a shadow: dropped whole above
             why = (f"tenant account may proxy as {puser or '(any user)'}@{phost}" if tenant else
                    f"may log in as tenant {target}'s account through a proxy" if target else
                    "may proxy as any user, tenants' included")
+            if user in protected and (user, host) != admin:
+                exposures.append(f"{_acct(user, host)} {why}; it is a protected account, never changed: review it")
+                continue
+            if (user, host) == admin:
+                continue
             out.append(Action("revoke_proxy", UPDATE, f"user {_acct(user, host)}", tenant or target,
                               {"user": user, "host": host, "proxied_user": puser, "proxied_host": phost}, why))
-    return out
+    return out, exposures
+
+
+def _orphan_role(actual: Actual, role: str, role_host: str) -> dict:
+    """A role mapping whose role no longer exists: REVOKE refuses it (error 1959), so the row is removed."""
+    u = actual.users.get((role, role_host))
+    return {} if u is not None else {"orphan": True}
 
 
 def _diff_grants(acc: DesiredAccount, actual: Actual, all_privs: frozenset[str], tenant: str):
@@ -392,9 +482,11 @@ def _diff_grants(acc: DesiredAccount, actual: Actual, all_privs: frozenset[str],
                                database=db, routine=name, routine_type=kind))
     for role, role_host in sorted(actual.role_grants.get(acc.key, set())):
         name = f"{role}@{role_host}" if role_host else role
+        orphan = _orphan_role(actual, role, role_host)
         revokes.append(Action("revoke_role", UPDATE, obj, tenant,
-                              {"user": acc.user, "host": acc.host, "role_name": role, "role_host": role_host},
-                              f"role {name} granted outside the config"))
+                              {"user": acc.user, "host": acc.host, "role_name": role, "role_host": role_host,
+                               **orphan}, f"role {name} granted outside the config"
+                              + (" (the role no longer exists: the mapping row is removed)" if orphan else "")))
     if actual.default_roles.get(acc.key):
         names = ", ".join(sorted(f"{r}@{h}" if h else r for r, h in actual.default_roles[acc.key]))
         revokes.append(Action("set_default_role", UPDATE, obj, tenant, {"user": acc.user, "host": acc.host},

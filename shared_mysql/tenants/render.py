@@ -104,6 +104,9 @@ def render_text(plan: Plan, header: str = "") -> str:
             lines.append("  users: " + ", ".join(map(shown, plan.unmanaged_users)))
         if plan.unmanaged_exports:
             lines.append("  exports: " + ", ".join(map(shown, plan.unmanaged_exports)))
+    if plan.exposures:
+        lines.append("Exposures (reach tenants' data; apply changes none of them, a person should review each):")
+        lines += [f"  ! {shown(x)}" for x in plan.exposures]
     if plan.ignored_secrets:
         lines.append("Ignored secrets (tagged as this instance's, but not corroborated; never used to drop anything):")
         lines += [f"  {shown(s)}" for s in plan.ignored_secrets]

@@ -120,8 +120,10 @@ def test_shadow_account_on_another_host_is_dropped(applied):
     assert reads_cards({**creds["orders"], "username": "nobody-at-all", "password": "anon-pass-1"}, database=None)
     plan = plan_json(inst)
     shadows = {a["object"]: a["tenant"] for a in plan["actions"] if a["kind"] == "drop_shadow"}
-    assert shadows == {"user orders_user@127.0.0.1": "orders", "user billing_readonly_alt@localhost": "billing",
-                       "user @%": None, "user @localhost": None}
+    # A configured account's name on another host, and anonymous accounts. An unused name of a tenant's namespace
+    # (billing_readonly_alt) is just an unmanaged account: never dropped, its reach into tenants revoked.
+    assert shadows == {"user orders_user@127.0.0.1": "orders", "user @%": None, "user @localhost": None}
+    assert "billing_readonly_alt@localhost" in plan["unmanaged"]["users"]
     assert not any(a["destructive"] for a in plan["actions"])
     text = inst.cli("plan").stdout
     assert "drop user orders_user@127.0.0.1 (shadow of tenant orders" in text
@@ -178,7 +180,7 @@ def test_inspect_is_a_constant_number_of_queries_and_sees_everything(applied):
     with t.executor() as ex:
         before = ex.queries
         a = inspect_server(ex)
-        assert ex.queries - before == inspect_queries(ex) == 10
+        assert ex.queries - before == inspect_queries(ex) == 11
     assert a.db_privs[("PUBLIC", "")] == {"billing_db": {"SELECT"}}
     assert a.routine_privs[("orders_user", "%")] == {("billing_db", "p", "PROCEDURE"): {"EXECUTE"}}
     assert a.current_user == ("admin", "%")
@@ -252,3 +254,58 @@ def test_executor_reads_what_inspect_needs_as_the_master_only(applied):
                 cur.execute(f"SELECT * FROM {table}")
             assert e.value.args[0] in (1142, 1044), table
     conn.close()
+
+
+def test_grants_no_revoke_can_reach_never_block_the_rest(applied):
+    """A PACKAGE grant (its REVOKE parses only under sql_mode=ORACLE) and orphan grant-table rows made every later
+    apply fail, so no other drift was reverted. They are removed from the grant tables; the rest converges."""
+    inst, t, creds = applied
+    with t.executor() as ex:
+        ex.query("SET SESSION sql_mode = 'ORACLE'")
+        ex.query("CREATE PACKAGE billing_db.pkg AS PROCEDURE p; END")
+        ex.query("CREATE PACKAGE BODY billing_db.pkg AS PROCEDURE p AS BEGIN NULL; END; END")
+        ex.query("GRANT EXECUTE ON PACKAGE billing_db.pkg TO 'orders_user'@'%'")
+        ex.query("GRANT EXECUTE ON PACKAGE BODY billing_db.pkg TO 'orders_user'@'%'")
+    sql(t, "INSERT INTO mysql.roles_mapping (Host, User, Role, Admin_option) VALUES ('%', 'orders_user', 'gone', 'N')",
+        "INSERT INTO mysql.db (Host, Db, User, Select_priv) VALUES ('%', 'billing\\\\_db', 'futureuser', 'Y')",
+        "FLUSH PRIVILEGES",
+        "GRANT SELECT ON billing_db.* TO 'orders_readonly'@'%'", "GRANT SELECT ON *.* TO PUBLIC")
+    assert reads_cards(creds["orders_ro"])
+    plan = plan_json(inst)
+    orphan = [a for a in plan["actions"] if a["detail"].get("orphan")]
+    assert {a["kind"] for a in orphan} == {"revoke_role", "revoke"}
+    converge(inst, t)
+    assert not reads_cards(creds["orders_ro"])
+    with t.executor() as ex:
+        assert ex.query("SELECT COUNT(*) FROM mysql.procs_priv WHERE User = 'orders_user'")[0][0] == 0
+        assert ex.query("SELECT COUNT(*) FROM mysql.roles_mapping WHERE Role = 'gone'")[0][0] == 0
+        assert ex.query("SELECT COUNT(*) FROM mysql.db WHERE User = 'futureuser'")[0][0] == 0
+
+
+def test_other_accounts_reaching_tenant_data_are_revoked_or_reported(applied):
+    inst, t, creds = applied
+    sql(t, "CREATE USER 'eve'@'%' IDENTIFIED BY 'eve-pass-1' REQUIRE SSL", "GRANT SELECT ON `billing\\_db`.* TO 'eve'@'%'",
+        "GRANT SELECT ON `bill%`.* TO 'eve'@'%'", "GRANT SELECT ON test_other.* TO 'eve'@'%'",
+        "CREATE USER 'mallory'@'%' IDENTIFIED BY 'x'", "GRANT SELECT ON *.* TO 'mallory'@'%' WITH GRANT OPTION",
+        "CREATE USER 'monitor'@'%' IDENTIFIED BY 'x'", "GRANT PROCESS, REPLICATION CLIENT ON *.* TO 'monitor'@'%'",
+        "RENAME USER 'billing_user'@'%' TO 'ghost'@'%'",
+        "CREATE USER 'orders_readonly_alt'@'%' IDENTIFIED BY 'x'",
+        "CREATE DEFINER='admin'@'%' VIEW orders_db.v_hashes AS SELECT User, Priv FROM mysql.global_priv")
+    eve = {**creds["billing"], "username": "eve", "password": "eve-pass-1"}
+    assert reads_cards(eve, database=None)
+    plan = plan_json(inst)
+    revokes = {(a["object"], a["detail"]["scope"]) for a in plan["actions"] if a["kind"] == "revoke"}
+    assert {("user eve@%", "billing\\_db"), ("user eve@%", "bill%"), ("user ghost@%", "billing\\_db")} <= revokes
+    assert not any(a["object"] == "user eve@%" and a["detail"]["scope"] == "test_other" for a in plan["actions"])
+    assert not any(a["kind"] in ("drop_shadow", "drop_user") and "alt" in a["object"] for a in plan["actions"])
+    exposures = "\n".join(plan["exposures"])
+    assert "mallory@% holds GRANT OPTION, SELECT ON *.*" in exposures and "monitor@%" not in exposures
+    assert "view orders_db.v_hashes runs as admin@%" in exposures
+    assert "Exposures" in inst.cli("plan").stdout
+    converge(inst, t)
+    assert not reads_cards(eve, database=None)
+    with t.executor() as ex:  # the accounts themselves are left alone; their reach into tenants is gone
+        assert ex.query("SELECT COUNT(*) FROM mysql.user WHERE User IN ('eve', 'mallory', 'ghost', "
+                        "'orders_readonly_alt')")[0][0] == 4
+        assert ex.query("SELECT COUNT(*) FROM mysql.db WHERE User = 'eve' AND Db = 'test_other'")[0][0] == 1
+    assert login(creds["billing"])  # the renamed tenant account was recreated with its stored password

@@ -45,6 +45,7 @@ class FakeServer:
         self.current_user = "admin@%"
         self.mandatory_roles = ""
         self.dynamic_grants = []  # MySQL: (user, host, PRIV, "Y"/"N") in mysql.global_grants
+        self.definer_rows = []  # (schema, name, "PROCEDURE"|"VIEW"|..., "user@host")
 
     @property
     def db_columns(self):
@@ -122,6 +123,7 @@ class FakeServer:
             (lambda: [(self.current_user, self.mandatory_roles)])
         return FakeExecutor(self.flavor, {
             "information_schema.COLUMNS": self._columns,
+            "information_schema.ROUTINES": lambda: self.definer_rows,
             "information_schema.SCHEMATA": lambda: self.schemata,
             "CURRENT_USER()": session,
             "mysql.global_priv": self._global_priv_rows,

@@ -74,7 +74,7 @@ def test_inspect_costs_a_constant_number_of_queries(n):
     ex = server.executor()
     actual = inspect_server(ex)
     inspect_secrets(store, d.identifier, actual)
-    assert len(ex.queries) == inspect_queries(ex) == 10
+    assert len(ex.queries) == inspect_queries(ex) == 11
     assert build_plan(d, actual).empty
 
 
@@ -116,6 +116,8 @@ def test_drift_is_planned_as_updates():
     server.table_rows.append(("billing_user", "%", "billing_db", "t", "Insert"))
     server.column_rows.append(("orders_readonly", "%", "billing_db", "t", "a", "Select"))
     server.role_rows.append(("orders_user", "%", "r_ops", ""))
+    from .fakeserver import account as _account
+    server.accounts[("r_ops", "")] = _account(ssl_type="", is_role=True)
     server.schemata.append(("legacy", "latin1", "latin1_swedish_ci"))
     from .fakeserver import account
     server.accounts[("bob", "%")] = account(auth="*B", ssl_type="")
@@ -132,7 +134,7 @@ def test_drift_is_planned_as_updates():
     assert ("revoke", "user orders_readonly@%", "column grant outside the config") in got
     assert ("revoke_role", "user orders_user@%", "role r_ops granted outside the config") in got
     assert not plan.destructive
-    assert plan.unmanaged_databases == ("legacy",) and plan.unmanaged_users == ("bob@%",)
+    assert plan.unmanaged_databases == ("legacy",) and plan.unmanaged_users == ("bob@%", "r_ops@")
     sql = [s.sql for a in plan.actions for s in render_statements(a, d, "x" * 32)]
     assert "REVOKE SELECT ON `billing\\_db`.* FROM 'orders_user'@'%'" in sql
     assert "REVOKE SELECT ON `orders_db`.* FROM 'orders_readonly'@'%'" in sql
@@ -359,3 +361,26 @@ def test_the_master_is_never_planned_whatever_the_tags_say():
 
     with pytest.raises(ConfigError, match="master or a system account"):
         build_plan(replace(d, admin_users=frozenset({"orders_user"})), inspect_server(server.executor()))
+
+
+def test_a_statement_the_server_refuses_does_not_shield_the_rest():
+    server, store = FakeServer(MARIADB_10_11), MemorySecretStore()
+    apply_to_fake(server, store, desired_for())
+    server.global_privs[("billing_user", "%")] = {"SUPER"}
+    server.db_grants[("orders_user", "%", "billing\\_db")] = {"SELECT"}
+    d2 = desired_for(CFG.replace("readonly: true", "readonly: false"))
+    plan = plan_for(server, store, d2)
+    ex = server.executor()
+    ex.fail_on = "REVOKE SUPER"
+    res = apply_plan(plan, d2, ex, store, allow_destructive=True)
+    assert len(res.failed) == 1 and "REVOKE SUPER ON *.* FROM 'billing_user'@'%'" in res.failed[0]
+    assert "REVOKE SELECT ON `billing\\_db`.* FROM 'orders_user'@'%'" in ex.sql  # ran after the refused one
+    assert store.get("dev-orders-db-readonly-credentials") is None  # its DROP USER ran: secret deleted
+    # a refused DROP USER keeps the account's secret (the next run still knows the account is ours)
+    server2, store2 = FakeServer(MARIADB_10_11), MemorySecretStore()
+    apply_to_fake(server2, store2, desired_for())
+    plan2 = plan_for(server2, store2, d2)
+    ex2 = server2.executor()
+    ex2.fail_on = "DROP USER IF EXISTS 'orders_readonly'"
+    res2 = apply_plan(plan2, d2, ex2, store2, allow_destructive=True)
+    assert len(res2.failed) == 1 and store2.get("dev-orders-db-readonly-credentials") is not None
