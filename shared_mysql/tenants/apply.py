@@ -81,6 +81,17 @@ def render_statements(action: Action, desired: Desired, password: str | None = N
         return [st.set_default_role_none(f, d["user"], d["host"])]
     if k == "clear_mandatory_roles":
         return [st.clear_mandatory_roles()]
+    if k == "drop_shadow" and d.get("trailing_spaces"):
+        # DROP USER of a name with trailing spaces leaves its rows in mysql.db & co (they read back without the
+        # spaces), and a CREATE USER of the tenant's name then fails with 1396. Those rows can only be the spaced
+        # account's (both names share one grant-table key): remove them, then reload the privileges.
+        key = {"User": d["user"].rstrip(" "), "Host": d["host"].rstrip(" ")}
+        tables = ("db", "tables_priv", "columns_priv", "procs_priv", "proxies_priv") + \
+            (("roles_mapping",) if f.is_mariadb else ())
+        out = [st.drop_user(d["user"], d["host"])]
+        for table in tables:
+            out.append(st.delete_grant_rows(table, key)[0])
+        return out + [Statement("FLUSH PRIVILEGES")]
     if k == "drop_shadow":
         return [st.drop_user(d["user"], d["host"])]
     if k == "revoke":

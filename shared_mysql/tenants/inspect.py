@@ -15,6 +15,7 @@ instead of information_schema's one row per privilege: ~10x fewer values through
 from __future__ import annotations
 
 import json
+import re
 
 from ..db import Executor
 from ..secrets import CURRENT, PENDING, SecretStore
@@ -45,6 +46,12 @@ Q_DEFINERS = (
     "SELECT TABLE_SCHEMA, TABLE_NAME, 'VIEW', DEFINER FROM information_schema.VIEWS WHERE SECURITY_TYPE = 'DEFINER' "
     "UNION ALL SELECT TRIGGER_SCHEMA, TRIGGER_NAME, 'TRIGGER', DEFINER FROM information_schema.TRIGGERS "
     "UNION ALL SELECT EVENT_SCHEMA, EVENT_NAME, 'EVENT', DEFINER FROM information_schema.EVENTS")
+# Account names ending in spaces: the grant tables are CHAR columns and read back without them ('orders_user '
+# looks like 'orders_user'), but the server's in-memory accounts keep them, and information_schema is built from
+# those. Without this, a renamed 'billing_user ' locked the tenant out while plan said "No changes", and a shadow
+# 'orders_user '@'127.0.0.1' survived apply.
+Q_SPACED = ("SELECT DISTINCT GRANTEE FROM information_schema.USER_PRIVILEGES "
+            "WHERE GRANTEE LIKE '% ''@''%''' OR GRANTEE LIKE '%@''% '''")
 Q_SESSION = "SELECT CURRENT_USER()"
 Q_SESSION_MYSQL = "SELECT CURRENT_USER(), @@GLOBAL.mandatory_roles"
 # group_concat_max_len is not needed: CONCAT (not GROUP_CONCAT) builds the Y/N strings.
@@ -117,7 +124,7 @@ def _concat(columns: list[str]) -> str:
 
 def inspect_queries(ex: Executor) -> int:
     """How many queries inspect_server runs on this flavor (constant: it never depends on the data)."""
-    return 11 if ex.flavor.is_mariadb else 13
+    return 12 if ex.flavor.is_mariadb else 14
 
 
 def inspect_server(ex: Executor, actual: Actual | None = None) -> Actual:
@@ -169,6 +176,8 @@ def inspect_server(ex: Executor, actual: Actual | None = None) -> Actual:
         a.proxies.setdefault((_s(user), _s(host)), set()).add((_s(puser), _s(phost), bool(with_grant)))
     for user, host, role, role_host in ex.query(Q_ROLES_MARIADB if mariadb else Q_ROLES_MYSQL):
         a.role_grants.setdefault((_s(user), _s(host)), set()).add((_s(role), _s(role_host)))
+    for (grantee,) in ex.query(Q_SPACED):
+        _respace(a, _s(grantee))
     for schema, name, kind, definer in ex.query(Q_DEFINERS):
         a.definers.append((_s(schema), _s(name), _s(kind).upper(), _split_account(_s(definer))))
     if not mariadb:
@@ -182,6 +191,27 @@ def _num(v, bad):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return bad if v is not None else 0
     return v
+
+
+_GRANTEE = re.compile(r"'((?:[^']|'')*)'@'((?:[^']|'')*)'", re.S)
+
+
+def _respace(a: Actual, grantee: str) -> None:
+    """Give an account read from the grant tables its real name (with trailing spaces) and its privileges."""
+    m = _GRANTEE.fullmatch(grantee)
+    if not m:
+        return
+    real = (m.group(1).replace("''", "'"), m.group(2).replace("''", "'"))
+    seen = (real[0].rstrip(" "), real[1].rstrip(" "))
+    if seen == real:
+        return
+    for table in (a.users, a.global_privs, a.db_privs, a.table_privs, a.column_privs, a.routine_privs,
+                  a.proxies, a.role_grants, a.default_roles):
+        if seen in table:
+            table[real] = table.pop(seen)
+    u = a.users.get(real)
+    if u is not None:
+        u.user, u.host = real
 
 
 def _split_account(s: str) -> tuple[str, str]:

@@ -237,7 +237,10 @@ def build_plan(desired: Desired, actual: Actual) -> Plan:
 
     # After the drops: an account being dropped as removed from the config is not also a shadow.
     others, exposures = _reach_of_others(desired, actual, protected, managed_users)
-    revokes += others
+    # A name with trailing spaces holds the grant-table row of the name without them: it goes first, so that
+    # recreating the tenant's account can succeed.
+    early = [a for a in others if a.detail.get("trailing_spaces")]
+    revokes += [a for a in others if not a.detail.get("trailing_spaces")]
     if actual.mandatory_roles:
         revokes.append(Action("clear_mandatory_roles", UPDATE, "variable mandatory_roles", None,
                               {"from": actual.mandatory_roles},
@@ -253,7 +256,8 @@ def build_plan(desired: Desired, actual: Actual) -> Plan:
         if k not in managed_users and k != actual.current_user and k != PUBLIC
         and k[0] not in SERVER_OWN_USERS and not (k[0] in desired.admin_users and k[1] == "%")
     )
-    return Plan(tuple(dbs + users + grants + revokes + secrets + drops), tuple(unmanaged_dbs), tuple(unmanaged_users),
+    return Plan(tuple(early + dbs + users + grants + revokes + secrets + drops), tuple(unmanaged_dbs),
+                tuple(unmanaged_users),
                 ignored_secrets=tuple(ignored), exposures=tuple(exposures))
 
 
@@ -324,11 +328,15 @@ def _reach_of_others(desired: Desired, actual: Actual, protected: frozenset[str]
     for (user, host), u in sorted(actual.users.items()):
         if u.is_role or (user, host) in managed or user in protected:
             continue
-        if user in owner:
+        name = user.rstrip(" ")
+        if name in owner:
             shadows.add((user, host))
-            out.append(Action("drop_shadow", UPDATE, f"user {user}@{host}", owner[user], {"user": user, "host": host},
-                              f"shadow of tenant {owner[user]}: its account's user name on another host, with its "
-                              "own password and privileges"))
+            spaced = name != user or host != host.rstrip(" ")
+            why = ("its account's name with trailing spaces, which the grant tables hide" if spaced else
+                   "its account's user name on another host, with its own password and privileges")
+            out.append(Action("drop_shadow", UPDATE, f"user {user}@{host}", owner[name],
+                              {"user": user, "host": host, **({"trailing_spaces": True} if spaced else {})},
+                              f"shadow of tenant {owner[name]}: {why}"))
         elif user == "":
             shadows.add((user, host))
             out.append(Action("drop_shadow", UPDATE, f"user @{host}", None, {"user": user, "host": host},

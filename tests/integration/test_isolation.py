@@ -180,7 +180,7 @@ def test_inspect_is_a_constant_number_of_queries_and_sees_everything(applied):
     with t.executor() as ex:
         before = ex.queries
         a = inspect_server(ex)
-        assert ex.queries - before == inspect_queries(ex) == 11
+        assert ex.queries - before == inspect_queries(ex) == 12
     assert a.db_privs[("PUBLIC", "")] == {"billing_db": {"SELECT"}}
     assert a.routine_privs[("orders_user", "%")] == {("billing_db", "p", "PROCEDURE"): {"EXECUTE"}}
     assert a.current_user == ("admin", "%")
@@ -309,3 +309,24 @@ def test_other_accounts_reaching_tenant_data_are_revoked_or_reported(applied):
                         "'orders_readonly_alt')")[0][0] == 4
         assert ex.query("SELECT COUNT(*) FROM mysql.db WHERE User = 'eve' AND Db = 'test_other'")[0][0] == 1
     assert login(creds["billing"])  # the renamed tenant account was recreated with its stored password
+
+
+def test_account_names_with_trailing_spaces_are_seen_as_they_really_are(applied):
+    """The grant tables (CHAR columns) read 'billing_user ' back as 'billing_user'; the server's accounts keep the
+    spaces. A renamed tenant account locked the tenant out with plan saying "No changes", and a spaced shadow
+    survived apply."""
+    inst, t, creds = applied
+    sql(t, "RENAME USER 'billing_user'@'%' TO 'billing_user '@'%'",
+        "CREATE USER 'orders_user '@'127.0.0.1' IDENTIFIED BY 'spaced-pass-1'",
+        "GRANT ALL ON *.* TO 'orders_user '@'127.0.0.1'")
+    assert error_code(lambda: login(creds["billing"])) == 1045  # locked out
+    plan = plan_json(inst)
+    kinds = [(a["kind"], a["object"]) for a in plan["actions"]]
+    assert ("drop_shadow", "user billing_user @%") in kinds and ("drop_shadow", "user orders_user @127.0.0.1") in kinds
+    assert ("create_user", "user billing_user@%") in kinds
+    assert kinds.index(("drop_shadow", "user billing_user @%")) < kinds.index(("create_user", "user billing_user@%"))
+    converge(inst, t)
+    assert login(creds["billing"])
+    assert not reads_cards({**creds["orders"], "username": "orders_user ", "password": "spaced-pass-1"}, database=None)
+    with t.executor() as ex:
+        assert ex.query("SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE GRANTEE LIKE '% ''@%'")[0][0] == 0
