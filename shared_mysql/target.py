@@ -10,6 +10,7 @@ Everything instance-specific lives under `.shared-mysql/<identifier>/` next to t
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from contextlib import contextmanager
 from functools import cached_property
@@ -35,6 +36,19 @@ def _lock_holder(path: Path) -> str:
         return f" (pid {int(pid)}: {what})" if what else f" (pid {int(pid)})"
     except (OSError, ValueError):
         return ""
+
+
+def check_owned_dirs(state_dir: Path) -> None:
+    """The state directory and `.shared-mysql/` above it must be real directories of this user: in a directory
+    someone else controls, they could swap in links to files we would then write as ourselves."""
+    me = os.geteuid()
+    for d in (state_dir.parent, state_dir):
+        st = os.lstat(d)
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != me:
+            what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory" if not stat.S_ISDIR(st.st_mode) \
+                else f"owned by uid {st.st_uid}"
+            raise SharedMySQLError(f"{d}: {what}, not a directory of this user (uid {me}); the state directory "
+                                   "must be this user's own: remove it (or run shared-mysql as its owner) and re-run")
 
 
 def check_master_json(value) -> None:
@@ -151,8 +165,19 @@ class Target:
                 _HELD[self.state_dir] -= 1
             return
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        check_owned_dirs(self.state_dir)
         path = self.state_dir / "apply.lock"
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            # Never through a symlink, and only a regular file of ours: a planted link made root truncate and
+            # overwrite whatever it pointed to.
+            fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise SharedMySQLError(f"cannot open the lock {path}: {exc.strerror}; remove it and re-run") from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            os.close(fd)
+            raise SharedMySQLError(f"{path}: not a regular file of this user (uid {os.geteuid()}); remove it and "
+                                   "re-run")
         try:
             if not flock_within(fd, wait):
                 raise SharedMySQLError(
@@ -271,6 +296,7 @@ class LocalTarget(Target):
         # A second `local up` on a fresh directory waits for the first, then finds the server running.
         with self.lock(wait=LOCK_WAIT):
             if self.server.pid() is not None:
+                self.server.tidy_running()
                 return self.server.status()
             self.store.reload()
             # Only while the server is down: the bootstrap file applies the (possibly new) master password.

@@ -154,6 +154,9 @@ class CnfMixin:
             (None, "skip_name_resolve", FORCED_PARAMETERS["skip_name_resolve"]),
             ("LOAD DATA INFILE / SELECT ... INTO OUTFILE only in this private directory",
              "secure_file_priv", p.secure_files),
+            ("no file outside the datadir: without this a tenant's CREATE TABLE ... DATA DIRECTORY='/anywhere' "
+             "(or INDEX DIRECTORY) makes the server write files there, as its user", "symbolic_links", "OFF"),
+            ("LOAD DATA LOCAL would let the server read files from clients", "local_infile", "OFF"),
             ("temporary tables and files stay private, never in the shared /tmp (a server deletes every #sql* file "
              "in its tmpdir when it starts)", "tmpdir", p.tmpdir),
             ("binary log for point-in-time recovery", "server_id", 1),

@@ -474,6 +474,16 @@ class LocalServer(CnfMixin):
         finally:
             os.close(fd)
 
+    def tidy_running(self) -> None:
+        """For a server that is already running: finish what an interrupted start left (a `kill -9` between
+        "ready" and the socket's removal kept the socket reachable and the bootstrap file on disk)."""
+        p = self.paths
+        self._close_socket(parse_cnf(_read_text(p.cnf) or "").get("socket"))
+        try:
+            p.init_file.unlink()
+        except FileNotFoundError:
+            pass
+
     def _close_socket(self, running: str | None = None) -> None:
         """Unlink the Unix socket (and MySQL's lock file): nobody, root included, can connect through it after
         this; the server keeps its TCP listener, and removes/recreates the path itself on stop/start. `running`:

@@ -54,9 +54,14 @@ def read_regular(path: Path) -> bytes | None:
     """The bytes of a regular file, or None when it does not exist; never blocks on a FIFO or a device.
     Anything else raises OSError (strerror "not a regular file" for a FIFO, socket, device or directory)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        # O_NOFOLLOW: a state file that is a symlink is refused (ELOOP), never read through.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "a symbolic link, not a regular file", str(path)) from None
+        raise
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -194,7 +199,8 @@ class FileSecretStore(DocumentSecretStore):
             data = read_regular(self.key_path)
             if data is None:
                 return None
-            mode = stat.S_IMODE(os.stat(self.key_path).st_mode)
+            st = os.stat(self.key_path)
+            mode = stat.S_IMODE(st.st_mode)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -204,6 +210,9 @@ class FileSecretStore(DocumentSecretStore):
             raise SecretStoreError(
                 f"{self.key_path}: key file is readable by others (mode {mode:o}); run chmod 600 on it"
             )
+        if st.st_uid != os.geteuid():  # a key someone else planted would be trusted with every secret
+            raise SecretStoreError(f"{self.key_path}: the key file belongs to uid {st.st_uid}, not to this user "
+                                   f"(uid {os.geteuid()}); run shared-mysql as its owner")
         return data.strip()
 
     def _create_key(self) -> bytes | None:

@@ -330,3 +330,21 @@ def test_account_names_with_trailing_spaces_are_seen_as_they_really_are(applied)
     assert not reads_cards({**creds["orders"], "username": "orders_user ", "password": "spaced-pass-1"}, database=None)
     with t.executor() as ex:
         assert ex.query("SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE GRANTEE LIKE '% ''@%'")[0][0] == 0
+
+
+def test_a_tenant_cannot_write_files_outside_the_datadir(applied, tmp_path):
+    """With symbolic links on (the default), CREATE TABLE ... DATA DIRECTORY='/anywhere' made the server, running as
+    root, create files wherever a tenant asked."""
+    _, t, creds = applied
+    target = tmp_path / "evil"
+    conn = login(creds["orders"])
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE t1 (a INT) ENGINE=InnoDB DATA DIRECTORY='{target}'")
+        cur.execute(f"CREATE TABLE t2 (a INT) ENGINE=MyISAM DATA DIRECTORY='{target}' INDEX DIRECTORY='{target}'")
+        cur.execute(f"CREATE TABLE t3 (a INT) ENGINE=Aria DATA DIRECTORY='{target}'")
+        cur.execute(f"CREATE TABLE t4 (a INT) ENGINE=MyISAM DATA DIRECTORY='{t.server.paths.logs}'")
+        cur.execute("SELECT @@have_symlink, @@local_infile")
+        assert cur.fetchone() == ("DISABLED", 0)
+    conn.close()
+    assert not target.exists()
+    assert not list(t.server.paths.logs.glob("t4*"))

@@ -81,3 +81,25 @@ def test_apply_while_another_holds_the_lock_is_one_line(instance_factory):
     assert res.returncode == 1
     line = res.stderr.strip()
     assert "\n" not in line and "is changing itest" in line and "wait for it to finish" in line
+
+
+def test_local_up_on_a_running_server_finishes_an_interrupted_start(instance_factory):
+    """A kill -9 between "ready" and the socket's removal left the socket reachable and init.sql on disk; `local up`
+    on the running server returned early and fixed neither."""
+    import socket as so
+
+    inst = instance_factory({})
+    t = inst.target()
+    sock = t.server.paths.socket
+    # What the interrupted start leaves: a listening socket at the socket path, and the bootstrap file.
+    s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+    s.bind(str(sock))
+    s.listen(1)
+    t.server.paths.init_file.write_text("-- left behind\n")
+    try:
+        res = inst.cli("local", "up", "-o", "json", check=True)
+        st = json.loads(res.stdout)
+        assert not sock.exists() and not t.server.paths.init_file.exists()
+        assert st["unix_socket"]["reachable"] is False
+    finally:
+        s.close()
