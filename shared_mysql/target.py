@@ -291,8 +291,9 @@ class LocalTarget(Target):
         return f"no master credential {self.config.master_secret_name} yet; run `shared-mysql local up` first"
 
     def local_up(self) -> dict:
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         _ = self.server.binary  # fail early with the install hint, before touching the store
+        self.server.check_state_path()
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # A second `local up` on a fresh directory waits for the first, then finds the server running.
         with self.lock(wait=LOCK_WAIT):
             if self.server.pid() is not None:

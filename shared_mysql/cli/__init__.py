@@ -41,11 +41,29 @@ def main(argv: list[str] | None = None) -> None:
     from ..errors import SharedMySQLError
     from .app import build_app, state
 
+    import typer
+
+    try:  # Typer 0.2x ships its own copy of click; older ones use click itself
+        from typer._click import exceptions as cx
+    except ImportError:  # pragma: no cover - depends on the installed Typer
+        import click.exceptions as cx
+
     args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
     app = build_app()
     try:
-        # Standalone mode: usage errors exit 2, typer.Exit carries its code; our errors come through here.
-        app(args=args, prog_name="shared-mysql")
+        # Not standalone: usage errors come here too, and are one line like every other error (Typer's boxed
+        # rendering is several); --help and typer.Exit return their exit code.
+        code = app(args=args, prog_name="shared-mysql", standalone_mode=False)
+    except getattr(cx, "NoArgsIsHelpError", ()):  # `shared-mysql` alone, or a group alone: help was printed
+        sys.exit(2)
+    except cx.UsageError as exc:
+        cmd = exc.ctx.command_path if exc.ctx else "shared-mysql"
+        msg = _one_line(exc.format_message()).replace("Value error, ", "").rstrip(".")
+        print(f"error: {msg}; see `{cmd} --help`", file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        print("error: aborted; nothing more was done", file=sys.stderr)
+        sys.exit(1)
     except SharedMySQLError as exc:
         if state.debug:
             import traceback
@@ -53,3 +71,15 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except PermissionError as exc:  # the state dir of another user, most often: one line, not a traceback
+        if state.debug:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: permission denied:{where}; run shared-mysql as the user that owns the state directory "
+              "(.shared-mysql/ next to the config)", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

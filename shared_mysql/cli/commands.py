@@ -59,9 +59,12 @@ def _read_master_json() -> dict:
     if sys.stdin.isatty():
         raise UsageError("--import reads the master credential from stdin: "
                          "shared-mysql credentials --admin --import < master.json")
-    text = sys.stdin.read()
+    text = sys.stdin.read(1 << 20)  # a credential is a few hundred bytes
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise UsageError("--import: stdin is nested too deeply to be a credential; give RDS secret JSON such as "
+                         '{"username": "admin", "password": "..."}') from None
     except json.JSONDecodeError:
         raise UsageError("--import: stdin is not JSON; give RDS secret JSON such as "
                          '{"username": "admin", "password": "..."}') from None

@@ -304,23 +304,26 @@ def _clean(msg: str) -> str:
     return " ".join(msg.split())
 
 
-_default: Client | None = None
+_clients: dict[str | None, Client] = {}
 _default_lock = threading.Lock()
 
 
-def default_client() -> Client:
-    global _default
+def default_client(config: Any = None) -> Client:
+    """One Client (secret cache, tokens, rate limit) per config path per process; None: $SHARED_MYSQL_CONFIG or
+    ./shared-mysql.yaml, as the CLI finds it."""
+    key = None if config is None else str(getattr(config, "path", config))
     with _default_lock:
-        if _default is None:
-            _default = Client()
-        return _default
+        c = _clients.get(key)
+        if c is None:
+            c = _clients[key] = Client(config=config)
+        return c
 
 
-def connect(tenant: str | None = None, user: str = "app", **kwargs):
-    """`shared_mysql.client.connect("orders")`: config from ./shared-mysql.yaml or $SHARED_MYSQL_CONFIG;
-    `connect(secret="prod-orders-db-credentials")` on ECS, with no config file."""
-    return default_client().connect(tenant, user, **kwargs)
+def connect(tenant: str | None = None, user: str = "app", *, config: Any = None, **kwargs):
+    """`shared_mysql.client.connect("orders")`: config from ./shared-mysql.yaml or $SHARED_MYSQL_CONFIG (or
+    `config=` a path); `connect(secret="prod-orders-db-credentials")` on ECS, with no config file."""
+    return default_client(config).connect(tenant, user, **kwargs)
 
 
-def engine(tenant: str | None = None, user: str = "app", **kwargs):
-    return default_client().engine(tenant, user, **kwargs)
+def engine(tenant: str | None = None, user: str = "app", *, config: Any = None, **kwargs):
+    return default_client(config).engine(tenant, user, **kwargs)

@@ -73,10 +73,22 @@ def find_config_path(explicit: str | os.PathLike | None = None) -> Path:
     return Path.cwd() / DEFAULT_NAME
 
 
+def _read_config_bytes(path: Path, read_regular) -> bytes:
+    """The config's bytes; a FIFO or device is refused (reading one hung), a missing file raises FileNotFoundError.
+    The config itself may be a symlink (to a shared checkout, say): it is resolved first."""
+    data = read_regular(path.resolve())
+    if data is None:
+        raise FileNotFoundError(str(path))
+    return data
+
+
 def load_config(explicit: str | os.PathLike | None = None) -> LoadedConfig:
     path = find_config_path(explicit)
     try:
-        text = path.read_text(encoding="utf-8")
+        from ..secrets.file import read_regular
+
+        raw = _read_config_bytes(path, read_regular)
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file; run `shared-mysql init` to write an example") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -441,9 +441,18 @@ class LocalServer(CnfMixin):
             self._close_socket()
         return self.status()
 
+    def check_state_path(self) -> None:
+        """Refuse a state path the server's tools cannot handle, before anything is created."""
+        if any(c.isspace() for c in str(self.paths.root)):
+            # mariadb-install-db runs `chown $user $datadir` unquoted: a space split the path and chowned a sibling.
+            raise LocalServerError(f"state directory {str(self.paths.root)!r}: its path has a space, which the "
+                                   "server's installer cannot handle; move shared-mysql.yaml to a directory whose path "
+                                   "has none (the state dir is .shared-mysql/ next to it)")
+
     def _prepare_state_dir(self) -> None:
         """The state dir and its private subdirectories exist, belong to us and are 0700."""
         p = self.paths
+        self.check_state_path()
         try:
             p.root.mkdir(parents=True, exist_ok=True, mode=0o700)
             st = p.root.stat()

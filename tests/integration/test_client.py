@@ -234,3 +234,19 @@ def test_hostile_options_are_refused_before_anything_is_read_or_opened(app, tmp_
             call()
         assert str(e.value).startswith(start) and "\n" not in str(e.value)
     assert c.attempts == 0 and c.fetches == 0
+
+
+def test_module_level_connect_and_engine_take_config_as_documented(app):
+    from sqlalchemy import text
+
+    from shared_mysql.client import connect, engine
+
+    conn = connect("orders", config=app.config_path)
+    with conn.cursor() as cur:
+        cur.execute("SELECT DATABASE()")
+        assert cur.fetchone()[0] == "orders_db"
+    conn.close()
+    eng = engine("orders", user="readonly", config=str(app.config_path), pool_size=1)
+    with eng.connect() as c:
+        assert c.execute(text("SELECT CURRENT_USER()")).scalar().startswith("orders_readonly@")
+    eng.dispose()

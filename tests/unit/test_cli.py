@@ -125,3 +125,28 @@ def test_connect_errors_say_what_failed():
     assert "connection refused" in refused and "local up" in refused
     assert "timed out" in connect_hint(2003, err("Can't connect to MySQL server on 'x' (timed out)"), None)
     assert "MAX_USER_CONNECTIONS" in connect_hint(1226, err("User has exceeded"), None)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["up", "--auto-approve"], "No such option: --auto-approve; see `shared-mysql up --help`"),
+    (["credentials", "orders", "--format", "xml"], "'xml' is not one of 'env', 'json', 'dsn'"),
+    (["nosuch"], "No such command 'nosuch'"),
+])
+def test_usage_errors_are_one_line_with_exit_2(tmp_path, args, needle):
+    (tmp_path / "shared-mysql.yaml").write_text("tenants: {orders: {}}\n")
+    assert_one_line_error(run(args, tmp_path), 2, needle)
+
+
+def test_bad_inputs_that_used_to_hang_or_trace(tmp_path):
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    assert_one_line_error(run(["-c", str(fifo), "tenants"], tmp_path), 1, "not a regular file")
+    (tmp_path / "shared-mysql.yaml").write_text("target: server\ninstance: {host: db.example, ca_bundle: ca.pem}\n")
+    res = subprocess.run([sys.executable, "-m", "shared_mysql", "credentials", "--admin", "--import"], cwd=tmp_path,
+                         input="[" * 100000, capture_output=True, text=True, timeout=60)
+    assert_one_line_error(res, 2, "nested too deeply")
+    spaced = tmp_path / "a b"
+    spaced.mkdir()
+    (spaced / "shared-mysql.yaml").write_text("instance: {port: 23997}\n")
+    assert_one_line_error(run(["local", "up"], spaced), 1, "its path has a space")
+    assert not (spaced / ".shared-mysql").exists()  # refused before anything was created
