@@ -52,8 +52,10 @@ Q_DEFINERS = (
 # 'orders_user '@'127.0.0.1' survived apply.
 Q_SPACED = ("SELECT DISTINCT GRANTEE FROM information_schema.USER_PRIVILEGES "
             "WHERE GRANTEE LIKE '% ''@''%''' OR GRANTEE LIKE '%@''% '''")
-Q_SESSION = "SELECT CURRENT_USER()"
-Q_SESSION_MYSQL = "SELECT CURRENT_USER(), @@GLOBAL.mandatory_roles"
+# Who we are, and the live values of settings the security model rests on (a SET GLOBAL outlives my.cnf).
+Q_SESSION = "SELECT CURRENT_USER(), @@GLOBAL.require_secure_transport, @@GLOBAL.local_infile"
+Q_SESSION_MYSQL = ("SELECT CURRENT_USER(), @@GLOBAL.require_secure_transport, @@GLOBAL.local_infile, "
+                   "@@GLOBAL.mandatory_roles")
 # group_concat_max_len is not needed: CONCAT (not GROUP_CONCAT) builds the Y/N strings.
 
 # MariaDB's global_priv.access bit i is this privilege (checked on 10.11 by granting each one alone).
@@ -137,15 +139,15 @@ def inspect_server(ex: Executor, actual: Actual | None = None) -> Actual:
     for table, column in ex.query(Q_PRIV_COLUMNS):
         cols.setdefault(_s(table), []).append(_s(column))
 
+    row = ex.query(Q_SESSION if mariadb else Q_SESSION_MYSQL)[0]
+    a.current_user = _split_account(_s(row[0]))
+    a.variables = {"require_secure_transport": _s(row[1]).upper() in ("1", "ON"),
+                   "local_infile": _s(row[2]).upper() in ("1", "ON")}
     if mariadb:
-        row = ex.query(Q_SESSION)[0]
-        a.current_user = _split_account(_s(row[0]))
         for user, host, priv in ex.query(Q_ACCOUNTS_MARIADB):
             _mariadb_account(a, _s(user), _s(host), _s(priv))
     else:
-        row = ex.query(Q_SESSION_MYSQL)[0]
-        a.current_user = _split_account(_s(row[0]))
-        a.mandatory_roles = _s(row[1]).strip()
+        a.mandatory_roles = _s(row[3]).strip()
         _mysql_accounts(a, ex, cols["user"])
 
     if cols["db"]:

@@ -160,4 +160,5 @@ class Actual:
     mandatory_roles: str = ""  # MySQL 8: roles every account holds
     current_user: Account_ | None = None  # the account inspect ran as (the admin): never planned for change
     definers: list[tuple[str, str, str, Account_]] = field(default_factory=list)  # (schema, name, kind, definer)
+    variables: dict[str, bool] = field(default_factory=dict)  # live values: require_secure_transport, local_infile
     secrets: dict[str, SecretState] = field(default_factory=dict)

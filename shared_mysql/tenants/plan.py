@@ -302,6 +302,10 @@ def _uncorroborated(desired: Desired, name: str, s, tenant, role, protected) -> 
 # Accounts the server (or RDS) creates and runs itself: neither listed as unmanaged nor reported.
 SERVER_OWN_USERS = frozenset({"mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema", "rdsadmin",
                               "rdsrepladmin", "rdstopmgr"})
+# Plugins that check a password (so an empty authentication string means no password) or the OS user.
+PASSWORDLESS_PLUGINS = frozenset({"", "mysql_native_password", "mysql_old_password", "ed25519", "parsec",
+                                  "caching_sha2_password", "sha256_password"})
+SOCKET_PLUGINS = frozenset({"unix_socket", "auth_socket"})
 # Global privileges that do not reach tenants' data (what a monitoring account such as mysqld_exporter holds).
 MONITORING_PRIVILEGES = frozenset({"PROCESS", "REPLICATION CLIENT", "BINLOG MONITOR", "SLAVE MONITOR",
                                    "SHOW DATABASES", "USAGE"})
@@ -411,6 +415,20 @@ def _reach_of_others(desired: Desired, actual: Actual, protected: frozenset[str]
             continue
         exposures.append(f"{_acct(*key)} holds {', '.join(sorted(data)[:6])}{' ...' if len(data) > 6 else ''} ON *.* "
                          "(outside the config): it reaches every tenant's data; revoke what it does not need")
+    # Accounts anyone can log in as, and settings the isolation rests on, as the running server has them.
+    for (user, host), u in sorted(actual.users.items()):
+        if u.is_role or u.locked or (user, host) in shadows or user in SERVER_OWN_USERS or user == "PUBLIC":
+            continue
+        if (u.plugin in PASSWORDLESS_PLUGINS and not u.auth_string) or u.plugin in SOCKET_PLUGINS or \
+                any(p in SOCKET_PLUGINS for p in u.other_auth):
+            exposures.append(f"{_acct(user, host)} logs in without a password (plugin {u.plugin or 'none'}): "
+                             "set one (ALTER USER ... IDENTIFIED BY) or drop it")
+    if actual.variables.get("require_secure_transport") is False:
+        exposures.append("require_secure_transport is OFF on the running server: logins without TLS are accepted; "
+                         "SET GLOBAL require_secure_transport = ON (RDS: the parameter group; embedded: restart)")
+    if actual.variables.get("local_infile") is True:
+        exposures.append("local_infile is ON on the running server: LOAD DATA LOCAL lets it read clients' files; "
+                         "SET GLOBAL local_infile = OFF")
     # Stored objects in a tenant's database that run with another account's rights.
     own = {t.database: {a.key for a in t.accounts} for t in desired.tenants}
     for schema, name, kind, definer in actual.definers:

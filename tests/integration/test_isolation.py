@@ -348,3 +348,20 @@ def test_a_tenant_cannot_write_files_outside_the_datadir(applied, tmp_path):
     conn.close()
     assert not target.exists()
     assert not list(t.server.paths.logs.glob("t4*"))
+
+
+def test_live_changes_apply_does_not_own_are_reported(applied):
+    """A SET GLOBAL outlives my.cnf, and an account made without a password logs in until the next restart: plan
+    reports both (apply leaves them to a person)."""
+    inst, t, _ = applied
+    sql(t, "SET GLOBAL require_secure_transport = OFF", "CREATE USER 'ops'@'%'",
+        "CREATE USER 'sock'@'localhost' IDENTIFIED VIA unix_socket")
+    try:
+        plan = json.loads(inst.cli("plan", "-o", "json", check=True).stdout)
+        exposures = "\n".join(plan["exposures"])
+        assert "require_secure_transport is OFF on the running server" in exposures
+        assert "ops@% logs in without a password" in exposures
+        assert "sock@localhost logs in without a password (plugin unix_socket)" in exposures
+        assert "admin@%" not in exposures
+    finally:
+        sql(t, "SET GLOBAL require_secure_transport = ON")

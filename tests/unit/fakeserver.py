@@ -119,8 +119,8 @@ class FakeServer:
         return rows
 
     def executor(self):
-        session = (lambda: [(self.current_user,)]) if self.flavor.is_mariadb else \
-            (lambda: [(self.current_user, self.mandatory_roles)])
+        session = (lambda: [(self.current_user, "ON", "0")]) if self.flavor.is_mariadb else \
+            (lambda: [(self.current_user, "ON", "0", self.mandatory_roles)])
         return FakeExecutor(self.flavor, {
             "information_schema.COLUMNS": self._columns,
             "information_schema.ROUTINES": lambda: self.definer_rows,
