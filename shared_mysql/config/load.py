@@ -45,7 +45,28 @@ class NoDuplicateKeys:
 # libyaml's parser when PyYAML was built with it (the pure-Python parser dominates load time at 10,000 tenants);
 # the constructor, and so the duplicate check, is Python either way.
 class ConfigLoader(NoDuplicateKeys, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    pass
+    """YAML 1.1 reads `0764` as octal (500), `1:20` as base 60 (80) and `1_000` as 1000: nobody writing a
+    connection limit or a port means that, so such numbers are errors rather than silent surprises."""
+
+    _AMBIGUOUS = re.compile(r"[-+]?(0[0-7]+|0b[01_]+|[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?|[0-9.]*_[0-9_.]*)")
+
+    def _plain_number(self, node, construct):
+        value = self.construct_scalar(node)
+        if self._AMBIGUOUS.fullmatch(value):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{value!r} is a YAML 1.1 octal, binary, base-60 or underscored number; write it as "
+                "plain decimal digits (or quote it if it is text)", node.start_mark)
+        return construct(self, node)
+
+    def construct_yaml_int(self, node):
+        return self._plain_number(node, yaml.constructor.SafeConstructor.construct_yaml_int)
+
+    def construct_yaml_float(self, node):
+        return self._plain_number(node, yaml.constructor.SafeConstructor.construct_yaml_float)
+
+
+ConfigLoader.add_constructor("tag:yaml.org,2002:int", ConfigLoader.construct_yaml_int)
+ConfigLoader.add_constructor("tag:yaml.org,2002:float", ConfigLoader.construct_yaml_float)
 
 
 @dataclass(frozen=True)

@@ -623,3 +623,18 @@ def test_values_json_cannot_hold_are_never_cached(tmp_path):
     assert _json_exact({"a": [1, "x", None, True, 1.5]})
     assert not _json_exact({1: "int key"}) and not _json_exact({"d": __import__("datetime").date(2026, 1, 1)})
     assert not _json_exact({"f": float("nan")})
+
+
+@pytest.mark.parametrize("value", ["0764", "1:20", "9:29:21", "1_000", "0b101", "1:20.5"])
+def test_yaml_1_1_number_surprises_are_errors(value):
+    with pytest.raises(ConfigError, match=f"'{value}' is a YAML 1.1 octal, binary, base-60 or underscored number"):
+        parse_config(f"tenants:\n  orders: {{max_connections: {value}}}\n")
+
+
+@pytest.mark.parametrize("text, got", [("20", 20), ("0", None), ("0x14", 20)])
+def test_plain_numbers_still_read(text, got):
+    if got is None:
+        with pytest.raises(ConfigError):
+            parse_config(f"tenants:\n  orders: {{max_connections: {text}}}\n")
+        return
+    assert parse_config(f"tenants:\n  orders: {{max_connections: {text}}}\n").tenants["orders"].max_connections == got
