@@ -53,8 +53,9 @@ def describe(a: Action) -> str:
     if k == "grant":
         return f"grant {', '.join(d['privileges']) if len(d['privileges']) < 5 else 'ALL PRIVILEGES'} " \
                f"ON {d['database']}.* TO {d['user']}@{d['host']}"
-    who = "PUBLIC" if (a.detail.get("user"), a.detail.get("host")) == ("PUBLIC", "") else \
-        f"{d.get('user')}@{d.get('host')}"
+    raw_user, raw_host = a.detail.get("user"), a.detail.get("host")
+    who = "PUBLIC" if (raw_user, raw_host) == ("PUBLIC", "") else \
+        f"role {d.get('user')}" if raw_host == "" and raw_user else f"{d.get('user')}@{d.get('host')}"
     if k == "revoke":
         privs = ", ".join(d["privileges"]) if len(d["privileges"]) < 5 else f"{len(d['privileges'])} privileges"
         scope = f"{d['database']}.{d['table']} ({d['column']})" if d["scope_kind"] == "column" else d["scope"]

@@ -37,8 +37,8 @@ def crash_apply(inst, monkeypatch, point: str, after: int = 0) -> None:
     original = PyMySQLExecutor.execute_many
     with t.executor() as ex, monkeypatch.context() as m:
         if point == "sql":
-            def partial(self, stmts):
-                original(self, stmts[:after])
+            def partial(self, stmts, **kw):
+                original(self, stmts[:after], **kw)
                 raise Crash()
             m.setattr(PyMySQLExecutor, "execute_many", partial)
         elif point in ("promote", "delete"):

@@ -121,6 +121,7 @@ def test_manual_drift_is_found_and_reverted(applied):
         ("revoke", "user orders_user@%"), ("revoke", "user billing_user@%"), ("revoke", "user orders_readonly@%"),
         ("alter_user", "user billing_user@%"), ("set_password", "user orders_user@%"),
         ("revoke_role", "user orders_user@%"), ("set_default_role", "user orders_user@%"),
+        ("revoke", "role r_ops"),  # the role itself reaches billing_db, a tenant's database
     }
     assert sum(1 for a in plan["actions"] if a["kind"] == "revoke" and a["detail"]["scope_kind"] == "column") == 2
     assert plan["unmanaged"] == {"databases": ["legacy"], "users": ["r_ops@", "reporting@%"], "exports": [], "secrets": []}
