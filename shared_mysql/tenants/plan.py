@@ -366,7 +366,7 @@ def _reach_of_others(desired: Desired, actual: Actual, protected: frozenset[str]
             return
         a = _revoke_raw(key, tenant, scope_kind, scope, privs, why + (" (the account no longer exists: the "
                         "grant-table row is removed)" if detail else ""), **extra)
-        label = f"role {key[0]}" if u is not None and u.is_role else a.object
+        label = f"role {key[0]}" if u is not None and u.is_role and key != pub else a.object
         out.append(Action(a.kind, a.op, label, a.tenant, {**a.detail, **detail}, a.reason))
 
     for key, pats in sorted(actual.db_privs.items()):
