@@ -82,7 +82,10 @@ class Plan:
 
 
 def _acct(user: str, host: str) -> str:
-    return "PUBLIC" if (user, host) == PUBLIC else f"{user}@{host}"
+    if (user, host) == PUBLIC:
+        return "PUBLIC"
+    # A name with edge spaces would look like another account: shown quoted ('sp_user '@127.0.0.1).
+    return f"{user if user == user.strip() else repr(user)}@{host if host == host.strip() else repr(host)}"
 
 
 def _canonical(privs: set[str], all_privs: frozenset[str]) -> set[str]:
