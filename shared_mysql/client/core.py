@@ -186,6 +186,9 @@ class Client:
         _check_role("connect():", user, secret)
         if opts.ca:  # a bad CA given here is one line before any secret is read
             _context(opts.ca, opts.ca_origin, "connect()")
+        if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, (int, float))
+                                     or deadline < 0):
+            raise ClientError(f"connect(): deadline={deadline!r} must be a number of seconds (0 or more)")
         src = self._source(tenant, user, secret)
         total = self.deadline if deadline is None else deadline
         per_attempt = self.connect_timeout if opts.connect_timeout is None else opts.connect_timeout
@@ -256,6 +259,9 @@ class Client:
         """A SQLAlchemy engine with the seed's pool settings; every new connection goes through `connect`.
 
         `connect_args` are checked now, by the same allowlist as connect(), not at the first checkout."""
+        if connect_args is not None and not isinstance(connect_args, dict):
+            raise ClientError(f"engine(): connect_args must be a dict of connect() options, not "
+                              f"{type(connect_args).__name__}")
         args = dict(connect_args or {})
         own = {k: args.pop(k) for k in ("database", "deadline", "ca") if k in args}  # connect()'s own
         opts = check_options("engine(): connect_args", args, ca=own.get("ca"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -150,14 +151,18 @@ def check_options(fn: str, kwargs: dict, *, ca: Any = None) -> Options:
             _check_client_flag(value, refuse)
             passed[opt] = value
         elif opt == "charset":
-            if not isinstance(value, str) or value.lower() in UNSAFE_CHARSETS:
+            if not isinstance(value, str) or not _CHARSET_NAME.fullmatch(value):
+                refuse(f"{opt}={_show(value)}", "is not a character set name; use utf8mb4, the default")
+            if value.lower() in UNSAFE_CHARSETS:
                 refuse(f"{opt}={_show(value)}", "is a charset whose characters can end in a backslash byte, "
                        f"where client-side escaping is unsafe ({', '.join(sorted(UNSAFE_CHARSETS))}); use utf8mb4, "
                        "the default")
             passed[opt] = value
         elif opt == "connect_timeout":
+            _check_type(opt, value, refuse)
             timeout = value
         elif opt in PASS_THROUGH:
+            _check_type(opt, value, refuse)
             passed[opt] = value
         elif opt in REFUSED:
             if value is None or (value is False and opt in _OFF_BY_DEFAULT):
@@ -171,6 +176,44 @@ def check_options(fn: str, kwargs: dict, *, ca: Any = None) -> Options:
         raise ClientError(f"{fn} {' and '.join(n for n, _ in cas)} name different CA bundles; give one, as ca=")
     origin, path = cas[0] if cas else ("ca=", None)
     return Options(passed, path, origin, timeout)
+
+
+_CHARSET_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _positive(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+
+
+def _cursor_class(v) -> bool:
+    import pymysql.cursors
+
+    return isinstance(v, type) and issubclass(v, pymysql.cursors.Cursor)
+
+
+# What each pass-through value must be (None always means PyMySQL's default): checked here, so a wrong type is one
+# line naming the option rather than an exception from deep inside PyMySQL.
+_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "autocommit": (lambda v: isinstance(v, bool), "True or False"),
+    "binary_prefix": (lambda v: isinstance(v, bool), "True or False"),
+    "use_unicode": (lambda v: isinstance(v, bool), "True or False"),
+    "collation": (lambda v: isinstance(v, str) and _CHARSET_NAME.fullmatch(v) is not None, "a collation name"),
+    "connect_timeout": (_positive, "a positive number of seconds"),
+    "read_timeout": (_positive, "a positive number of seconds"),
+    "write_timeout": (_positive, "a positive number of seconds"),
+    "max_allowed_packet": (lambda v: _positive(v) and isinstance(v, int), "a positive number of bytes"),
+    "conv": (lambda v: isinstance(v, dict), "a dict of converters"),
+    "cursorclass": (_cursor_class, "a pymysql.cursors.Cursor subclass"),
+    "init_command": (lambda v: isinstance(v, str), "a string of SQL"),
+    "sql_mode": (lambda v: isinstance(v, str), "a string"),
+    "program_name": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _check_type(opt: str, value: Any, refuse: Callable) -> None:
+    check = _TYPES.get(opt)
+    if value is not None and check and not check[0](value):
+        refuse(f"{opt}={_show(value)}", f"must be {check[1]}")
 
 
 def _check_ssl(value: Any, refuse: Callable, ca_value: Callable) -> None:

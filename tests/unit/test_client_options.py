@@ -2,6 +2,7 @@
 the client's own verified context, everything else refused with one line before any secret or socket is touched.
 Bad CA bundles and certificate failures are one line, and a certificate failure is never retried. No server."""
 
+import re
 import inspect
 import os
 import ssl
@@ -398,3 +399,24 @@ def test_pymysql_defaults_of_refused_options_ask_for_nothing(cas, monkeypatch):
     kw = rec.calls[-1]
     assert kw["host"] == "db.example" and kw["password"] == "pw" and kw["client_flag"] == 0
     assert not {"unix_socket", "local_infile", "defer_connect", "read_default_file", "ssl_cert"} & set(kw)
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"charset": "gbk "}, "charset='gbk ' is not a character set name"),
+    ({"cursorclass": dict}, "cursorclass=<class 'dict'> must be a pymysql.cursors.Cursor subclass"),
+    ({"read_timeout": -1}, "read_timeout=-1 must be a positive number of seconds"),
+    ({"connect_timeout": "x"}, "connect_timeout='x' must be a positive number of seconds"),
+    ({"autocommit": "yes"}, "autocommit='yes' must be True or False"),
+    ({"max_allowed_packet": 1.5}, "must be a positive number of bytes"),
+])
+def test_wrong_types_are_one_line_naming_the_option(kwargs, needle):
+    with pytest.raises(ClientError, match=re.escape(needle)):
+        check_options("connect():", kwargs)
+
+
+def test_wrong_deadline_and_connect_args_types_are_one_line():
+    c = Client(config="/nonexistent/shared-mysql.yaml")
+    with pytest.raises(ClientError, match="deadline='x' must be a number of seconds"):
+        c.connect("orders", deadline="x")
+    with pytest.raises(ClientError, match="connect_args must be a dict of connect\\(\\) options, not str"):
+        c.engine("orders", connect_args="x")
