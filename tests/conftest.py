@@ -92,7 +92,33 @@ def instance_factory(tmp_path_factory):
 
     yield make
     for inst in made:
+        stop_servers_under(inst.dir)
+
+
+def stop_servers_under(directory: Path, timeout: float = 30.0) -> None:
+    """Stop every server whose state lives under `directory`, by its pid file: not through the config, which a
+    test may have left invalid on purpose (that leaked running servers)."""
+    import signal
+    import time
+
+    for pidfile in directory.glob(".shared-mysql/*/mysqld.pid"):
         try:
-            inst.target().server.down()
-        except Exception:  # noqa: BLE001 - best effort cleanup
-            pass
+            pid = int(pidfile.read_text().strip())
+            if str(directory).encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue  # the pid now belongs to something else
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            continue
+        deadline = time.monotonic() + timeout
+        while _running(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
