@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import (AfterValidator, AllowInfNan, BaseModel, BeforeValidator, ConfigDict, Field, Strict,
                       field_validator, model_validator)
 
+from ..sql.accounts import PROTECTED_ACCOUNTS
 from .params import ALLOWED, check_parameter, control_character
 
 # MySQL 8 caps user names at 32 characters (MariaDB at 80): we hold every flavor to the smaller limit.
@@ -34,8 +35,7 @@ RESERVED_NAMES = frozenset(
 )
 
 # Accounts the servers (MySQL, MariaDB, RDS) keep for themselves; compared case-insensitively.
-SYSTEM_ACCOUNTS = ("root", "mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema", "rdsadmin",
-                   "rdsrepladmin", "rdstopmgr", "PUBLIC")
+SYSTEM_ACCOUNTS = PROTECTED_ACCOUNTS
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 

@@ -29,6 +29,7 @@ from ..errors import LocalServerError
 from ..locking import flock_within
 from ..secrets.file import write_private
 from ..sql import quoting
+from ..sql.accounts import PASSWORD_PLUGINS, SERVER_ACCOUNTS, SOCKET_PLUGINS
 from ..sql.passwords import native_hash
 from .cnf import (DEFAULT_PARAMETERS, FORCED_PARAMETERS, OPTION_PREFIXES, OWNED_MARKER, RESERVED_NAMES,  # noqa: F401
                   CnfMixin, _cnf_changes, cnf_value_problem, option_forms, owned_block, parse_cnf)
@@ -43,13 +44,6 @@ SOCKET_PATH_MAX = 100
 SOCKET_TEMP_ROOT = Path("/tmp")
 # The only variables the server and its installer get from the caller's environment (an allowlist).
 CHILD_ENV_PASSED = ("PATH", "TZ")
-
-# Accounts the server itself creates locked (MariaDB 10.4+, MySQL 8), kept by the passwordless sweep.
-SYSTEM_ACCOUNTS = ("mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema")
-# Plugins that check a password: with an empty authentication string, anyone logs in with no password.
-PASSWORD_PLUGINS = ("", "mysql_native_password", "mysql_old_password", "ed25519", "parsec",
-                    "caching_sha2_password", "sha256_password")
-SOCKET_PLUGINS = ("unix_socket", "auth_socket")
 
 
 def find_server_binary() -> Path | None:
@@ -359,7 +353,7 @@ class LocalServer(CnfMixin):
         socket_plugins = ", ".join(quoting.literal(x) for x in SOCKET_PLUGINS)
         if self.flavor_name == "mariadb":
             auth = f"IDENTIFIED BY PASSWORD {hashed}"
-            system = ", ".join(quoting.literal(x) for x in SYSTEM_ACCOUNTS)
+            system = ", ".join(quoting.literal(x) for x in SERVER_ACCOUNTS)
             # MariaDB 10.4+: accounts live in mysql.global_priv as JSON; `IDENTIFIED VIA a OR b` keeps the last
             # method at the top level and the others in `auth_or` (`{}` marks the top level's place), so the
             # top level and every auth_or entry are checked. Roles (PUBLIC is one) cannot log in.

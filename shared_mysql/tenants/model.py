@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config.model import DATABASE_SUFFIX, ROTATION_SUFFIX, USER_SUFFIXES, Config
+from ..sql.accounts import PROTECTED_NAMES
 from ..sql.flavor import Flavor
 
 CHARSET = "utf8mb4"
@@ -13,8 +14,7 @@ USER_HOST = "%"
 MANAGED_BY = "shared-mysql"
 # Accounts and schemas a server owns itself; never reported as unmanaged, never touched.
 SYSTEM_DATABASES = frozenset({"mysql", "sys", "information_schema", "performance_schema"})
-SYSTEM_USERS = frozenset({"mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema", "rdsadmin",
-                          "rdsrepladmin", "rdstopmgr", "PUBLIC", "root"})
+SYSTEM_USERS = PROTECTED_NAMES
 # The pseudo-account every account inherits from (MariaDB 10.11 `GRANT ... TO PUBLIC`).
 PUBLIC = ("PUBLIC", "")
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..config.model import DATABASE_SUFFIX, USER_SUFFIXES, check_tenant_name
 from ..errors import ConfigError
+from ..sql.accounts import PASSWORD_PLUGINS, RDS_ACCOUNTS, SERVER_ACCOUNTS, SOCKET_PLUGINS
 from ..sql.quoting import db_pattern_matches, db_pattern_matches_exactly, escape_db_pattern, unescape_db_pattern
 from .model import (CHARSET, COLLATION, PUBLIC, SYSTEM_DATABASES, SYSTEM_USERS, Actual, Desired, DesiredAccount,
                     secret_name)
@@ -303,12 +304,7 @@ def _uncorroborated(desired: Desired, name: str, s, tenant, role, protected) -> 
 
 
 # Accounts the server (or RDS) creates and runs itself: neither listed as unmanaged nor reported.
-SERVER_OWN_USERS = frozenset({"mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema", "rdsadmin",
-                              "rdsrepladmin", "rdstopmgr"})
-# Plugins that check a password (so an empty authentication string means no password) or the OS user.
-PASSWORDLESS_PLUGINS = frozenset({"", "mysql_native_password", "mysql_old_password", "ed25519", "parsec",
-                                  "caching_sha2_password", "sha256_password"})
-SOCKET_PLUGINS = frozenset({"unix_socket", "auth_socket"})
+SERVER_OWN_USERS = frozenset(SERVER_ACCOUNTS + RDS_ACCOUNTS)
 # Global privileges that do not reach tenants' data (what a monitoring account such as mysqld_exporter holds).
 MONITORING_PRIVILEGES = frozenset({"PROCESS", "REPLICATION CLIENT", "BINLOG MONITOR", "SLAVE MONITOR",
                                    "SHOW DATABASES", "USAGE"})
@@ -349,16 +345,9 @@ def _reach_of_others(desired: Desired, actual: Actual, protected: frozenset[str]
             out.append(Action("drop_shadow", UPDATE, f"user @{host}", None, {"user": user, "host": host},
                               "anonymous account: accepts any user name, tenants' included"))
 
-    def reaches(db: str) -> str | None:
-        return tenant_dbs.get(db)
-
-    def other(key) -> str | None:
-        """Whose grants to look at: None to skip (ours, shadows, the admin); else a label for messages."""
-        if key in managed or key in shadows or key == admin:
-            return None
-        if key == pub:
-            return "PUBLIC"
-        return _acct(*key)
+    def skip(key) -> bool:
+        """Grantees whose grants are not others' reach: ours (diffed on their own), shadows (dropped), the admin."""
+        return key in managed or key in shadows or key == admin
 
     def grant_action(key, tenant, scope_kind, scope, privs, why, **extra):
         u = actual.users.get(key)
@@ -373,8 +362,7 @@ def _reach_of_others(desired: Desired, actual: Actual, protected: frozenset[str]
         out.append(Action(a.kind, a.op, label, a.tenant, {**a.detail, **detail}, a.reason))
 
     for key, pats in sorted(actual.db_privs.items()):
-        who = other(key)
-        if who is None:
+        if skip(key):
             continue
         for pattern, privs in sorted(pats.items()):
             hit = sorted({t for db, t in tenant_dbs.items() if db_pattern_matches(pattern, db)})
@@ -383,27 +371,12 @@ def _reach_of_others(desired: Desired, actual: Actual, protected: frozenset[str]
             elif hit:
                 grant_action(key, hit[0], "database", pattern, _canonical(privs, desired.flavor.db_all_privileges),
                              f"reaches tenant {', '.join(hit)}'s database")
-    for key, tables in sorted(actual.table_privs.items()):
-        who = other(key)
-        for (db, table), privs in sorted(tables.items()) if who else ():
-            if key == pub or reaches(db):
-                grant_action(key, reaches(db), "table", f"{db}.{table}", privs,
-                             why_public if key == pub else f"reaches tenant {reaches(db)}'s table",
-                             database=db, table=table)
-    for key, cols in sorted(actual.column_privs.items()):
-        who = other(key)
-        for (db, table, column), privs in sorted(cols.items()) if who else ():
-            if key == pub or reaches(db):
-                grant_action(key, reaches(db), "column", f"{db}.{table}.{column}", privs,
-                             why_public if key == pub else f"reaches tenant {reaches(db)}'s column",
-                             database=db, table=table, column=column)
-    for key, routines in sorted(actual.routine_privs.items()):
-        who = other(key)
-        for (db, name, kind), privs in sorted(routines.items()) if who else ():
-            if key == pub or reaches(db):
-                grant_action(key, reaches(db), "routine", f"{kind} {db}.{name}", privs,
-                             why_public if key == pub else f"reaches tenant {reaches(db)}'s routine",
-                             database=db, routine=name, routine_type=kind)
+    grantees = set(actual.table_privs) | set(actual.column_privs) | set(actual.routine_privs)
+    for key in sorted(k for k in grantees if not skip(k)):
+        for kind, scope, db, privs, extra, what in _object_grants(actual, key):
+            if key == pub or db in tenant_dbs:
+                grant_action(key, tenant_dbs.get(db), kind, scope, privs,
+                             why_public if key == pub else f"reaches tenant {tenant_dbs[db]}'s {what}", **extra)
     if actual.global_privs.get(pub):
         out.append(_revoke_raw(pub, None, "global", "*.*", actual.global_privs[pub], why_public))
     for role, role_host in sorted(actual.role_grants.get(pub, set())):
@@ -423,7 +396,7 @@ def _reach_of_others(desired: Desired, actual: Actual, protected: frozenset[str]
     for (user, host), u in sorted(actual.users.items()):
         if u.is_role or u.locked or (user, host) in shadows or user in SERVER_OWN_USERS or user == "PUBLIC":
             continue
-        if (u.plugin in PASSWORDLESS_PLUGINS and not u.auth_string) or u.plugin in SOCKET_PLUGINS or \
+        if (u.plugin in PASSWORD_PLUGINS and not u.auth_string) or u.plugin in SOCKET_PLUGINS or \
                 any(p in SOCKET_PLUGINS for p in u.other_auth):
             exposures.append(f"{_acct(user, host)} logs in without a password (plugin {u.plugin or 'none'}): "
                              "set one (ALTER USER ... IDENTIFIED BY) or drop it")
@@ -468,6 +441,18 @@ def _orphan_role(actual: Actual, role: str, role_host: str) -> dict:
     return {} if u is not None else {"orphan": True}
 
 
+def _object_grants(actual: Actual, key):
+    """A grantee's table, column and routine grants: (scope_kind, scope, database, privileges, detail, what)."""
+    for (db, table), privs in sorted(actual.table_privs.get(key, {}).items()):
+        yield "table", f"{db}.{table}", db, privs, {"database": db, "table": table}, "table"
+    for (db, table, column), privs in sorted(actual.column_privs.get(key, {}).items()):
+        yield "column", f"{db}.{table}.{column}", db, privs, {"database": db, "table": table, "column": column}, \
+            "column"
+    for (db, name, kind), privs in sorted(actual.routine_privs.get(key, {}).items()):
+        yield "routine", f"{kind} {db}.{name}", db, privs, {"database": db, "routine": name, "routine_type": kind}, \
+            "routine"
+
+
 def _diff_grants(acc: DesiredAccount, actual: Actual, all_privs: frozenset[str], tenant: str):
     key = acc.key
     want_pattern = escape_db_pattern(acc.database)
@@ -500,16 +485,10 @@ def _diff_grants(acc: DesiredAccount, actual: Actual, all_privs: frozenset[str],
         else:
             why = "grant outside the config"
         revokes.append(_revoke(acc, tenant, "database", pattern, _canonical(privs, all_privs), why))
-    for (db, table), privs in sorted(actual.table_privs.get(acc.key, {}).items()):
-        revokes.append(_revoke(acc, tenant, "table", f"{db}.{table}", privs, "table grant outside the config",
-                               database=db, table=table))
-    for (db, table, column), privs in sorted(actual.column_privs.get(acc.key, {}).items()):
-        revokes.append(_revoke(acc, tenant, "column", f"{db}.{table}.{column}", privs,
-                               "column grant outside the config", database=db, table=table, column=column))
-    for (db, name, kind), privs in sorted(actual.routine_privs.get(acc.key, {}).items()):
-        revokes.append(_revoke(acc, tenant, "routine", f"{kind} {db}.{name}", privs,
-                               "routine grant outside the config (a DEFINER routine runs with its definer's rights)",
-                               database=db, routine=name, routine_type=kind))
+    for kind, scope, _db, privs, extra, what in _object_grants(actual, acc.key):
+        why = f"{what} grant outside the config" + (
+            " (a DEFINER routine runs with its definer's rights)" if kind == "routine" else "")
+        revokes.append(_revoke(acc, tenant, kind, scope, privs, why, **extra))
     for role, role_host in sorted(actual.role_grants.get(acc.key, set())):
         name = f"{role}@{role_host}" if role_host else role
         orphan = _orphan_role(actual, role, role_host)
