@@ -221,14 +221,22 @@ class Target:
         from dataclasses import replace
 
         from .exports import owns_instance_level, plan_exports, unmanaged
-        from .tenants import build_plan, inspect_secrets, inspect_server
+        from .tenants import build_plan, inspect_secrets
+        from .tenants.inspect import start_inspect
 
         self.store.reload()
-        desired = self.desired(ex.flavor)
-        actual = inspect_server(ex)
-        inspect_secrets(self.store, self.config.identifier, actual)
+        # The server's reads run on a thread while the store, the config and the exports are read here.
+        reading = start_inspect(ex)
+        try:
+            desired = self.desired(ex.flavor)
+            want, have = self._exports_state(desired)
+            secrets = inspect_secrets(self.store, self.config.identifier)
+        except BaseException:
+            reading.join()  # the connection is the thread's until it is done
+            raise
+        actual = reading.result()
+        actual.secrets = secrets.secrets
         plan = build_plan(desired, actual)
-        want, have = self._exports_state(desired)
         prefix, mine = self.config.exports_prefix, owns_instance_level(self.config)
         return replace(plan, actions=plan.actions + tuple(plan_exports(want, have, prefix, mine)),
                        unmanaged_exports=tuple(unmanaged(have, prefix))), desired

@@ -4,13 +4,25 @@
 only while its `.env` holds exactly what they derive, so a write that failed half-way is planned again. Both are
 files in the state dir that anyone may edit: a corrupt `parameters.json` reads as absent (the plan rewrites it),
 and an entry that could name a file outside the directory or forge a line (`../`, a newline) is skipped.
+
+Checking 10,000 `.env` files by content costs ~0.2 s per plan, so `exports-index.json` (beside the directory)
+remembers, per file, the `lstat` (inode, size, mtime, ctime) it had when its content was last found right, with
+a digest of that content: a file whose `lstat` and expected content are unchanged is not read again (git's index does the same). Any write
+to a file, replacing it, or a `touch` changes its ctime, which nobody can set back; a file changed within 100 ms
+of being checked is not remembered, because file times come from a clock that lags by up to a tick (racy git).
+It also keeps the SHA-256 of a `parameters.json` whose every entry passed the checks, so the same bytes are not
+checked entry by entry again. The index is a cache: missing or corrupt, it is ignored and rebuilt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import re
+import stat
+import time
 from pathlib import Path
 
 from ..config.model import TENANT_NAME_RE
@@ -24,7 +36,10 @@ log = logging.getLogger("shared_mysql.exports")
 _ENV_VALUE = re.compile(r"[A-Za-z0-9_.:/@+=,%-]*")
 _ENV_TENANT_KEYS = ("database-name", "username", "secret-arn")
 _TENANT_KEY = re.compile(r"[a-z0-9][a-z0-9-]*")
+_TENANT_NAME = TENANT_NAME_RE.pattern.removeprefix("^").removesuffix("$")
 _ENV_INSTANCE_KEYS = ("endpoint", "port")
+INDEX_NAME = "exports-index.json"
+_RACY_NS = 100_000_000
 
 
 class FileExports:
@@ -34,6 +49,7 @@ class FileExports:
         # Checked per entry, 30,000 times at 10,000 tenants: built once.
         self._tp = f"{prefix}/tenants/"
         self._instance_env = frozenset(f"{prefix}/{k}" for k in _ENV_INSTANCE_KEYS)
+        self._tenant_entry = re.compile(re.escape(self._tp) + f"({_TENANT_NAME})/({_TENANT_KEY.pattern})")
 
     @property
     def path(self) -> Path:
@@ -42,18 +58,17 @@ class FileExports:
     def read(self) -> dict[str, str]:
         """What is really published: parameters.json, minus the names of any tenant whose `.env` is missing or
         stale (so the plan puts them again)."""
-        params = self._load()
-        tenants = self._tenants(params)
         stale = set()
-        for tenant in tenants:
-            env = self.dir / f"{tenant}.env"
-            try:
-                ok = read_regular(env) == self._env_text(params, tenants[tenant])
-            except OSError:
-                ok = False
-            if not ok:
-                log.debug("%s is missing or out of date: tenant %s's exports will be written again", env, tenant)
-                stale.add(tenant)
+        with _EnvIndex(self.dir) as index:
+            params = self._load(index)
+            tenants = self._tenants(params)
+            for tenant, kv in tenants.items():
+                if not index.holds(tenant, self._env_text(params, kv)):
+                    log.debug("%s.env is missing or out of date: tenant %s's exports will be written again", tenant,
+                              tenant)
+                    stale.add(tenant)
+        if not stale:
+            return params
         return {n: v for n, v in params.items() if self._tenant_of(n) not in stale}
 
     def write(self, put: dict[str, str], delete: list[str]) -> None:
@@ -70,8 +85,11 @@ class FileExports:
         write_private(self.path, (json.dumps(params, indent=2, sort_keys=True) + "\n").encode())
 
     # -- parameters.json ----------------------------------------------------------------------------------
-    def _load(self) -> dict[str, str]:
-        """parameters.json's usable entries; {} when it is missing or corrupt (the plan then rewrites it)."""
+    def _load(self, index: "_EnvIndex | None" = None) -> dict[str, str]:
+        """parameters.json's usable entries; {} when it is missing or corrupt (the plan then rewrites it).
+
+        With `index`: bytes whose every entry passed the checks before (same SHA-256, same prefix) are not
+        checked entry by entry again (30,000 entries at 10,000 tenants)."""
         try:
             raw = read_regular(self.path)
         except OSError as exc:
@@ -83,10 +101,14 @@ class FileExports:
             doc = json.loads(raw)
         except ValueError:  # includes UnicodeDecodeError
             doc = None
-        if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc.items()):
+        if not isinstance(doc, dict) or not all(type(k) is str and type(v) is str for k, v in doc.items()):
             log.debug("%s is not a JSON object of strings (%d bytes): treated as absent, rewritten on apply",
                       self.path, len(raw))
             return {}
+        digest = f"{self.prefix}:{hashlib.sha256(raw).hexdigest()}" if index is not None else None
+        if digest is not None and index.old_params == digest:
+            index.params = digest
+            return doc
         params = {}
         for name, value in doc.items():
             problem = self._problem(name, value)
@@ -94,21 +116,23 @@ class FileExports:
                 log.debug("%s: skipping entry %r: %s", self.path, name[:200], problem)
             else:
                 params[name] = value
+        if digest is not None and len(params) == len(doc):
+            index.params = digest
         return params
 
     def _problem(self, name: str, value: str) -> str | None:
         """Why an entry cannot be exported as files, or None. Checked on what is read back and on what is put."""
-        if not isinstance(name, str) or not isinstance(value, str):
+        if type(name) is not str or type(value) is not str:
             return "not a string"
-        if not name.isprintable() or not value.isprintable():
+        if not (name.isprintable() and value.isprintable()):
             return "contains a control character (a newline would forge a line)"
-        feeds_env = name in self._instance_env
-        tp = self._tp
-        if name.startswith(tp):
-            tenant, _, key = name[len(tp):].partition("/")
-            if not TENANT_NAME_RE.fullmatch(tenant) or not _TENANT_KEY.fullmatch(key):
+        if name.startswith(self._tp):
+            m = self._tenant_entry.fullmatch(name)
+            if m is None:
                 return "not {prefix}/tenants/<tenant>/<name> with a valid tenant name and a lowercase name"
-            feeds_env = key in _ENV_TENANT_KEYS
+            feeds_env = m.group(2) in _ENV_TENANT_KEYS
+        else:
+            feeds_env = name in self._instance_env
         if feeds_env and not _ENV_VALUE.fullmatch(value):
             return "the value holds characters that a shell or .env parser would interpret"
         return None
@@ -121,11 +145,15 @@ class FileExports:
     def _tenants(self, params: dict[str, str]) -> dict[str, dict[str, str]]:
         """tenant -> {key: value}, from entries that passed `_problem` (so tenant names are safe file names)."""
         tenants: dict[str, dict[str, str]] = {}
-        tp = f"{self.prefix}/tenants/"
+        tp = self._tp
+        n = len(tp)
         for name, value in params.items():
             if name.startswith(tp):
-                tenant, key = name[len(tp):].split("/", 1)
-                tenants.setdefault(tenant, {})[key] = value
+                tenant, _, key = name[n:].partition("/")
+                kv = tenants.get(tenant)
+                if kv is None:
+                    kv = tenants[tenant] = {}
+                kv[key] = value
         return tenants
 
     def _env_text(self, params: dict[str, str], kv: dict[str, str]) -> bytes:
@@ -148,15 +176,68 @@ class FileExports:
                 except OSError as exc:
                     raise StateError(f"cannot remove {old}: {exc.strerror}; make {self.dir} writable by this user "
                                      "and re-run (parameters.json was not changed)") from exc
-        for tenant, kv in tenants.items():
-            path, data = self.dir / f"{tenant}.env", self._env_text(params, kv)
-            try:
-                if read_regular(path) == data:
+        with _EnvIndex(self.dir) as index:
+            for tenant, kv in tenants.items():
+                data = self._env_text(params, kv)
+                if index.holds(tenant, data):
                     continue  # unchanged: 1000 tenants must not mean 1000 writes per apply
-            except OSError:
-                pass  # not a regular file: replaced below
-            # Not fsynced: read() checks every .env against parameters.json, so a lost one is written again.
-            write_private(path, data, durable=False)
+                # Not fsynced: read() checks every .env against parameters.json, so a lost one is written again.
+                write_private(self.dir / f"{tenant}.env", data, durable=False)
+
+
+class _EnvIndex:
+    """Which `<tenant>.env` files hold what they should, by `lstat` where a recent content check allows it."""
+
+    def __init__(self, directory: Path):
+        self.dir = str(directory)
+        # Beside the directory, not in it: the directory is the consumers' (`*.env`, parameters.json).
+        self.path = Path(directory).parent / INDEX_NAME
+        self.start = time.time_ns()
+        self.old: dict[str, list] = {}
+        self.new: dict[str, list] = {}
+        self.old_params: str | None = None  # parameters.json's prefix and SHA-256 when all its entries passed
+        self.params: str | None = None
+
+    def __enter__(self) -> "_EnvIndex":
+        try:
+            raw = read_regular(self.path)
+            doc = json.loads(raw) if raw else {}
+        except (OSError, ValueError):
+            doc = {}
+        if isinstance(doc, dict) and isinstance(doc.get("files"), dict):
+            self.old = doc["files"]
+            self.old_params = doc.get("params") if isinstance(doc.get("params"), str) else None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None and (self.new != self.old or self.params != self.old_params):
+            try:
+                write_private(self.path, json.dumps({"files": self.new, "params": self.params},
+                                                    separators=(",", ":")).encode(), durable=False)
+            except StateError:
+                pass  # a cache: the next run checks by content
+
+    def holds(self, tenant: str, want: bytes) -> bool:
+        path = f"{self.dir}/{tenant}.env"
+        digest = hashlib.blake2b(want, digest_size=16).hexdigest()
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        sig = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, digest]
+        if stat.S_ISREG(st.st_mode) and self.old.get(tenant) == sig:
+            self.new[tenant] = sig
+            return True
+        try:
+            if read_regular(Path(path)) != want:
+                return False
+            after = os.lstat(path)
+        except OSError:
+            return False
+        if [after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns] == sig[:4] and \
+                st.st_ctime_ns < self.start - _RACY_NS:
+            self.new[tenant] = sig
+        return True
 
 
 class NoExports:

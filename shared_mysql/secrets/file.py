@@ -278,12 +278,16 @@ class FileSecretStore(DocumentSecretStore):
         corrupt = (f"{self.path}: the secret store is truncated or corrupt ({len(raw)} bytes); "
                    "restore it from a backup")
         token = raw.strip()
-        if not _is_fernet_token(token):
+        if not token:
             raise SecretStoreError(corrupt)
         cipher = self._cipher()
         try:
             plain = cipher.decrypt(token)
         except InvalidToken:
+            # Told apart only on failure (the shape check costs ~50 ms on a 6 MB store): not even shaped like a
+            # token is corruption; shaped like one, the HMAC failed, so another key (or a same-shape edit).
+            if not _is_fernet_token(token):
+                raise SecretStoreError(corrupt) from None
             raise SecretStoreError(
                 f"cannot decrypt {self.path} with the configured key ({self._key_source}): wrong key, or the file "
                 "was modified; use the key it was written with, or restore the store from a backup"

@@ -186,6 +186,26 @@ def test_inspect_is_a_constant_number_of_queries_and_sees_everything(applied):
     assert a.current_user == ("admin", "%")
 
 
+def test_inspect_reads_the_same_with_or_without_a_second_connection_and_on_a_thread(applied):
+    """DEFINER objects are read on a second connection (query_later); when none can be had, on the first. The
+    threaded inspect (start_inspect) that plan uses gives the same Actual as the plain one."""
+    from dataclasses import replace
+
+    from shared_mysql.tenants.inspect import start_inspect
+
+    _, t, _ = applied
+    sql(t, "CREATE DEFINER='admin'@'%' VIEW billing_db.v AS SELECT 1 AS one")
+    with t.executor() as ex:
+        plain = inspect_server(ex)
+        threaded = start_inspect(ex).result()
+        ex._info = replace(ex._info, password="not-the-password")  # the second connection is refused
+        before = ex.queries
+        fallback = inspect_server(ex)
+        assert ex.queries - before == inspect_queries(ex)
+    assert ("billing_db", "v", "VIEW", ("admin", "%")) in plain.definers
+    assert plain == threaded == fallback
+
+
 def test_tags_alone_never_drop_the_admin_or_another_configs_database(applied):
     inst, t, _ = applied
     sql(t, "CREATE DATABASE shop_db")

@@ -24,6 +24,12 @@ MYSQL_USER_COLUMNS = ["Select_priv", "Insert_priv", "Update_priv", "Delete_priv"
 _SSL = {"": 0, "ANY": 1, "X509": 2, "SPECIFIED": 3}
 
 
+def json_chunks(rows):
+    """Rows as inspect's JSON reads return them: JSON arrays of rows, a few per result row (none when empty)."""
+    rows = list(rows)
+    return [(json.dumps(rows[i:i + 3]),) for i in range(0, len(rows), 3)]
+
+
 def account(plugin="mysql_native_password", auth="", ssl_type="ANY", maxc=0, **kw):
     return {"plugin": plugin, "auth": auth, "ssl_type": ssl_type, "maxc": maxc, "locked": False, "expired": False,
             "is_role": False, "limits": {}, "lifetime": None, "default_role": "", "auth_or": [], **kw}
@@ -89,12 +95,12 @@ class FakeServer:
                 priv["password_lifetime"] = a["lifetime"]
             if a["default_role"]:
                 priv["default_role"] = a["default_role"]
-            rows.append((user, host, json.dumps(priv)))
+            rows.append((user, host, priv))
         for key, privs in self.global_privs.items():  # grants to PUBLIC live in a role row
             if key not in self.accounts:
                 access = sum(1 << MARIADB_ACCESS_BITS.index(p) for p in privs)
-                rows.append((key[0], key[1], json.dumps({"access": access, "is_role": True})))
-        return rows
+                rows.append((key[0], key[1], {"access": access, "is_role": True}))
+        return json_chunks(rows)
 
     def _mysql_user_rows(self):
         rows = []
@@ -109,8 +115,8 @@ class FakeServer:
 
     def _db_rows(self):
         cols = self.db_columns
-        return [(u, h, pattern, "".join("Y" if column_privilege(c) in privs else "N" for c in cols))
-                for (u, h, pattern), privs in self.db_grants.items()]
+        return json_chunks([(u, h, pattern, "".join("Y" if column_privilege(c) in privs else "N" for c in cols))
+                            for (u, h, pattern), privs in self.db_grants.items()])
 
     def _columns(self):
         rows = [("db", c) for c in self.db_columns]
@@ -124,7 +130,7 @@ class FakeServer:
         return FakeExecutor(self.flavor, {
             "information_schema.COLUMNS": self._columns,
             "information_schema.ROUTINES": lambda: self.definer_rows,
-            "information_schema.SCHEMATA": lambda: self.schemata,
+            "information_schema.SCHEMATA": lambda: json_chunks(self.schemata),
             "CURRENT_USER()": session,
             "mysql.global_priv": self._global_priv_rows,
             "FROM mysql.user": self._mysql_user_rows,

@@ -138,6 +138,64 @@ def test_a_missing_or_stale_env_file_is_planned_again(tmp_path, damage):
     assert f.read() == _want("a", "b") and _converge(f, _want("a", "b")) == []
 
 
+def _same_size_edit_with_old_times(env):
+    st = env.stat()
+    with open(env, "r+b") as fh:  # in place: same inode, same size
+        fh.seek(st.st_size - 3)
+        fh.write(b"XY\n")
+    os.utime(env, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime set back; ctime cannot be
+
+
+@pytest.mark.parametrize("damage", [
+    pytest.param(lambda env: env.unlink(), id="env-missing"),
+    pytest.param(lambda env: env.write_text(A_ENV.replace("13306", "03306")), id="env-rewritten-same-size"),
+    pytest.param(_same_size_edit_with_old_times, id="env-edited-in-place-times-restored"),
+    pytest.param(lambda env: (env.unlink(), env.symlink_to(env.parent.parent / "elsewhere")), id="env-is-a-symlink"),
+    pytest.param(lambda env: (env.unlink(), os.mkfifo(env)), id="env-is-a-fifo"),
+])
+def test_the_stat_index_skips_reading_unchanged_env_files_and_never_hides_a_changed_one(tmp_path, monkeypatch,
+                                                                                         damage):
+    import time
+
+    import shared_mysql.exports.files as files_mod
+
+    (tmp_path / "elsewhere").write_text(A_ENV)  # a symlink to the right content is still refused
+    f = FileExports(tmp_path / "exports", P)
+    _converge(f, _want("a", "b"))
+    time.sleep(0.15)  # older than the racy window: the next read may remember them
+    assert f.read() == _want("a", "b")
+    index = json.loads((tmp_path / files_mod.INDEX_NAME).read_text())
+    assert sorted(index["files"]) == ["a", "b"] and index["params"]
+
+    reads = []
+    real = files_mod.read_regular
+    monkeypatch.setattr(files_mod, "read_regular", lambda path: (reads.append(path.name), real(path))[1])
+    assert f.read() == _want("a", "b")
+    assert reads == ["exports-index.json", "parameters.json"]  # no .env read: lstat and the index answered
+
+    damage(tmp_path / "exports" / "a.env")
+    assert f.read() == {n: v for n, v in _want("a", "b").items() if "/tenants/a/" not in n}
+    assert _converge(f, _want("a", "b")) == sorted(n for n in _want("a") if "/tenants/a/" in n)
+    assert (tmp_path / "exports" / "a.env").read_text() == A_ENV
+    assert f.read() == _want("a", "b")
+
+
+def test_a_corrupt_index_or_parameters_edit_falls_back_to_full_checks(tmp_path):
+    import time
+
+    import shared_mysql.exports.files as files_mod
+
+    f = FileExports(tmp_path / "exports", P)
+    _converge(f, _want("a"))
+    time.sleep(0.15)
+    f.read()
+    (tmp_path / files_mod.INDEX_NAME).write_text("{not json")
+    assert f.read() == _want("a")
+    # A hostile entry added by hand changes the bytes: the entries are checked again and it is skipped.
+    f.path.write_text(json.dumps({**_want("a"), **HOSTILE}))
+    assert f.read() == _want("a")
+
+
 def test_env_files_are_written_before_parameters_json(tmp_path, monkeypatch):
     import shared_mysql.exports.files as files_mod
     from shared_mysql.errors import StateError
@@ -250,7 +308,9 @@ def test_hostile_entries_in_parameters_json_are_skipped(tmp_path, caplog):
     assert have == {**_want("a"), f"{P}/someone-elses-ok": "kept"}
     assert "skipping entry" in caplog.text
     assert _converge(f, _want("a", "b")) == sorted(n for n in _want("b") if "/tenants/b/" in n)
-    assert _files(tmp_path) == ["exports", "exports/a.env", "exports/b.env", "exports/parameters.json"]
+    # (exports-index.json, a cache beside the directory, may or may not be there yet)
+    assert [f for f in _files(tmp_path) if f != "exports-index.json"] == \
+        ["exports", "exports/a.env", "exports/b.env", "exports/parameters.json"]
     assert (tmp_path / "exports" / "b.env").read_text() == A_ENV.replace("a_", "b_").replace("-a-", "-b-")
     assert json.loads(f.path.read_text()) == {**_want("a", "b"), f"{P}/someone-elses-ok": "kept"}
     assert not os.path.exists("/tmp/pwned")
