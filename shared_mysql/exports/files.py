@@ -6,12 +6,13 @@ files in the state dir that anyone may edit: a corrupt `parameters.json` reads a
 and an entry that could name a file outside the directory or forge a line (`../`, a newline) is skipped.
 
 Checking 10,000 `.env` files by content costs ~0.2 s per plan, so `exports-index.json` (beside the directory)
-remembers, per file, the `lstat` (inode, size, mtime, ctime) it had when its content was last found right, with
-a digest of that content: a file whose `lstat` and expected content are unchanged is not read again (git's index does the same). Any write
-to a file, replacing it, or a `touch` changes its ctime, which nobody can set back; a file changed within 100 ms
-of being checked is not remembered, because file times come from a clock that lags by up to a tick (racy git).
-It also keeps the SHA-256 of a `parameters.json` whose every entry passed the checks, so the same bytes are not
-checked entry by entry again. The index is a cache: missing or corrupt, it is ignored and rebuilt.
+remembers the SHA-256 of a `parameters.json` whose every entry passed the checks (with the prefix and the `.env`
+layout) and, per file, the `lstat` (inode, size, mtime, ctime) it had when its content was last found to be what
+those bytes derive. While the bytes are the same, a file whose `lstat` is unchanged is not read again, and the
+entries are not checked one by one again (git's index works the same way). Any write to a file, replacing it, or
+a `touch` changes its ctime, which nobody can set back; a file changed within 100 ms of being checked is not
+remembered, because file times come from a clock that lags by up to a tick (racy git). The index is a cache:
+missing or corrupt, it is ignored and rebuilt.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import re
 import stat
 import time
 from pathlib import Path
+from typing import Callable
 
 from ..config.model import TENANT_NAME_RE
 from ..errors import ExportsError, StateError
@@ -63,7 +65,7 @@ class FileExports:
             params = self._load(index)
             tenants = self._tenants(params)
             for tenant, kv in tenants.items():
-                if not index.holds(tenant, self._env_text(params, kv)):
+                if not index.holds(tenant, lambda kv=kv: self._env_text(params, kv)):
                     log.debug("%s.env is missing or out of date: tenant %s's exports will be written again", tenant,
                               tenant)
                     stale.add(tenant)
@@ -105,7 +107,12 @@ class FileExports:
             log.debug("%s is not a JSON object of strings (%d bytes): treated as absent, rewritten on apply",
                       self.path, len(raw))
             return {}
-        digest = f"{self.prefix}:{hashlib.sha256(raw).hexdigest()}" if index is not None else None
+        digest = None
+        if index is not None:
+            # What every .env's expected text derives from: these bytes, the prefix, and the .env layout.
+            probe = {f"{self.prefix}/endpoint": "h", f"{self.prefix}/port": "1"}
+            layout = self._env_text(probe, {"database-name": "d", "username": "u", "secret-arn": "s"})
+            digest = f"{hashlib.sha256(raw).hexdigest()}:{hashlib.sha256(self.prefix.encode() + layout).hexdigest()}"
         if digest is not None and index.old_params == digest:
             index.params = digest
             return doc
@@ -179,7 +186,7 @@ class FileExports:
         with _EnvIndex(self.dir) as index:
             for tenant, kv in tenants.items():
                 data = self._env_text(params, kv)
-                if index.holds(tenant, data):
+                if index.holds(tenant, lambda: data):
                     continue  # unchanged: 1000 tenants must not mean 1000 writes per apply
                 # Not fsynced: read() checks every .env against parameters.json, so a lost one is written again.
                 write_private(self.dir / f"{tenant}.env", data, durable=False)
@@ -195,7 +202,9 @@ class _EnvIndex:
         self.start = time.time_ns()
         self.old: dict[str, list] = {}
         self.new: dict[str, list] = {}
-        self.old_params: str | None = None  # parameters.json's prefix and SHA-256 when all its entries passed
+        # SHA-256 of parameters.json's bytes (and of the prefix and .env layout) when all its entries passed:
+        # the files remembered were checked against what those bytes derive.
+        self.old_params: str | None = None
         self.params: str | None = None
 
     def __enter__(self) -> "_EnvIndex":
@@ -217,25 +226,30 @@ class _EnvIndex:
             except StateError:
                 pass  # a cache: the next run checks by content
 
-    def holds(self, tenant: str, want: bytes) -> bool:
+    @property
+    def trusted(self) -> bool:
+        """Whether the remembered files were checked against the same expected texts (same parameters.json bytes,
+        prefix and .env layout): only then can an unchanged `lstat` stand for a content check."""
+        return self.params is not None and self.params == self.old_params
+
+    def holds(self, tenant: str, want: Callable[[], bytes]) -> bool:
         path = f"{self.dir}/{tenant}.env"
-        digest = hashlib.blake2b(want, digest_size=16).hexdigest()
         try:
             st = os.lstat(path)
         except OSError:
             return False
-        sig = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, digest]
-        if stat.S_ISREG(st.st_mode) and self.old.get(tenant) == sig:
+        sig = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        if stat.S_ISREG(st.st_mode) and self.trusted and self.old.get(tenant) == sig:
             self.new[tenant] = sig
             return True
         try:
-            if read_regular(Path(path)) != want:
+            if read_regular(Path(path)) != want():
                 return False
             after = os.lstat(path)
         except OSError:
             return False
-        if [after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns] == sig[:4] and \
-                st.st_ctime_ns < self.start - _RACY_NS:
+        if self.params is not None and [after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns] == sig \
+                and st.st_ctime_ns < self.start - _RACY_NS:
             self.new[tenant] = sig
         return True
 

@@ -180,7 +180,7 @@ def test_inspect_is_a_constant_number_of_queries_and_sees_everything(applied):
     with t.executor() as ex:
         before = ex.queries
         a = inspect_server(ex)
-        assert ex.queries - before == inspect_queries(ex) == 12
+        assert ex.queries - before == inspect_queries(ex) == 14
     assert a.db_privs[("PUBLIC", "")] == {"billing_db": {"SELECT"}}
     assert a.routine_privs[("orders_user", "%")] == {("billing_db", "p", "PROCEDURE"): {"EXECUTE"}}
     assert a.current_user == ("admin", "%")

@@ -3,7 +3,7 @@ import yaml
 
 from shared_mysql.config import params, parse_config
 from shared_mysql.config.example import EXAMPLE_LOCAL
-from shared_mysql.config.load import ConfigLoader, DuplicateKeyError, NoDuplicateKeys
+from shared_mysql.config.yamlload import ConfigLoader, DuplicateKeyError, NoDuplicateKeys
 from shared_mysql.config.params import ALLOWED, OWNED, check_parameter, owner_of, render_value
 from shared_mysql.errors import ConfigError
 

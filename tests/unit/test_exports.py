@@ -191,6 +191,11 @@ def test_a_corrupt_index_or_parameters_edit_falls_back_to_full_checks(tmp_path):
     f.read()
     (tmp_path / files_mod.INDEX_NAME).write_text("{not json")
     assert f.read() == _want("a")
+    # parameters.json edited by hand (the port): a.env no longer holds what it derives, whatever its lstat says.
+    time.sleep(0.15)
+    f.read()
+    f.path.write_text(json.dumps({**_want("a"), f"{P}/port": "3307"}))
+    assert f.read() == {n: v for n, v in _want("a").items() if "/tenants/a/" not in n} | {f"{P}/port": "3307"}
     # A hostile entry added by hand changes the bytes: the entries are checked again and it is skipped.
     f.path.write_text(json.dumps({**_want("a"), **HOSTILE}))
     assert f.read() == _want("a")

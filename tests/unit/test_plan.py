@@ -74,7 +74,7 @@ def test_inspect_costs_a_constant_number_of_queries(n):
     ex = server.executor()
     actual = inspect_server(ex)
     inspect_secrets(store, d.identifier, actual)
-    assert len(ex.queries) == inspect_queries(ex) == 12
+    assert len(ex.queries) == inspect_queries(ex) == 14
     assert build_plan(d, actual).empty
 
 
