@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from enum import Enum
 from typing import Optional
@@ -62,6 +61,8 @@ def build_app():
     ):
         state.config, state.output, state.debug = config, output, debug
         if debug:
+            import logging  # only here: ~7 ms of start-up otherwise
+
             logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="debug: %(name)s: %(message)s")
 
     from . import commands, infra, local

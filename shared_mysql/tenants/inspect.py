@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Callable
 
 from ..db import Executor
 from ..errors import ServerError
