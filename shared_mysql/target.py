@@ -51,21 +51,21 @@ def check_owned_dirs(state_dir: Path) -> None:
                                    "must be this user's own: remove it (or run shared-mysql as its owner) and re-run")
 
 
-def check_master_json(value) -> None:
-    """The master credential to import: RDS secret JSON with string username/password (one line otherwise)."""
+def check_master_json(value, label: str = "master credential") -> None:
+    """A credential to import: RDS secret JSON with string username/password (one line otherwise)."""
     example = 'give RDS secret JSON such as {"username": "admin", "password": "..."}'
     if not isinstance(value, dict):
-        raise SharedMySQLError(f"master credential: expected a JSON object; {example}")
+        raise SharedMySQLError(f"{label}: expected a JSON object; {example}")
     missing = [k for k in ("username", "password") if not value.get(k)]
     if missing:
-        raise SharedMySQLError(f"master credential: missing {', '.join(missing)}; {example}")
-    for k in ("username", "password", "host", "engine", "dbname", "ssl_ca"):
+        raise SharedMySQLError(f"{label}: missing {', '.join(missing)}; {example}")
+    for k in ("username", "password", "host", "engine", "dbname", "database", "ssl_ca"):
         v = value.get(k)
         if v is not None and (not isinstance(v, str) or not v.isprintable()):
-            raise SharedMySQLError(f"master credential: {k} must be a string of printable characters; {example}")
+            raise SharedMySQLError(f"{label}: {k} must be a string of printable characters; {example}")
     port = value.get("port")
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
-        raise SharedMySQLError(f"master credential: port must be a number from 1 to 65535; {example}")
+        raise SharedMySQLError(f"{label}: port must be a number from 1 to 65535; {example}")
 
 
 class Target:
@@ -142,6 +142,45 @@ class Target:
             self.store.reload()  # under the lock: what another command wrote before us is kept
             self.store.put_pending({self.config.master_secret_name: (full, tags)})
             self.store.promote([self.config.master_secret_name])
+
+    def import_tenant(self, tenant: str, role: str, value: dict) -> str:
+        """Adopt the password a running service already uses: `value` (RDS secret JSON) must log in as the tenant's
+        account over verified TLS; it is then stored as the current version, so the next apply keeps it rather
+        than setting a new one. Fields this tool does not write are kept. Returns the secret's name."""
+        from .db import connect
+        from .tenants.model import OWNED_SECRET_KEYS, account_secret
+
+        name, problem = account_secret(self.config, self.loaded.path, tenant, role)
+        if problem:
+            raise SharedMySQLError(problem)
+        label = f"credential for tenant {tenant} ({role})"
+        check_master_json(value, label)
+        if self.config.tenants[tenant].auth == "iam":
+            raise SharedMySQLError(f"{label}: tenant {tenant} logs in with IAM tokens, so there is no password to "
+                                   "import; set auth: password first")
+        with self.executor() as ex:
+            flavor = ex.flavor
+        desired = self.desired(flavor)
+        [acc] = [a for t in desired.tenants if t.name == tenant for a in t.accounts if a.role == role]
+        if value["username"] != acc.user:
+            raise SharedMySQLError(f"{label}: username {value['username'][:64]!r} is not the account this config "
+                                   f"gives it ({acc.user}); nothing was stored")
+        # A real login, as the service will make it: verified TLS, its own database.
+        try:
+            conn = connect(ConnectionInfo(self.host, self.port, acc.user, value["password"], ca=self.ca,
+                                          database=acc.database))
+        except SharedMySQLError as exc:
+            raise SharedMySQLError(f"{label}: the password does not log in ({str(exc).split(': ', 1)[-1]}); "
+                                   "nothing was stored") from None
+        conn.close()
+        kept = {k: v for k, v in value.items() if k not in OWNED_SECRET_KEYS and k != "password"}
+        full = {**kept, **desired.secret_meta[acc.secret], "password": value["password"]}
+        tags = {**desired.tags, "tenant": tenant, "role": role}
+        with self.lock(wait=LOCK_WAIT):
+            self.store.reload()
+            self.store.put_pending({name: (full, tags)})
+            self.store.promote([name])
+        return name
 
     def admin_info(self) -> ConnectionInfo:
         m = self.master_secret()

@@ -53,12 +53,12 @@ def _apply(t, ex, plan, desired, allow_destructive: bool) -> dict:
             "secrets_deleted": result.secrets_deleted, "converged": after.empty}
 
 
-def _read_master_json() -> dict:
+def _read_json_credential(which: str) -> dict:
     import json
 
     if sys.stdin.isatty():
-        raise UsageError("--import reads the master credential from stdin: "
-                         "shared-mysql credentials --admin --import < master.json")
+        raise UsageError("--import reads the credential from stdin: "
+                         f"shared-mysql credentials {which} --import < secret.json")
     text = sys.stdin.read(1 << 20)  # a credential is a few hundred bytes
     try:
         value = json.loads(text)
@@ -217,8 +217,9 @@ def register(app: typer.Typer) -> None:
         user: UserRole = typer.Option(UserRole.app, "--user", help="Which account."),
         fmt: Optional[Fmt] = typer.Option(None, "--format", help="env (default), json or dsn."),
         admin: bool = typer.Option(False, "--admin", help="The master credential instead of a tenant's."),
-        import_: bool = typer.Option(False, "--import", help="With --admin: store the master credential read "
-                                     "from stdin (RDS secret JSON) instead of printing it."),
+        import_: bool = typer.Option(False, "--import", help="Store the credential read from stdin (RDS secret "
+                                     "JSON) instead of printing it; a tenant's must log in first. The next apply "
+                                     "keeps it."),
     ):
         """Print a stored credential (the only command that shows a password)."""
         from ..secrets import CURRENT
@@ -229,8 +230,6 @@ def register(app: typer.Typer) -> None:
         c = loaded.config
         if admin == bool(tenant):
             raise UsageError("give either a TENANT or --admin")
-        if import_ and not admin:
-            raise UsageError("--import goes with --admin")
         if admin:
             name = c.master_secret_name
         else:
@@ -238,8 +237,11 @@ def register(app: typer.Typer) -> None:
             if problem:
                 raise UsageError(problem)
         t = open_target(loaded)
-        if admin and import_:
-            t.import_master(_read_master_json())
+        if import_:
+            if admin:
+                t.import_master(_read_json_credential("--admin"))
+            else:
+                t.import_tenant(tenant, user.value, _read_json_credential(f"{tenant} --user {user.value}"))
             if state.json:
                 emit_json({"imported": name})
             else:

@@ -17,7 +17,7 @@ from ..secrets import CURRENT, PENDING, SecretStore
 from ..sql import Statement, statements as st
 from ..sql.passwords import generate_password
 from ..config.model import USER_SUFFIXES
-from .model import Desired
+from .model import OWNED_SECRET_KEYS, Desired
 from .plan import Action, Plan
 
 
@@ -161,7 +161,9 @@ def apply_plan(plan: Plan, desired: Desired, ex: Executor, store: SecretStore, *
         tags = {**desired.tags, "tenant": a.tenant or "", "role": a.detail["role"]}
         if source == "none":  # IAM: connection info only
             passwords[name] = None
-            staged[name] = (dict(desired.secret_meta[name]), tags)
+            cur = store.get(name, CURRENT)
+            kept = {k: v for k, v in (cur or {}).items() if k not in OWNED_SECRET_KEYS and k != "password"}
+            staged[name] = ({**kept, **desired.secret_meta[name]}, tags)
             continue
         if source == "pending":
             value = store.get(name, PENDING)
@@ -169,15 +171,17 @@ def apply_plan(plan: Plan, desired: Desired, ex: Executor, store: SecretStore, *
                 raise SecretStoreError(f"secret {name}: pending version vanished since the plan; re-run plan")
             passwords[name] = value["password"]
             continue
+        # Fields a user added to the secret are kept; the ones this tool writes follow the config.
+        cur = store.get(name, CURRENT)
+        kept = {k: v for k, v in (cur or {}).items() if k not in OWNED_SECRET_KEYS and k != "password"}
         if source == "new":
             pw = generate_password()
         else:
-            cur = store.get(name, CURRENT)
             if cur is None:
                 raise SecretStoreError(f"secret {name}: current version vanished since the plan; re-run plan")
             pw = cur["password"]
         passwords[name] = pw
-        staged[name] = ({**desired.secret_meta[name], "password": pw}, tags)
+        staged[name] = ({**kept, **desired.secret_meta[name], "password": pw}, tags)
     store.put_pending(staged)
 
     # 2. The SQL, in plan order.

@@ -15,6 +15,9 @@ MANAGED_BY = "shared-mysql"
 # Accounts and schemas a server owns itself; never reported as unmanaged, never touched.
 SYSTEM_DATABASES = frozenset({"mysql", "sys", "information_schema", "performance_schema"})
 SYSTEM_USERS = PROTECTED_NAMES
+# The fields of a tenant's secret that this tool writes; anything else in it is the user's and is kept as it is.
+OWNED_SECRET_KEYS = frozenset({"engine", "host", "port", "username", "dbname", "database", "ssl_ca", "auth",
+                               "masterarn"})
 # The pseudo-account every account inherits from (MariaDB 10.11 `GRANT ... TO PUBLIC`).
 PUBLIC = ("PUBLIC", "")
 
@@ -95,8 +98,9 @@ def build_desired(config: Config, flavor: Flavor, *, host: str, port: int, ca: s
             user = f"{name}{USER_SUFFIXES[role]}"
             sname = secret_name(config.environment, name, role)
             accounts.append(DesiredAccount(name, role, user, USER_HOST, database, privs, limit, sname, auth=t.auth))
+            # RDS secret JSON, plus `database` (the key the seed's CI workflow reads with `jq -r '.database'`).
             meta[sname] = {"engine": flavor.name, "host": host, "port": port, "username": user,
-                           "dbname": database, **({"ssl_ca": ca} if ca else {}),
+                           "dbname": database, "database": database, **({"ssl_ca": ca} if ca else {}),
                            # IAM accounts log in with a 15-minute token: the secret holds connection info only.
                            **({"auth": "iam"} if t.auth == "iam" else {}), **(extra_meta or {})}
         tenants.append(DesiredTenant(name, database, tuple(accounts)))

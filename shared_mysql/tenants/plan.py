@@ -18,8 +18,8 @@ from ..config.model import DATABASE_SUFFIX, USER_SUFFIXES, check_tenant_name
 from ..errors import ConfigError
 from ..sql.accounts import PASSWORD_PLUGINS, RDS_ACCOUNTS, SERVER_ACCOUNTS, SOCKET_PLUGINS
 from ..sql.quoting import db_pattern_matches, db_pattern_matches_exactly, escape_db_pattern, unescape_db_pattern
-from .model import (CHARSET, COLLATION, PUBLIC, SYSTEM_DATABASES, SYSTEM_USERS, Actual, Desired, DesiredAccount,
-                    secret_name)
+from .model import (CHARSET, COLLATION, OWNED_SECRET_KEYS, PUBLIC, SYSTEM_DATABASES, SYSTEM_USERS, Actual, Desired,
+                    DesiredAccount, secret_name)
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 # Every kind of action a plan can hold; a meta-test checks each has a renderer and a description.
@@ -208,7 +208,12 @@ def build_plan(desired: Desired, actual: Actual) -> Plan:
             s = actual.secrets.get(acc.secret)
             want_meta = desired.secret_meta[acc.secret]
             if s and s.has_current and not (pw and pw[0] in ("new", "pending", "none")) and s.meta != want_meta:
-                diff = sorted(k for k in set(want_meta) | set(s.meta or {}) if (s.meta or {}).get(k) != want_meta.get(k))
+                # Only the fields this tool writes: anything a user added to the secret is theirs, and kept.
+                have_meta = s.meta or {}
+                diff = sorted(k for k in OWNED_SECRET_KEYS | want_meta.keys() if have_meta.get(k) != want_meta.get(k))
+            else:
+                diff = None
+            if diff:
                 secrets.append(Action("update_secret", UPDATE, f"secret {acc.secret}", t.name,
                                       {**base, "fields": diff}, "connection info changed: " + ", ".join(diff)))
             grants_, revokes_ = _diff_grants(acc, actual, flavor.db_all_privileges, t.name)

@@ -87,7 +87,7 @@ def test_apply_then_plan_is_empty_and_stores_are_written_twice():
     assert plan_for(server, store, d).empty
     for name in ("dev-orders-db-credentials", "dev-orders-db-readonly-credentials", "dev-billing-db-credentials"):
         s = store.get(name)
-        assert set(s) == {"engine", "host", "port", "username", "password", "dbname", "ssl_ca"}
+        assert set(s) == {"engine", "host", "port", "username", "password", "dbname", "database", "ssl_ca"}
         assert store.get(name, PENDING) is None
     assert store.names()["dev-orders-db-credentials"]["tags"]["tenant"] == "orders"
 
@@ -384,3 +384,43 @@ def test_a_statement_the_server_refuses_does_not_shield_the_rest():
     ex2.fail_on = "DROP USER IF EXISTS 'orders_readonly'"
     res2 = apply_plan(plan2, d2, ex2, store2, allow_destructive=True)
     assert len(res2.failed) == 1 and store2.get("dev-orders-db-readonly-credentials") is not None
+
+
+def _edit_secret(store, name, **changes):
+    """Store a new current version of `name` with `changes` (None removes a key), as a user editing it would."""
+    value = {k: v for k, v in {**store.get(name), **changes}.items() if v is not None}
+    store.put_pending({name: (value, {})})
+    store.promote([name])
+
+
+def test_fields_a_user_added_to_a_secret_are_kept_and_never_planned():
+    server, store = FakeServer(MARIADB_10_11), MemorySecretStore()
+    d = desired_for()
+    apply_to_fake(server, store, d)
+    name = "dev-orders-db-credentials"
+    _edit_secret(store, name, team="payments", rotation_contact="ops@example.com")
+    assert plan_for(server, store, d).empty  # theirs: not drift
+
+    # A field this tool writes drifts (host) and one is removed (database): updated, and the user's stay.
+    _edit_secret(store, name, host="10.0.0.9", database=None)
+    plan = plan_for(server, store, d)
+    [act] = [a for a in plan.actions if a.kind == "update_secret"]
+    assert act.detail["fields"] == ["database", "host"]
+    apply_plan(plan, d, server.executor(), store)
+    got = store.get(name)
+    assert got["team"] == "payments" and got["rotation_contact"] == "ops@example.com"
+    assert got["host"] == "127.0.0.1" and got["database"] == got["dbname"] == "orders_db"
+    assert plan_for(server, store, d).empty
+
+
+def test_a_password_reset_keeps_the_users_fields():
+    server, store = FakeServer(MARIADB_10_11), MemorySecretStore()
+    d = desired_for()
+    apply_to_fake(server, store, d)
+    name = "dev-billing-db-credentials"
+    _edit_secret(store, name, team="billing-team")
+    server.accounts[("billing_user", "%")]["auth"] = "*0000000000000000000000000000000000000000"  # drift
+    plan = plan_for(server, store, d)
+    assert [a.kind for a in plan.actions] == ["set_password"]
+    apply_plan(plan, d, server.executor(), store)
+    assert store.get(name)["team"] == "billing-team"
