@@ -68,6 +68,23 @@ def check_master_json(value, label: str = "master credential") -> None:
         raise SharedMySQLError(f"{label}: port must be a number from 1 to 65535; {example}")
 
 
+def _server_lock_holder(ex, name: str) -> str:
+    """` (held by connection 42: admin from 10.0.0.5:51234, for 12 s)`, as far as the server tells."""
+    from .sql.quoting import string
+
+    try:
+        conn_id = ex.query(f"SELECT IS_USED_LOCK({string(name)})")[0][0]
+        if conn_id is None:
+            return ""
+        rows = ex.query(f"SELECT USER, HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = {int(conn_id)}")
+    except SharedMySQLError:
+        return ""
+    if not rows:
+        return f" (held by connection {conn_id})"
+    user, host, secs = rows[0]
+    return f" (held by connection {conn_id}: {user} from {host}, for {secs} s)"
+
+
 class Target:
     kind = "base"
 
@@ -182,6 +199,68 @@ class Target:
             self.store.promote([name])
         return name
 
+    @contextmanager
+    def server_lock(self, ex, wait: float = 0.0, what: str = "apply"):
+        """One operator at a time across machines: a lock held by the admin session on the server itself
+        (GET_LOCK; released with the session, so a killed command never leaves it behind). Fails after `wait`
+        seconds with one line naming the holder's connection (user, client address, for how long)."""
+        from .sql.quoting import string
+
+        name = f"shared-mysql:{self.config.identifier}"[:64]
+        got = ex.query(f"SELECT GET_LOCK({string(name)}, {max(0, int(wait))})")[0][0]
+        if got != 1:
+            raise SharedMySQLError(f"another shared-mysql command is changing {self.config.identifier}"
+                                   f"{_server_lock_holder(ex, name)}; {what} waited {int(wait)} s (--lock-timeout); "
+                                   "re-run when it is done")
+        try:
+            yield
+        finally:
+            try:
+                ex.query(f"SELECT RELEASE_LOCK({string(name)})")
+            except SharedMySQLError:
+                pass  # the session is gone, and the lock with it
+
+    def rotate(self, selection, *, master: bool = False, due: bool = False, now: float | None = None,
+               force: bool = False, lock_wait: float = 0.0, test_login=None) -> list:
+        """Rotate credentials: `selection` is [(tenant, role), ...] or "all"; `due` keeps only those older than
+        their rotation_days. Returns RotationResult (or RotationError) per account, the master's first."""
+        import time as _time
+
+        from .rotation import age_days, discard_old_passwords, rotate_accounts, rotate_master
+
+        now = _time.time() if now is None else now
+        out: list = []
+        with self.lock(wait=LOCK_WAIT):
+            with self.executor() as ex:
+                with self.server_lock(ex, lock_wait, "rotate"):
+                    if master:
+                        out.append(rotate_master(self, ex, now=now, test_login=test_login))
+                    desired = self.desired(ex.flavor)
+                    accounts = [a for t in desired.tenants for a in t.accounts
+                                if selection == "all" or (a.tenant, a.role) in selection]
+                    if due:
+                        self.store.reload()
+                        accounts = [a for a in accounts if a.auth != "iam" and
+                                    (age_days(self.store, a.secret, now) or 0.0) >= a.rotation_days]
+                    if accounts:
+                        out += rotate_accounts(self, ex, desired, accounts, now=now, force=force,
+                                               test_login=test_login)
+                    discard_old_passwords(ex, desired, self.store, now)
+                    self._sync_exports(desired)
+        return out
+
+    def _sync_exports(self, desired) -> None:
+        """Exports follow what rotation changed (the published username of an alternating account)."""
+        from .exports import owns_instance_level, plan_exports
+
+        self.store.reload()
+        want, have = self._exports_state(desired)
+        actions = plan_exports(want, have, self.config.exports_prefix, owns_instance_level(self.config))
+        put = {a.detail["name"]: a.detail["value"] for a in actions
+               if a.kind == "put_export" and a.detail["value"] is not None}
+        if put:
+            self.exports.write(put, [])
+
     def admin_info(self) -> ConnectionInfo:
         m = self.master_secret()
         user = m.get("username") or self.config.instance.master_username
@@ -286,7 +365,19 @@ class Target:
         names = [a.secret for t in desired.tenants for a in t.accounts]
         names += [self.config.master_secret_name, self.config.connection_secret_name]
         refs = {n: self.store.reference(n) for n in names}
-        return desired_exports(self, desired, refs), self.exports.read()
+        return desired_exports(self, desired, refs, self.active_users(desired)), self.exports.read()
+
+    def active_users(self, desired) -> dict[str, str]:
+        """secret name -> the twin its current version names, for alternating accounts (rotation moves it)."""
+        out = {}
+        for t in desired.tenants:
+            for a in t.accounts:
+                if a.alt:
+                    cur = self.store.get(a.secret)
+                    user = cur.get("username") if cur else None
+                    if user in a.names:
+                        out[a.secret] = user
+        return out
 
     def apply(self, ex, plan, desired, *, allow_destructive: bool = False):
         from .exports import owns_instance_level, plan_exports

@@ -98,14 +98,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def up(allow_destructive: bool = typer.Option(False, "--allow-destructive",
-                                                  help="Also drop what left the config.")):
+                                                  help="Also drop what left the config."),
+           lock_timeout: int = typer.Option(0, "--lock-timeout", min=0, max=3600,
+                                          help="Seconds to wait for another operator's lock on the server.")):
         """Make the target real (start the embedded server if needed) and apply the config."""
         t = state.target()
         with t.lock():
             status = t.prepare()
             if status and status.get("restart_needed"):
                 sys.stderr.write(f"warning: {status['restart_reason']}\n")
-            with t.executor() as ex:
+            with t.executor() as ex, t.server_lock(ex, lock_timeout, "up"):
                 plan, desired = t.plan(ex)
                 if not state.json and status:
                     echo(f"server: {status['flavor']} {status['version']} on {status['host']}:{status['port']} "
@@ -140,11 +142,13 @@ def register(app: typer.Typer) -> None:
         auto_approve: bool = typer.Option(False, "--auto-approve", help="Do not ask for confirmation."),
         allow_destructive: bool = typer.Option(False, "--allow-destructive",
                                                help="Allow dropping users, databases and secrets."),
+        lock_timeout: int = typer.Option(0, "--lock-timeout", min=0, max=3600,
+                                          help="Seconds to wait for another operator's lock on the server."),
     ):
         """Show the plan, then make the server match the config."""
         t = state.target()
         with t.lock():
-            with t.executor() as ex:
+            with t.executor() as ex, t.server_lock(ex, lock_timeout, "apply"):
                 p, desired = t.plan(ex)
                 if not state.json:
                     _show_plan(t, ex, p)
@@ -169,6 +173,53 @@ def register(app: typer.Typer) -> None:
                  f"{res['secrets_deleted']} deleted. {'Converged.' if res['converged'] else 'NOT converged.'}")
         if not res["converged"]:
             raise SharedMySQLError("apply finished but the server still differs from the config; run `shared-mysql plan`")
+
+    @app.command()
+    def rotate(
+        tenant: Optional[str] = typer.Argument(None, help="Tenant whose credential to rotate."),
+        user: UserRole = typer.Option(UserRole.app, "--user", help="Which account of TENANT."),
+        all_: bool = typer.Option(False, "--all", help="Every tenant account (app and read-only)."),
+        due: bool = typer.Option(False, "--due", help="Every tenant account older than its rotation_days."),
+        master: bool = typer.Option(False, "--master", help="The master credential."),
+        force: bool = typer.Option(False, "--force", help="Rotate even within the previous rotation's grace "
+                                   "period (clients holding the previous credential would then fail)."),
+        lock_timeout: int = typer.Option(0, "--lock-timeout", min=0, max=3600,
+                                          help="Seconds to wait for another operator's lock on the server."),
+    ):
+        """Rotate credentials without downtime (Secrets Manager's four steps; safe to interrupt and re-run)."""
+        from ..rotation import RotationError
+
+        chosen = [bool(tenant), all_, due]
+        if sum(chosen) > 1 or not (any(chosen) or master):
+            raise UsageError("give one of TENANT, --all or --due (and/or --master)")
+        loaded = state.loaded()
+        selection = "all" if (all_ or due) else []
+        if tenant:
+            from ..tenants.model import account_secret
+
+            _, problem = account_secret(loaded.config, loaded.path, tenant, user.value)
+            if problem:
+                raise UsageError(problem)
+            selection = [(tenant, user.value)]
+        t = state.target()
+        results = t.rotate(selection, master=master, due=due, force=force, lock_wait=lock_timeout)
+        errors = [r for r in results if isinstance(r, RotationError)]
+        done = [r for r in results if not isinstance(r, RotationError)]
+        if state.json:
+            emit_json({"rotated": [r.to_json() for r in done], "errors": [str(e) for e in errors]})
+        else:
+            for r in done:
+                who = f"{r.tenant} ({r.role})" if r.tenant else "master"
+                change = f"{r.old_username} -> {r.new_username}" if r.old_username != r.new_username else r.new_username
+                echo(f"rotated {who}: {change}, secret {r.secret} version {r.new_version} "
+                     f"({r.strategy}{', resumed' if r.resumed else ''}; {', '.join(r.steps)}; {r.seconds:.2f} s)")
+            if not results:
+                echo("nothing to rotate" + (" (no credential is due)" if due else ""))
+        if errors:
+            for e in errors[1:]:
+                sys.stderr.write(f"error: {e}\n")
+            raise SharedMySQLError(str(errors[0]) if len(errors) == 1 else
+                                   f"{errors[0]} (and {len(errors) - 1} more above)")
 
     @app.command()
     def tenants():

@@ -257,6 +257,15 @@ class Tenant(BaseModel):
     readonly: Bool = False
     # Defaults to a quarter of the app limit (at least 1): analytics should not crowd out the service.
     readonly_max_connections: Int | None = Field(default=None, ge=1, le=100000)
+    # How `rotate` changes passwords (README, "Credential rotation"): alternating twins <name>/<name>_alt (the
+    # previous credential keeps logging in until the next rotation), dual-password (MySQL 8.0.14+: RETAIN CURRENT
+    # PASSWORD), or single (one account; new logins with the old password fail from the change on).
+    rotation: Literal["alternating", "dual-password", "single"] = "alternating"
+    # `rotate --due` rotates credentials older than this (default: instance.secret_rotation_days, the seed's 30).
+    rotation_days: Int | None = Field(default=None, ge=1, le=3650)
+    # How long after a rotation the previous credential keeps the tenant's full connection limit (clients cache
+    # secrets: shared_mysql.client for an hour); after it, the idle twin is held to 1 connection.
+    rotation_grace_minutes: Int = Field(default=120, ge=0, le=10080)
 
     @property
     def readonly_limit(self) -> int:

@@ -24,7 +24,10 @@ def owns_instance_level(config) -> bool:
     return config.target != "aws"
 
 
-def desired_exports(target, desired, refs: dict[str, str | None]) -> dict[str, str | None]:
+def desired_exports(target, desired, refs: dict[str, str | None],
+                    users: dict[str, str] | None = None) -> dict[str, str | None]:
+    """`users`: secret name -> the account its current version names (alternating rotation moves it between
+    the twins; the published username follows), for the accounts where that is not the configured name."""
     c = target.config
     p = c.exports_prefix
     out: dict[str, str | None] = {}
@@ -41,7 +44,7 @@ def desired_exports(target, desired, refs: dict[str, str | None]) -> dict[str, s
         out[f"{base}/database-name"] = t.database
         for a in t.accounts:
             pre = "" if a.role == "app" else f"{a.role}-"
-            out[f"{base}/{pre}username"] = a.user
+            out[f"{base}/{pre}username"] = (users or {}).get(a.secret, a.user)
             out[f"{base}/{pre}secret-arn"] = refs.get(a.secret)
     return out
 

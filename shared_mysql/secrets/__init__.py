@@ -30,8 +30,15 @@ class SecretStore(Protocol):
     def put_pending(self, values: dict[str, tuple[dict, dict]]) -> None:
         """name -> (secret JSON, tags): store new versions labelled AWSPENDING, durably, in one write."""
 
-    def promote(self, names: list[str]) -> None:
-        """Move AWSCURRENT to AWSPENDING's version (old current becomes AWSPREVIOUS), in one write."""
+    def promote(self, names: list[str], tags: dict[str, str] | None = None) -> None:
+        """Move AWSCURRENT to AWSPENDING's version (old current becomes AWSPREVIOUS), in one write; `tags` are
+        set on the promoted secrets in the same step (rotation records `rotated-at`)."""
+
+    def version_id(self, name: str, stage: str = CURRENT) -> str | None:
+        """The id of the version a stage points to (None when the secret or the stage is missing)."""
+
+    def created(self, name: str, stage: str = CURRENT) -> float | None:
+        """When the version a stage points to was written (epoch seconds), or None when unknown."""
 
     def delete(self, names: list[str]) -> None:
         """Remove secrets entirely, in one write."""

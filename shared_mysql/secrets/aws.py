@@ -70,6 +70,20 @@ class AwsSecretStore:
         s = self._list().get(name)
         return s["arn"] if s else None
 
+    def version_id(self, name: str, stage: str = CURRENT) -> str | None:
+        s = self._list().get(name)
+        return s["stages"].get(stage) if s else None
+
+    def created(self, name: str, stage: str = CURRENT) -> float | None:
+        vid = self.version_id(name, stage)
+        if vid is None:
+            return None
+        resp = self._call(f"ListSecretVersionIds {name}", self.sm.list_secret_version_ids, SecretId=name)
+        for v in resp.get("Versions") or []:
+            if v.get("VersionId") == vid and v.get("CreatedDate") is not None:
+                return v["CreatedDate"].timestamp()
+        return None
+
     def get(self, name: str, stage: str = CURRENT) -> dict | None:
         try:
             # Always name the stage: a plain read right after a stage move can return the old version.
@@ -149,7 +163,7 @@ class AwsSecretStore:
         if values:
             self.reload()  # a secret's first version became AWSCURRENT as well
 
-    def promote(self, names: list[str]) -> None:
+    def promote(self, names: list[str], tags: dict[str, str] | None = None) -> None:
         listing = self._list()
         for name in names:
             if PENDING not in listing.get(name, {}).get("stages", {}):
@@ -159,6 +173,9 @@ class AwsSecretStore:
             pending = stages.get(PENDING)
             if pending is None:
                 continue
+            if tags:  # before the stages move: a crash in between re-runs the whole step, tags included
+                self._call(f"TagResource {name}", self.sm.tag_resource, SecretId=name,
+                           Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
             current = stages.get(CURRENT)
             if current != pending:
                 kw = {"SecretId": name, "VersionStage": CURRENT, "MoveToVersionId": pending}

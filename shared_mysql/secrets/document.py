@@ -83,6 +83,16 @@ class DocumentSecretStore:
                 out[name] = dict(s["versions"][vid]["value"])
         return out
 
+    def version_id(self, name: str, stage: str = CURRENT) -> str | None:
+        s = self._load()["secrets"].get(name)
+        return s["stages"].get(stage) if s else None
+
+    def created(self, name: str, stage: str = CURRENT) -> float | None:
+        s = self._load()["secrets"].get(name)
+        vid = s["stages"].get(stage) if s else None
+        when = s["versions"][vid].get("created") if vid else None
+        return float(when) if isinstance(when, (int, float)) and not isinstance(when, bool) else None
+
     def put_pending(self, values: dict[str, tuple[dict, dict]]) -> None:
         if not values:
             return
@@ -101,13 +111,15 @@ class DocumentSecretStore:
                 self._prune(s, old)
         self._save()
 
-    def promote(self, names: list[str]) -> None:
+    def promote(self, names: list[str], tags: dict[str, str] | None = None) -> None:
         doc = self._load()
         changed = False
         for name in names:
             s = doc["secrets"].get(name)
             if not s or PENDING not in s["stages"]:
                 continue
+            if tags:
+                s["tags"].update(tags)
             new = s["stages"].pop(PENDING)
             old_current = s["stages"].get(CURRENT)
             old_previous = s["stages"].get(PREVIOUS)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from ..db import Executor
 from ..errors import DestructiveChangeError, SecretStoreError
-from ..secrets import CURRENT, PENDING, SecretStore
+from ..secrets import CURRENT, PENDING, PREVIOUS, SecretStore
 from ..sql import Statement, statements as st
 from ..sql.passwords import generate_password
-from ..config.model import USER_SUFFIXES
+from ..config.model import ROTATION_SUFFIX, USER_SUFFIXES
 from .model import OWNED_SECRET_KEYS, Desired
 from .plan import Action, Plan
 
@@ -135,6 +135,18 @@ def _delete_rows(d: dict) -> list[Statement]:
     raise ValueError(f"no grant table for an orphan {kind} grant")
 
 
+def _standby_password(action: Action, store: SecretStore) -> str:
+    """A rotation twin's password: the previous version's while it names the twin, else a random one nobody holds
+    (the twin logs in only once a rotation gives it a password)."""
+    if action.detail.get("password_source") == "previous":
+        prev = store.get(action.detail["secret"], PREVIOUS)
+        if prev is None or prev.get("username") != action.detail["user"] or not prev.get("password"):
+            raise SecretStoreError(f"secret {action.detail['secret']}: its previous version changed since the plan; "
+                                   "re-run plan")
+        return prev["password"]
+    return generate_password()
+
+
 def _need(password: str | None, action: Action) -> str | None:
     if password is None and action.detail.get("password_source") != "none":
         raise ValueError(f"{action.object}: a password is required")
@@ -152,8 +164,8 @@ def apply_plan(plan: Plan, desired: Desired, ex: Executor, store: SecretStore, *
     passwords: dict[str, str | None] = {}
     staged: dict[str, tuple[dict, dict]] = {}
     for a in plan.actions:
-        if a.kind not in NEEDS_PASSWORD:
-            continue
+        if a.kind not in NEEDS_PASSWORD or a.detail.get("twin") == "standby":
+            continue  # a rotation twin's password is never staged: random (nobody's) or the previous version's
         name = a.detail["secret"]
         source = a.detail.get("password_source", "current")
         if name in passwords:
@@ -163,7 +175,7 @@ def apply_plan(plan: Plan, desired: Desired, ex: Executor, store: SecretStore, *
             passwords[name] = None
             cur = store.get(name, CURRENT)
             kept = {k: v for k, v in (cur or {}).items() if k not in OWNED_SECRET_KEYS and k != "password"}
-            staged[name] = ({**kept, **desired.secret_meta[name]}, tags)
+            staged[name] = ({**kept, **desired.secret_meta[name], "username": a.detail["user"]}, tags)
             continue
         if source == "pending":
             value = store.get(name, PENDING)
@@ -181,13 +193,17 @@ def apply_plan(plan: Plan, desired: Desired, ex: Executor, store: SecretStore, *
                 raise SecretStoreError(f"secret {name}: current version vanished since the plan; re-run plan")
             pw = cur["password"]
         passwords[name] = pw
-        staged[name] = ({**kept, **desired.secret_meta[name], "password": pw}, tags)
+        # The username is the account the action is about: for alternating twins, the one the secret names.
+        staged[name] = ({**kept, **desired.secret_meta[name], "username": a.detail["user"], "password": pw}, tags)
     store.put_pending(staged)
 
     # 2. The SQL, in plan order.
     stmts: list[Statement] = []
     for a in plan.actions:
-        pw = passwords.get(a.detail.get("secret", "")) if a.kind in NEEDS_PASSWORD else None
+        if a.kind in NEEDS_PASSWORD and a.detail.get("twin") == "standby":
+            pw = _standby_password(a, store)
+        else:
+            pw = passwords.get(a.detail.get("secret", "")) if a.kind in NEEDS_PASSWORD else None
         stmts.extend(render_statements(a, desired, pw))
     # One statement the server refuses (a grant it cannot revoke) must not shield the rest of the drift, so apply
     # keeps going and reports the failures at the end. The store stays right either way: a password whose
@@ -202,7 +218,7 @@ def apply_plan(plan: Plan, desired: Desired, ex: Executor, store: SecretStore, *
     refused = {a.detail["user"] for a in plan.actions if a.kind == "drop_user"
                and any(st.drop_user(a.detail["user"], a.detail["host"]).safe in f for f in failed)}
     gone = [a.detail["secret"] for a in plan.actions if a.kind == "delete_secret"
-            and f"{a.tenant}{USER_SUFFIXES[a.detail['role']]}" not in refused]
+            and not refused & {f"{a.tenant}{USER_SUFFIXES[a.detail['role']]}{twin}" for twin in ("", ROTATION_SUFFIX)}]
     store.delete(gone)
     return ApplyResult(len(stmts), len(staged), len(gone), tuple(failed))
 

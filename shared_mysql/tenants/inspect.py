@@ -21,7 +21,7 @@ import re
 
 from ..db import Executor
 from ..errors import ServerError
-from ..secrets import CURRENT, PENDING, SecretStore
+from ..secrets import CURRENT, PENDING, PREVIOUS, SecretStore
 from ..sql.passwords import native_hash
 from .model import MANAGED_BY, Actual, ActualUser, SecretState
 
@@ -384,6 +384,7 @@ def inspect_secrets(store: SecretStore, identifier: str, actual: Actual | None =
     """
     a = actual or Actual()
     currents = store.get_all(CURRENT)
+    previous = None
     for name, info in store.names().items():
         tags = info["tags"]
         if tags.get("managed-by") != MANAGED_BY or tags.get("instance") != identifier or "tenant" not in tags:
@@ -398,4 +399,12 @@ def inspect_secrets(store: SecretStore, identifier: str, actual: Actual | None =
             current_hash=native_hash(pw) if isinstance(pw, str) and pw else None,
             has_current=CURRENT in info["stages"], has_pending=PENDING in info["stages"],
         )
+        if PREVIOUS in info["stages"]:
+            if previous is None:  # read only when some secret has one (rotated before)
+                previous = store.get_all(PREVIOUS)
+            prev = previous.get(name)
+            if isinstance(prev, dict):
+                user, ppw = prev.get("username"), prev.get("password")
+                a.secrets[name].previous_user = user if isinstance(user, str) else None
+                a.secrets[name].previous_hash = native_hash(ppw) if isinstance(ppw, str) and ppw else None
     return a

@@ -57,10 +57,19 @@ class DesiredAccount:
     secret: str
     require_ssl: bool = True
     auth: str = "password"  # "password" | "iam"
+    rotation: str = "alternating"  # "alternating" | "dual-password" | "single"
+    alt: str | None = None  # alternating: the twin's name (`<user>_alt`); the secret names whichever is current
+    grace_s: float = 7200.0  # how long the previous twin keeps the full limit after a rotation
+    rotation_days: int = 30
 
     @property
     def key(self) -> Account_:
         return (self.user, self.host)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Both twins' user names (alternating), or the one."""
+        return (self.user, self.alt) if self.alt else (self.user,)
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,11 @@ def build_desired(config: Config, flavor: Flavor, *, host: str, port: int, ca: s
         for role, privs, limit in roles:
             user = f"{name}{USER_SUFFIXES[role]}"
             sname = secret_name(config.environment, name, role)
-            accounts.append(DesiredAccount(name, role, user, USER_HOST, database, privs, limit, sname, auth=t.auth))
+            alternating = t.rotation == "alternating" and t.auth == "password"
+            accounts.append(DesiredAccount(
+                name, role, user, USER_HOST, database, privs, limit, sname, auth=t.auth, rotation=t.rotation,
+                alt=user + ROTATION_SUFFIX if alternating else None, grace_s=t.rotation_grace_minutes * 60.0,
+                rotation_days=t.rotation_days or config.instance.secret_rotation_days))
             # RDS secret JSON, plus `database` (the key the seed's CI workflow reads with `jq -r '.database'`).
             meta[sname] = {"engine": flavor.name, "host": host, "port": port, "username": user,
                            "dbname": database, "database": database, **({"ssl_ca": ca} if ca else {}),
@@ -147,6 +160,16 @@ class SecretState:
     current_hash: str | None = field(default=None, repr=False)
     has_current: bool = False
     has_pending: bool = False
+    previous_user: str | None = None  # AWSPREVIOUS's username (alternating: the idle twin, still logging in)
+    previous_hash: str | None = field(default=None, repr=False)
+
+    @property
+    def rotated_at(self) -> float | None:
+        """When the current version became current by a rotation (the `rotated-at` tag, epoch seconds)."""
+        try:
+            return float(self.tags.get("rotated-at", ""))
+        except ValueError:
+            return None
 
 
 @dataclass

@@ -12,9 +12,9 @@ store's tags say; a drop needs the tags AND the names this config derives to agr
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
-from ..config.model import DATABASE_SUFFIX, USER_SUFFIXES, check_tenant_name
+from ..config.model import DATABASE_SUFFIX, ROTATION_SUFFIX, USER_SUFFIXES, check_tenant_name
 from ..errors import ConfigError
 from ..sql.accounts import PASSWORD_PLUGINS, RDS_ACCOUNTS, SERVER_ACCOUNTS, SOCKET_PLUGINS
 from ..sql.quoting import db_pattern_matches, db_pattern_matches_exactly, escape_db_pattern, unescape_db_pattern
@@ -159,14 +159,71 @@ def protected_users(desired: Desired, actual: Actual) -> frozenset[str]:
     return frozenset(names)
 
 
-def build_plan(desired: Desired, actual: Actual) -> Plan:
+def active_user(acc: DesiredAccount, s) -> str:
+    """The account the secret's current version names: one of the twins (alternating), else the account itself."""
+    if acc.alt and s is not None and s.has_current and s.meta:
+        user = s.meta.get("username")
+        if user in (acc.user, acc.alt):
+            return user
+    return acc.user
+
+
+def standby_account(acc: DesiredAccount, active: str, s, now: float) -> DesiredAccount:
+    """The twin the secret does not name: the previous credential, which keeps logging in until the next rotation.
+    It keeps the tenant's full connection limit for `grace_s` after a rotation (clients still hold the old secret
+    in their caches), then 1: the tenant's budget is its limit, plus at most 1, once the grace has passed."""
+    standby = acc.alt if active == acc.user else acc.user
+    rotated = s.rotated_at if s is not None else None
+    in_grace = rotated is not None and now - rotated < acc.grace_s
+    return replace(acc, user=standby, alt=None, max_connections=acc.max_connections if in_grace else 1)
+
+
+def _standby_actions(sb: DesiredAccount, s, actual: Actual, expected_plugin: str, tenant: str) -> list[Action]:
+    base = {"user": sb.user, "host": sb.host, "role": sb.role, "secret": sb.secret, "twin": "standby"}
+    u = actual.users.get(sb.key)
+    if u is None:
+        return [Action("create_user", CREATE, f"user {_acct(*sb.key)}", tenant,
+                       {**base, "max_connections": sb.max_connections, "require_ssl": sb.require_ssl,
+                        "password_source": "random"},
+                       "rotation twin: a random password nobody holds until a rotation gives it one")]
+    out = []
+    changes = _user_changes(sb, u)
+    if changes:
+        out.append(Action("alter_user", UPDATE, f"user {_acct(*sb.key)}", tenant,
+                          {**base, "max_connections": sb.max_connections, "require_ssl": sb.require_ssl,
+                           "changes": changes}, ", ".join(f"{k} {v[0]} -> {v[1]}" for k, v in changes.items())))
+    # Its password is the previous version's while that names it; otherwise nobody's (random, unknown).
+    previous = s is not None and s.previous_user == sb.user and s.previous_hash is not None
+    source = "previous" if previous else "random"
+    why = None
+    if u.plugin and u.plugin != expected_plugin:
+        why = f"authentication plugin is {u.plugin}, expected {expected_plugin}"
+    elif u.other_auth:
+        why = f"also accepts {' or '.join(u.other_auth)} logins (IDENTIFIED VIA ... OR ...)"
+    elif not u.auth_string and (u.plugin or expected_plugin) in PASSWORD_PLUGINS:
+        why = "no password: anyone could log in as the rotation twin"
+    elif previous and expected_plugin == "mysql_native_password" and u.auth_string != s.previous_hash:
+        why = "password on the server does not match the previous version of the secret"
+    elif u.expired:
+        why = "password is expired"
+    if why:
+        out.append(Action("set_password", UPDATE, f"user {_acct(*sb.key)}", tenant,
+                          {**base, "password_source": source}, why))
+    return out
+
+
+def build_plan(desired: Desired, actual: Actual, *, now: float | None = None) -> Plan:
+    import time
+
+    now = time.time() if now is None else now
     flavor = desired.flavor
     protected = protected_users(desired, actual)
     for t in desired.tenants:
         for acc in t.accounts:
-            if acc.user in protected:
-                raise ConfigError(f"tenant {t.name}: account {acc.user} is the master or a system account; "
-                                  "rename the tenant or instance.master_username")
+            for name in acc.names:
+                if name in protected:
+                    raise ConfigError(f"tenant {t.name}: account {name} is the master or a system account; "
+                                      "rename the tenant or instance.master_username")
     expected_plugin = "mysql_native_password" if flavor.is_mariadb else "caching_sha2_password"
     dbs, users, grants, revokes, secrets, drops = [], [], [], [], [], []
     managed_dbs: set[str] = set()
@@ -184,9 +241,12 @@ def build_plan(desired: Desired, actual: Actual) -> Plan:
                               {"database": t.database, "charset": CHARSET, "collation": COLLATION,
                                "from": {"charset": have[0], "collation": have[1]}},
                               f"character set {have[0]}/{have[1]} -> {CHARSET}/{COLLATION}"))
-        for acc in t.accounts:
+        for acc0 in t.accounts:
+            wanted_secrets.add(acc0.secret)
+            s = actual.secrets.get(acc0.secret)
+            active = active_user(acc0, s)
+            acc = acc0 if active == acc0.user else replace(acc0, user=active)
             managed_users.add(acc.key)
-            wanted_secrets.add(acc.secret)
             base = {"user": acc.user, "host": acc.host, "role": acc.role, "secret": acc.secret}
             u = actual.users.get(acc.key)
             pw = _password_action(acc, actual, expected_plugin, u is not None)
@@ -204,9 +264,11 @@ def build_plan(desired: Desired, actual: Actual) -> Plan:
                 if pw:
                     users.append(Action("set_password", UPDATE, f"user {_acct(*acc.key)}", t.name,
                                         {**base, "password_source": pw[0]}, pw[1]))
-            # Secret metadata (host, port, dbname, CA) follows the config; the password stays.
-            s = actual.secrets.get(acc.secret)
+            # Secret metadata (host, port, dbname, CA) follows the config; the password stays. The username is
+            # the twin the secret names (alternating), which only rotation changes.
             want_meta = desired.secret_meta[acc.secret]
+            if want_meta.get("username") != active:
+                want_meta = {**want_meta, "username": active}
             if s and s.has_current and not (pw and pw[0] in ("new", "pending", "none")) and s.meta != want_meta:
                 # Only the fields this tool writes: anything a user added to the secret is theirs, and kept.
                 have_meta = s.meta or {}
@@ -219,6 +281,21 @@ def build_plan(desired: Desired, actual: Actual) -> Plan:
             grants_, revokes_ = _diff_grants(acc, actual, flavor.db_all_privileges, t.name)
             grants += grants_
             revokes += revokes_
+            if acc0.alt:
+                sb = standby_account(acc0, active, s, now)
+                managed_users.add(sb.key)
+                users += _standby_actions(sb, s, actual, expected_plugin, t.name)
+                grants_, revokes_ = _diff_grants(sb, actual, flavor.db_all_privileges, t.name)
+                grants += grants_
+                revokes += revokes_
+            else:
+                # Alternating no more (rotation: single / dual-password, or IAM): the twin goes.
+                twin = (acc0.user + ROTATION_SUFFIX, acc0.host)
+                if twin in actual.users and twin not in managed_users:
+                    drops.append(Action("drop_user", DELETE, f"user {_acct(*twin)}", t.name,
+                                        {"user": twin[0], "host": twin[1], "role": acc0.role},
+                                        f"rotation twin no longer used (rotation: {acc0.rotation})"))
+                    managed_users.add(twin)
 
     # Tenants or accounts that left the config: their secrets carry our tags, and the tags must agree with
     # the names this config derives before anything is planned for drop.
@@ -226,14 +303,14 @@ def build_plan(desired: Desired, actual: Actual) -> Plan:
     gone, ignored = _removed(desired, actual, wanted_secrets, protected)
     for tenant, roles in sorted(gone.items()):
         for role, _sname in sorted(roles.items()):
-            user = f"{tenant}{USER_SUFFIXES[role]}"
-            key = (user, "%")
-            if key in actual.users and key not in managed_users:
-                drops.append(Action("drop_user", DELETE, f"user {_acct(*key)}", tenant,
-                                    {"user": user, "host": "%", "role": role},
-                                    "tenant removed from the config" if tenant not in desired_names
-                                    else f"{role} account removed from the config"))
-                managed_users.add(key)
+            for user in (f"{tenant}{USER_SUFFIXES[role]}", f"{tenant}{USER_SUFFIXES[role]}{ROTATION_SUFFIX}"):
+                key = (user, "%")
+                if key in actual.users and key not in managed_users:
+                    drops.append(Action("drop_user", DELETE, f"user {_acct(*key)}", tenant,
+                                        {"user": user, "host": "%", "role": role},
+                                        "tenant removed from the config" if tenant not in desired_names
+                                        else f"{role} account removed from the config"))
+                    managed_users.add(key)
         database = f"{tenant}{DATABASE_SUFFIX}"
         if tenant not in desired_names:
             if database in actual.databases:
@@ -325,7 +402,8 @@ def _reach_of_others(desired: Desired, actual: Actual, protected: frozenset[str]
     """
     out: list[Action] = []
     exposures: list[str] = []
-    owner = {a.user: t.name for t in desired.tenants for a in t.accounts}  # configured account names
+    # Configured account names, and their rotation twins' (a twin on another host is a shadow too).
+    owner = {n: t.name for t in desired.tenants for a in t.accounts for n in (a.user, a.user + ROTATION_SUFFIX)}
     tenant_dbs = {t.database: t.name for t in desired.tenants}
     admin = actual.current_user
     pub = PUBLIC

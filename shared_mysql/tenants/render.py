@@ -9,7 +9,8 @@ from .plan import Action, Plan
 
 SIGNS = {"create": "+", "update": "~", "delete": "-"}
 _SOURCES = {"new": "new random password", "pending": "pending password from the store",
-            "current": "stored password", "none": "none: IAM authentication"}
+            "current": "stored password", "none": "none: IAM authentication",
+            "random": "random and not stored: nobody holds it until a rotation", "previous": "the secret's previous version"}
 
 
 def shown(value) -> str:
@@ -41,9 +42,10 @@ def describe(a: Action) -> str:
     if k == "alter_database":
         return f"database {d['database']}: {a.reason}"
     if k == "create_user":
-        return (f"user {d['user']}@{d['host']} ({d['role']}, REQUIRE {'SSL' if d['require_ssl'] else 'NONE'}, "
-                f"MAX_USER_CONNECTIONS {d['max_connections']}, password {REDACTED}: "
-                f"{_SOURCES[d['password_source']]} -> secret {d['secret']})")
+        where = "" if d["password_source"] == "random" else f" -> secret {d['secret']}"
+        return (f"user {d['user']}@{d['host']} ({d['role']}{' rotation twin' if d.get('twin') else ''}, "
+                f"REQUIRE {'SSL' if d['require_ssl'] else 'NONE'}, MAX_USER_CONNECTIONS {d['max_connections']}, "
+                f"password {REDACTED}: {_SOURCES[d['password_source']]}{where})")
     if k == "alter_user":
         return f"user {d['user']}@{d['host']}: {shown(a.reason)}"
     if k == "set_password" and d["password_source"] == "none":

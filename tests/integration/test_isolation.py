@@ -309,7 +309,6 @@ def test_other_accounts_reaching_tenant_data_are_revoked_or_reported(applied):
         "CREATE USER 'mallory'@'%' IDENTIFIED BY 'x'", "GRANT SELECT ON *.* TO 'mallory'@'%' WITH GRANT OPTION",
         "CREATE USER 'monitor'@'%' IDENTIFIED BY 'x'", "GRANT PROCESS, REPLICATION CLIENT ON *.* TO 'monitor'@'%'",
         "RENAME USER 'billing_user'@'%' TO 'ghost'@'%'",
-        "CREATE USER 'orders_readonly_alt'@'%' IDENTIFIED BY 'x'",
         "CREATE DEFINER='admin'@'%' VIEW orders_db.v_hashes AS SELECT User, Priv FROM mysql.global_priv")
     eve = {**creds["billing"], "username": "eve", "password": "eve-pass-1"}
     assert reads_cards(eve, database=None)

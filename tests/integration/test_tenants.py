@@ -171,7 +171,7 @@ def test_credentials_formats(applied):
     s = creds["test-orders-db-readonly-credentials"]
     j = json.loads(inst.cli("credentials", "orders", "--user", "readonly", "-o", "json", check=True).stdout)
     assert j == s
-    assert set(j) == {"engine", "host", "port", "username", "password", "dbname", "ssl_ca"}
+    assert set(j) == {"engine", "host", "port", "username", "password", "dbname", "database", "ssl_ca"}
     env = inst.cli("credentials", "orders", "--format", "env", check=True).stdout
     assert "DB_USERNAME=orders_user\n" in env and "DB_NAME=orders_db\n" in env
     dsn = inst.cli("credentials", "billing", "--format", "dsn", check=True).stdout.strip()

@@ -65,7 +65,8 @@ class FakeServer:
         self.db_grants = {}
         self.table_rows, self.column_rows, self.proc_rows, self.proxy_rows, self.role_rows = [], [], [], [], []
 
-    def add_tenant(self, name, passwords, readonly=False, limit=10, ro_limit=None):
+    def add_tenant(self, name, passwords, readonly=False, limit=10, ro_limit=None, twins=True, twin_limits=None):
+        twin_limits = twin_limits or {}
         db = f"{name}_db"
         self.schemata.append((db, "utf8mb4", "utf8mb4_unicode_ci"))
         accounts = [(f"{name}_user", self.flavor.db_all_privileges, limit)]
@@ -73,6 +74,10 @@ class FakeServer:
             accounts.append((f"{name}_readonly", {"SELECT"}, ro_limit or max(1, limit // 4)))
         for user, privs, lim in accounts:
             self.accounts[(user, "%")] = account(auth=native_hash(passwords[user]), maxc=lim)
+            if twins:  # alternating rotation: `<user>_alt`, a random password nobody holds, 1 connection
+                self.accounts[(user + "_alt", "%")] = account(auth=native_hash(passwords.get(user + "_alt", "x" * 32)),
+                                                             maxc=twin_limits.get(user + "_alt", 1))
+                self.db_grants[(user + "_alt", "%", escape_db_pattern(db))] = set(privs)
             self.db_grants[(user, "%", escape_db_pattern(db))] = set(privs)
 
     # -- rows in each flavor's shape ---------------------------------------------------------------------------

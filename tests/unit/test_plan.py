@@ -48,7 +48,7 @@ def apply_to_fake(server, store, desired, **kw):
         ro = [a for a in t.accounts if a.role == "readonly"]
         app = [a for a in t.accounts if a.role == "app"][0]
         server.add_tenant(name, pws, readonly=bool(ro), limit=app.max_connections,
-                          ro_limit=ro[0].max_connections if ro else None)
+                          ro_limit=ro[0].max_connections if ro else None, twins=bool(app.alt))
     return plan, ex
 
 
@@ -57,12 +57,12 @@ def test_empty_server_plans_creates_in_order_and_golden_text():
     d = desired_for()
     plan = plan_for(server, store, d)
     kinds = [a.kind for a in plan.actions]
-    assert kinds == ["create_database", "create_database", "create_user", "create_user", "create_user",
-                     "grant", "grant", "grant"]
+    # Each account and its rotation twin (alternating, the default): same grants and TLS, 1 connection.
+    assert kinds == ["create_database", "create_database"] + ["create_user"] * 6 + ["grant"] * 6
     assert all(a.op == "create" for a in plan.actions)
     text = render_text(plan, "header")
     assert text == (GOLDEN / "plan_create.txt").read_text().rstrip("\n")
-    assert json.loads(json.dumps(plan.to_json()))["summary"] == {"create": 8, "update": 0, "delete": 0}
+    assert json.loads(json.dumps(plan.to_json()))["summary"] == {"create": 14, "update": 0, "delete": 0}
 
 
 @pytest.mark.parametrize("n", [5, 50])
@@ -83,7 +83,7 @@ def test_apply_then_plan_is_empty_and_stores_are_written_twice():
     d = desired_for()
     plan, ex = apply_to_fake(server, store, d)
     assert store.writes == 2  # one pending write, one promote
-    assert len(ex.executed) == 8
+    assert len(ex.executed) == 14
     assert plan_for(server, store, d).empty
     for name in ("dev-orders-db-credentials", "dev-orders-db-readonly-credentials", "dev-billing-db-credentials"):
         s = store.get(name)
@@ -152,8 +152,8 @@ def test_removed_tenant_is_destructive_and_refused_before_any_sql_or_secret_writ
     apply_to_fake(server, store, desired_for())
     d2 = desired_for(CFG.replace("  billing: {max_connections: 10}\n", "  fresh: {}\n"))
     plan = plan_for(server, store, d2)
-    assert [a.object for a in plan.destructive] == ["user billing_user@%", "database billing_db",
-                                                    "secret dev-billing-db-credentials"]
+    assert [a.object for a in plan.destructive] == ["user billing_user@%", "user billing_user_alt@%",
+                                                    "database billing_db", "secret dev-billing-db-credentials"]
     writes = store.writes
     ex = server.executor()
     with pytest.raises(DestructiveChangeError) as e:
@@ -171,7 +171,8 @@ def test_readonly_removed_drops_only_that_account():
     d2 = desired_for(CFG.replace("readonly: true", "readonly: false"))
     plan = plan_for(server, store, d2)
     assert [(a.kind, a.object) for a in plan.actions] == [
-        ("drop_user", "user orders_readonly@%"), ("delete_secret", "secret dev-orders-db-readonly-credentials")]
+        ("drop_user", "user orders_readonly@%"), ("drop_user", "user orders_readonly_alt@%"),
+        ("delete_secret", "secret dev-orders-db-readonly-credentials")]
 
 
 def test_pending_secret_finishes_interrupted_change():
@@ -255,7 +256,7 @@ target: server
 instance: {host: db.example, ca_bundle: ca.pem}
 tenants:
   orders: {auth: iam, readonly: true}
-  billing: {}
+  billing: {rotation: single}
 """
 
 
@@ -301,7 +302,8 @@ def test_mysql_inspect_sees_dynamic_privileges_default_and_mandatory_roles_lock_
     from .fakeserver import account
 
     server, store = FakeServer(MYSQL_8_0), MemorySecretStore()
-    d = desired_for(flavor=MYSQL_8_0)
+    d = desired_for(CFG.replace("readonly: true}", "readonly: true, rotation: single}").replace(
+        "max_connections: 10}", "max_connections: 10, rotation: single}"), flavor=MYSQL_8_0)
     plan = plan_for(server, store, d)
     apply_plan(plan, d, server.executor(), store)
     for name, t in (("orders", True), ("billing", False)):

@@ -1,0 +1,318 @@
+"""Credential rotation in Secrets Manager's four steps, crash-safe, for tenants' accounts and the master.
+
+  createSecret  AWSPENDING gets a new password and the username it belongs to (one durable store write)
+  setSecret     the database accepts it (MariaDB gets the hashed form, never the plaintext); skipped when the
+                pending credential already logs in, so a re-run never changes a password twice
+  testSecret    a real login over verified TLS with the pending credential, into its own database; the app
+                account must be able to create a (temporary) table there, the read-only account must not
+  finishSecret  AWSPENDING becomes AWSCURRENT, the old current AWSPREVIOUS; the secret is tagged `rotated-at`
+
+A kill -9 anywhere leaves at most a pending version; the next run finds it and finishes that same rotation with the
+same password. Strategies (per tenant, `rotation:`):
+  alternating    the twin AWSCURRENT does not name gets the new password: the previous credential keeps logging
+                 in until the next rotation, so a client holding a cached secret never fails
+  dual-password  MySQL 8.0.14+: RETAIN CURRENT PASSWORD, then DISCARD OLD PASSWORD once the grace has passed
+  single         one account, one ALTER USER: logins with the old password fail from setSecret on
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+from .config.model import ROTATION_SUFFIX
+from .db import ConnectionInfo, Executor, connect
+from .errors import ServerError, SharedMySQLError
+from .secrets import CURRENT, PENDING, PREVIOUS
+from .sql import Statement, statements as st
+from .sql.passwords import generate_password
+from .sql.quoting import string as quote_string
+
+STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+ROTATED_AT = "rotated-at"
+
+
+class RotationError(SharedMySQLError):
+    pass
+
+
+@dataclass
+class RotationResult:
+    tenant: str | None  # None: the master
+    role: str
+    secret: str
+    strategy: str
+    old_username: str
+    new_username: str
+    old_version: str | None
+    new_version: str | None
+    steps: list[str] = field(default_factory=list)  # the steps this run did (a resumed run skips some)
+    resumed: bool = False
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def rotated_at(tags: dict) -> float | None:
+    try:
+        return float(tags.get(ROTATED_AT, ""))
+    except (TypeError, ValueError):
+        return None
+
+
+def age_days(store, name: str, now: float) -> float | None:
+    """How old the current credential is: since its last rotation, else since the secret's current version was
+    written (None when unknown)."""
+    info = store.names().get(name)
+    if info is None:
+        return None
+    when = rotated_at(info["tags"]) or store.created(name, CURRENT)
+    return None if when is None else (now - when) / 86400.0
+
+
+# -- tenants' accounts -----------------------------------------------------------------------------------------
+def rotate_accounts(target, ex: Executor, desired, accounts, *, now: float | None = None, force: bool = False,
+                    test_login=None, workers: int = 8) -> list[RotationResult | RotationError]:
+    """Rotate tenant accounts' credentials, each step as one phase over all of them: one durable store write for
+    createSecret, one batch of statements for setSecret, logins in parallel for testSecret, one write for
+    finishSecret. An account that cannot be rotated gets a RotationError in its place; the others go on.
+    `ex` is the admin connection; `test_login(info)` opens a connection (default: verified TLS)."""
+    started = time.monotonic()
+    now = time.time() if now is None else now
+    store = target.store
+    flavor = ex.flavor
+    store.reload()
+    names = store.names()
+    out: dict[str, RotationResult | RotationError] = {}
+    todo: list[tuple] = []  # (acc, result, pending value)
+    fresh: dict[str, tuple[dict, dict]] = {}
+    need = [(acc, _next_user(acc, store.get(acc.secret, CURRENT))) for acc in accounts]
+    existing = _existing_accounts(ex, {(user, acc.host) for acc, user in need})
+    for acc, new_user in need:
+        name = acc.secret
+        try:
+            cur = _precheck(acc, flavor, store.get(name, CURRENT))
+            old_user = cur.get("username") if cur.get("username") in acc.names else acc.user
+            res = RotationResult(acc.tenant, acc.role, name, acc.rotation, old_user, new_user,
+                                 store.version_id(name, CURRENT), None)
+            pending = store.get(name, PENDING)
+            if pending is not None:
+                if pending.get("username") != new_user or pending.get("password") == cur.get("password"):
+                    raise RotationError(f"secret {name}: a pending version from an interrupted apply is waiting; "
+                                        "run `shared-mysql apply` (it finishes it), then rotate")
+                res.resumed = True
+            else:
+                last = rotated_at(names.get(name, {}).get("tags", {}))
+                if last is not None and now - last < acc.grace_s and not force and acc.rotation != "single":
+                    raise RotationError(
+                        f"secret {name} was rotated {int((now - last) // 60)} min ago, within its grace period "
+                        f"({int(acc.grace_s // 60)} min): clients may still use the previous credential, which a "
+                        "second rotation would change; wait, or pass --force")
+                if (new_user, acc.host) not in existing:
+                    raise RotationError(f"tenant {acc.tenant}: account {new_user}@{acc.host} does not exist yet; run "
+                                        "`shared-mysql apply` first (it creates the rotation twins)")
+                pending = {**cur, "username": new_user, "password": generate_password()}
+                fresh[name] = (pending, {})
+                res.steps.append("createSecret")
+            todo.append((acc, res, pending))
+        except RotationError as exc:
+            out[name] = exc
+    # 1. createSecret: every new pending version in one durable write (a resumed one keeps its password).
+    store.put_pending(fresh)
+    for acc, res, _ in todo:
+        res.new_version = store.version_id(acc.secret, PENDING)
+
+    login = test_login or connect
+
+    def info(acc, pending) -> ConnectionInfo:
+        return ConnectionInfo(target.host, target.port, pending["username"], pending["password"], ca=target.ca,
+                              database=acc.database)
+
+    # 2. setSecret: one batch. RETAIN CURRENT PASSWORD twice would drop the old password, so a resumed
+    # dual-password rotation whose pending credential already logs in skips it.
+    stmts = []
+    for acc, res, pending in todo:
+        if res.resumed and acc.rotation == "dual-password" and _logs_in(login, info(acc, pending)):
+            continue
+        stmts += _set_statements(flavor, acc, pending["username"], pending["password"], now)
+        res.steps.append("setSecret")
+    failed = ex.execute_many(stmts, keep_going=True)
+    # 3. testSecret: real logins, in parallel.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def test(item):
+        acc, res, pending = item
+        try:
+            _test(login, info(acc, pending), acc)
+            return None
+        except RotationError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
+        verdicts = list(pool.map(test, todo)) if todo else []
+    passed = []
+    for (acc, res, pending), err in zip(todo, verdicts):
+        if err is not None:
+            mine = [f for f in failed if f"'{pending['username']}'@" in f]
+            why = f" (setSecret was refused: {mine[0]})" if mine else ""
+            out[acc.secret] = RotationError(f"{err}{why}")
+        else:
+            res.steps.append("testSecret")
+            passed.append((acc, res))
+    # 4. finishSecret: one write; the old current becomes AWSPREVIOUS (the idle twin's, still logging in).
+    store.promote([acc.secret for acc, _ in passed], tags={ROTATED_AT: f"{now:.0f}"})
+    for acc, res in passed:
+        res.steps.append("finishSecret")
+        res.seconds = time.monotonic() - started
+        out[acc.secret] = res
+    return [out[a.secret] for a in accounts if a.secret in out]
+
+
+def _next_user(acc, cur: dict | None) -> str:
+    if not acc.alt:
+        return acc.user
+    old = (cur or {}).get("username")
+    return acc.user if old == acc.alt else acc.alt
+
+
+def _precheck(acc, flavor, cur: dict | None) -> dict:
+    label = f"{acc.tenant} ({acc.role})"
+    if acc.auth == "iam":
+        raise RotationError(f"tenant {label} logs in with IAM tokens: there is no password to rotate")
+    if acc.rotation == "dual-password" and flavor.is_mariadb:
+        raise RotationError(f"tenant {acc.tenant}: rotation: dual-password needs MySQL 8.0.14+ (RETAIN CURRENT "
+                            f"PASSWORD); this server is {flavor.label}: use alternating or single")
+    if cur is None or not cur.get("password"):
+        raise RotationError(f"secret {acc.secret}: no current credential to rotate; run `shared-mysql apply` first")
+    return cur
+
+
+def _existing_accounts(ex: Executor, wanted: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    if not wanted:
+        return set()
+    table = "mysql.global_priv" if ex.flavor.is_mariadb else "mysql.user"
+    users = ", ".join(sorted({quote_string(u) for u, _ in wanted}))
+    rows = ex.query(f"SELECT User, Host FROM {table} WHERE User IN ({users})")
+    return {(_text(u), _text(h)) for u, h in rows} & wanted
+
+
+def _text(v) -> str:
+    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
+
+
+def _set_statements(flavor, acc, user: str, password: str, now: float) -> list[Statement]:
+    if acc.rotation == "dual-password":
+        s = st.set_password(flavor, user, acc.host, password)
+        return [Statement(s.sql + " RETAIN CURRENT PASSWORD", (s.redacted or s.sql) + " RETAIN CURRENT PASSWORD")]
+    out = [st.set_password(flavor, user, acc.host, password)]
+    if acc.alt:
+        # The twin that becomes current gets the tenant's full limit (and TLS, unlocked) before anyone uses it.
+        out.append(st.alter_user_limits(user, acc.host, require_ssl=acc.require_ssl,
+                                        max_connections=acc.max_connections, flavor=flavor))
+    return out
+
+
+def _logs_in(login, info: ConnectionInfo) -> bool:
+    try:
+        conn = login(info)
+    except ServerError:
+        return False
+    conn.close()
+    return True
+
+
+def _test(login, info: ConnectionInfo, acc) -> None:
+    """A real login with the pending credential, proving it can use its own database (app) or cannot write
+    there (readonly)."""
+    import pymysql
+
+    try:
+        conn = login(info)
+    except ServerError as exc:
+        raise RotationError(f"testSecret: the pending credential of {acc.secret} does not log in "
+                            f"({str(exc).split(': ', 1)[-1]}); the current one is untouched; re-run rotate") from None
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT CURRENT_USER(), DATABASE()")
+            who, db = cur.fetchone()
+            if who != f"{info.user}@{acc.host}" or db != acc.database:
+                raise RotationError(f"testSecret: logged in as {who} into {db}, expected {info.user}@{acc.host} "
+                                    f"into {acc.database}")
+            probe = "CREATE TEMPORARY TABLE `_shared_mysql_rotation_probe` (i INT)"
+            if acc.role == "readonly":
+                try:
+                    cur.execute(probe)
+                except pymysql.err.MySQLError:
+                    return  # refused, as it must be
+                raise RotationError(f"testSecret: the read-only account {info.user} can create tables in "
+                                    f"{acc.database}; fix its grants (shared-mysql apply) before rotating")
+            try:
+                cur.execute(probe)
+                cur.execute("DROP TEMPORARY TABLE `_shared_mysql_rotation_probe`")
+            except pymysql.err.MySQLError as exc:
+                raise RotationError(f"testSecret: {info.user} cannot create a table in {acc.database} (error "
+                                    f"{exc.args[0]}); fix its grants (shared-mysql apply) before rotating") from None
+    finally:
+        conn.close()
+
+
+def discard_old_passwords(ex: Executor, desired, store, now: float) -> list[str]:
+    """dual-password accounts whose grace has passed: DISCARD OLD PASSWORD (MySQL). Returns the accounts."""
+    done = []
+    if ex.flavor.is_mariadb:
+        return done
+    names = store.names()
+    for t in desired.tenants:
+        for a in t.accounts:
+            if a.rotation != "dual-password" or a.auth == "iam":
+                continue
+            last = rotated_at(names.get(a.secret, {}).get("tags", {}))
+            if last is not None and now - last >= a.grace_s:
+                ex.execute_many([Statement(f"ALTER USER {st.account(a.user, a.host)} DISCARD OLD PASSWORD")])
+                done.append(a.user)
+    return done
+
+
+# -- the master -----------------------------------------------------------------------------------------------
+def rotate_master(target, ex: Executor, *, now: float | None = None, test_login=None) -> RotationResult:
+    """local/server: ALTER USER through the current master login, verified by a new login before promotion.
+    One account, so new logins with the old password fail from setSecret on (only this tool logs in as it)."""
+    started = time.monotonic()
+    now = time.time() if now is None else now
+    store = target.store
+    name = target.config.master_secret_name
+    store.reload()
+    cur = store.get(name, CURRENT)
+    if cur is None:
+        raise RotationError(f"no master credential {name} to rotate")
+    user = cur.get("username") or target.config.instance.master_username
+    res = RotationResult(None, "master", name, "single", user, user, store.version_id(name, CURRENT), None)
+    pending = store.get(name, PENDING)
+    if pending is not None and pending.get("username", user) == user and pending.get("password"):
+        res.resumed = True
+    else:
+        pending = {**cur, "password": generate_password()}
+        store.put_pending({name: (pending, {})})
+        res.steps.append("createSecret")
+    res.new_version = store.version_id(name, PENDING)
+    info = ConnectionInfo(target.host, target.port, user, pending["password"], ca=target.ca)
+    login = test_login or connect
+    if not _logs_in(login, info):
+        host = ex.query("SELECT CURRENT_USER()")[0][0].rpartition("@")[2]
+        ex.execute_many([st.set_password(ex.flavor, user, host, pending["password"])])
+        res.steps.append("setSecret")
+    try:
+        login(info).close()
+    except ServerError as exc:
+        raise RotationError(f"testSecret: the new master password does not log in ({exc}); the store keeps it "
+                            "as pending; re-run rotate --master") from None
+    res.steps.append("testSecret")
+    store.promote([name], tags={ROTATED_AT: f"{now:.0f}"})
+    res.steps.append("finishSecret")
+    res.seconds = time.monotonic() - started
+    return res
+
+
+__all__ = ["STEPS", "RotationError", "RotationResult", "rotate_accounts", "rotate_master", "age_days",
+           "discard_old_passwords", "ROTATION_SUFFIX", "PREVIOUS"]
