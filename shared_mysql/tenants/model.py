@@ -66,6 +66,13 @@ class DesiredAccount:
     def key(self) -> Account_:
         return (self.user, self.host)
 
+    def as_user(self, user: str, max_connections: int | None = None, alt: str | None = None) -> "DesiredAccount":
+        """This account under another name (a rotation twin): dataclasses.replace costs ~4x as much, 20,000 times
+        per plan at 10,000 tenants."""
+        return DesiredAccount(self.tenant, self.role, user, self.host, self.database, self.privileges,
+                              self.max_connections if max_connections is None else max_connections, self.secret,
+                              self.require_ssl, self.auth, self.rotation, alt, self.grace_s, self.rotation_days)
+
     @property
     def names(self) -> tuple[str, ...]:
         """Both twins' user names (alternating), or the one."""

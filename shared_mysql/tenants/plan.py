@@ -12,7 +12,7 @@ store's tags say; a drop needs the tags AND the names this config derives to agr
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 from ..config.model import DATABASE_SUFFIX, ROTATION_SUFFIX, USER_SUFFIXES, check_tenant_name
 from ..errors import ConfigError
@@ -175,7 +175,7 @@ def standby_account(acc: DesiredAccount, active: str, s, now: float) -> DesiredA
     standby = acc.alt if active == acc.user else acc.user
     rotated = s.rotated_at if s is not None else None
     in_grace = rotated is not None and now - rotated < acc.grace_s
-    return replace(acc, user=standby, alt=None, max_connections=acc.max_connections if in_grace else 1)
+    return acc.as_user(standby, acc.max_connections if in_grace else 1)
 
 
 def _standby_actions(sb: DesiredAccount, s, actual: Actual, expected_plugin: str, tenant: str) -> list[Action]:
@@ -245,7 +245,7 @@ def build_plan(desired: Desired, actual: Actual, *, now: float | None = None) ->
             wanted_secrets.add(acc0.secret)
             s = actual.secrets.get(acc0.secret)
             active = active_user(acc0, s)
-            acc = acc0 if active == acc0.user else replace(acc0, user=active)
+            acc = acc0 if active == acc0.user else acc0.as_user(active, alt=acc0.alt)
             managed_users.add(acc.key)
             base = {"user": acc.user, "host": acc.host, "role": acc.role, "secret": acc.secret}
             u = actual.users.get(acc.key)

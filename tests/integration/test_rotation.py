@@ -300,3 +300,24 @@ def test_load_loop_sees_no_failures_while_rotating(instance_factory):
     print(f"\nload loop: {queries[0]} connections, {len(failures)} failures, {after - before} failed logins counted "
           "by the server (clients re-read the secret on 1045)")
     assert failures == [] and queries[0] > 100
+
+
+def test_single_strategy_changes_one_account_and_dual_password_is_refused_on_mariadb(instance_factory):
+    inst = instance_factory({"orders": {"max_connections": 3, "rotation": "single"},
+                             "billing": {"max_connections": 3, "rotation": "dual-password"}})
+    inst.cli("apply", "--auto-approve", check=True)
+    t = inst.target()
+    with t.executor() as ex:
+        users = {r[0] for r in ex.query("SELECT User FROM mysql.global_priv WHERE User LIKE '%\\_alt'")}
+    assert users == set()  # no twins for single or dual-password
+    old = secret(t)
+    res = inst.cli("rotate", "orders")
+    assert res.returncode == 0, res.stderr
+    new = secret(t)
+    assert new["username"] == old["username"] == "orders_user"
+    login(new).close()
+    assert error_code(lambda: login(old)) == 1045  # single: the old password stops at once (README says so)
+    res = inst.cli("rotate", "billing")
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
+    assert "dual-password needs MySQL 8.0.14+" in res.stderr
+    assert inst.cli("plan", "--detailed-exitcode").returncode == 0
