@@ -32,6 +32,7 @@ from shared_mysql.config import load_config  # noqa: E402
 from shared_mysql.target import LocalTarget  # noqa: E402
 
 BENCH_VENV = ROOT / ".bench-venv"
+ROTATION = "alternating"  # --rotation: alternating (the default: two accounts per tenant) or single
 
 
 def free_port() -> int:
@@ -43,7 +44,7 @@ def free_port() -> int:
 def make_instance(base: Path, name: str, n: int) -> LocalTarget:
     d = base / name
     d.mkdir()
-    tenants = "\n".join(f"  t{i:05d}: {{max_connections: 1}}" for i in range(n))
+    tenants = "\n".join(f"  t{i:05d}: {{max_connections: 1, rotation: {ROTATION}}}" for i in range(n))
     (d / "shared-mysql.yaml").write_text(
         f"environment: bench\nidentifier: bench\ninstance:\n  port: {free_port()}\n"
         f"  parameters: {{max_connections: {n + 100}}}\ntenants:\n{tenants}\n")
@@ -145,14 +146,18 @@ def ansible_run(t: LocalTarget, n: int) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tenants", type=int, default=100)
+    ap.add_argument("--rotation", choices=("alternating", "single"), default="alternating",
+                    help="alternating: each tenant's account and its rotation twin (the default config); single: one")
     ap.add_argument("--ansible", action="store_true", help="also run Ansible's community.mysql modules")
     ap.add_argument("--rounds", type=int, default=3,
                     help="floor/CLI rounds on fresh servers, interleaved; medians are reported (disk latency varies)")
     args = ap.parse_args()
+    global ROTATION
+    ROTATION = args.rotation
     n = args.tenants
     base = Path(tempfile.mkdtemp(prefix="shared-mysql-bench-"))
     started: list[LocalTarget] = []
-    result = {"tenants": n, "apply_s": None, "raw_sql_s": None, "noop_plan_s": None, "noop_plan_rss_mb": None,
+    result = {"tenants": n, "rotation": ROTATION, "apply_s": None, "raw_sql_s": None, "noop_plan_s": None, "noop_plan_rss_mb": None,
               "startup_s": None, "python_startup_s": None, "ansible_apply_s": None, "ansible_noop_s": None}
     floors, applies, noops, rss = [], [], [], []
     try:
@@ -188,7 +193,7 @@ def main() -> None:
     def f(v):
         return "-" if v is None else f"{v:8.3f} s"
 
-    print(f"{n} tenants, {os.cpu_count()} cores, medians of {args.rounds} rounds "
+    print(f"{n} tenants (rotation: {ROTATION}), {os.cpu_count()} cores, medians of {args.rounds} rounds "
           f"(apply {', '.join(f'{x:.2f}' for x in applies)} s; floor {', '.join(f'{x:.2f}' for x in floors)} s)")
     print(f"{'':24s}{'shared-mysql':>14s}{'raw SQL floor':>16s}{'Ansible':>12s}")
     print(f"{'apply from empty':24s}{f(result['apply_s']):>14s}{f(result['raw_sql_s']):>16s}"
