@@ -314,5 +314,115 @@ def rotate_master(target, ex: Executor, *, now: float | None = None, test_login=
     return res
 
 
-__all__ = ["STEPS", "RotationError", "RotationResult", "rotate_accounts", "rotate_master", "age_days",
+# -- Secrets Manager's rotation Lambda ---------------------------------------------------------------------------
+def lambda_handler(event, context=None, *, sm=None, connect_fn=None) -> None:
+    """Secrets Manager's rotation contract for a tenant secret: event {SecretId, ClientRequestToken, Step}.
+
+    The secret carries what the function needs: `masterarn` (the master secret, as in AWS's multi-user rotation),
+    host, port, dbname, and the tags `rotation` (alternating or single) and `role`. The CA bundle is the secret's
+    `ssl_ca` or $SHARED_MYSQL_CA_BUNDLE (the regional RDS bundle packaged with the function). Every step is
+    idempotent: Secrets Manager retries steps, and a re-run finds what the last one did."""
+    import json
+    import os
+
+    arn, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]
+    if sm is None:
+        import boto3
+
+        sm = boto3.client("secretsmanager")
+    login = connect_fn or connect
+    desc = sm.describe_secret(SecretId=arn)
+    versions = desc.get("VersionIdsToStages") or {}
+    stages = versions.get(token)
+    if stages is None and step != "createSecret":
+        raise RotationError(f"secret {arn}: version {token} is not a version of it")
+    if stages is not None and CURRENT in stages:
+        return  # already current: this rotation is done
+    if stages is not None and PENDING not in stages:
+        raise RotationError(f"secret {arn}: version {token} is not AWSPENDING")
+    tags = {t["Key"]: t["Value"] for t in desc.get("Tags") or []}
+    strategy = tags.get("rotation", "single")
+    if strategy == "dual-password":
+        raise RotationError(f"secret {arn}: dual-password rotation runs from `shared-mysql rotate`, not the Lambda")
+
+    def value(**kw) -> dict:
+        return json.loads(sm.get_secret_value(SecretId=arn, **kw)["SecretString"])
+
+    current = value(VersionStage=CURRENT)
+    if step == "createSecret":
+        try:
+            value(VersionId=token, VersionStage=PENDING)
+            return  # a retried createSecret: the pending version exists
+        except Exception as exc:  # noqa: BLE001 - botocore's ResourceNotFoundException
+            if type(exc).__name__ != "ResourceNotFoundException" and "ResourceNotFound" not in str(exc):
+                raise
+        user = current["username"]
+        if strategy == "alternating":
+            user = user[: -len(ROTATION_SUFFIX)] if user.endswith(ROTATION_SUFFIX) else user + ROTATION_SUFFIX
+        pending = {**current, "username": user, "password": generate_password()}
+        sm.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(pending),
+                            VersionStages=[PENDING])
+        return
+    ca = current.get("ssl_ca") or os.environ.get("SHARED_MYSQL_CA_BUNDLE")
+    if step in ("setSecret", "testSecret"):
+        pending = value(VersionId=token, VersionStage=PENDING)
+        info = ConnectionInfo(pending["host"], int(pending["port"]), pending["username"], pending["password"],
+                              ca=ca, database=pending.get("dbname"))
+        acc = _LambdaAccount(tags.get("tenant", ""), tags.get("role", "app"), pending.get("dbname") or "", arn)
+        if step == "setSecret":
+            if _logs_in(login, info):
+                return  # done by an earlier attempt
+            master = json.loads(sm.get_secret_value(SecretId=pending["masterarn"])["SecretString"])
+            admin = login(ConnectionInfo(pending["host"], int(pending["port"]), master["username"],
+                                         master["password"], ca=ca))
+            try:
+                _lambda_set(admin, strategy, current["username"], pending["username"], pending["password"])
+            finally:
+                admin.close()
+            return
+        _test(login, info, acc)
+        return
+    if step == "finishSecret":
+        now = __import__("time").time()
+        current_vid = next((v for v, st in versions.items() if CURRENT in st), None)
+        sm.tag_resource(SecretId=arn, Tags=[{"Key": ROTATED_AT, "Value": f"{now:.0f}"}])
+        sm.update_secret_version_stage(SecretId=arn, VersionStage=CURRENT, MoveToVersionId=token,
+                                       RemoveFromVersionId=current_vid)
+        return
+    raise RotationError(f"unknown rotation step {step!r}")
+
+
+@dataclass
+class _LambdaAccount:
+    tenant: str
+    role: str
+    database: str
+    secret: str
+    host: str = "%"
+
+
+def _lambda_set(conn, strategy: str, current_user: str, user: str, password: str) -> None:
+    """ALTER USER through the master login; an alternating twin also gets the current twin's limit, TLS and
+    an unlocked account before anyone uses it."""
+    from .sql import detect_flavor
+
+    flavor = detect_flavor(conn.get_server_info())
+    stmts = [st.set_password(flavor, user, "%", password)]
+    if strategy == "alternating" and user != current_user:
+        with conn.cursor() as cur:
+            if flavor.is_mariadb:
+                cur.execute("SELECT JSON_VALUE(Priv, '$.max_user_connections') FROM mysql.global_priv "
+                            f"WHERE User = {quote_string(current_user)} AND Host = '%'")
+            else:
+                cur.execute(f"SELECT max_user_connections FROM mysql.user WHERE User = {quote_string(current_user)} "
+                            "AND Host = '%'")
+            row = cur.fetchone()
+        limit = int(row[0]) if row and row[0] is not None else 1
+        stmts.append(st.alter_user_limits(user, "%", require_ssl=True, max_connections=max(1, limit), flavor=flavor))
+    with conn.cursor() as cur:
+        for s in stmts:
+            cur.execute(s.sql)
+
+
+__all__ = ["STEPS", "RotationError", "RotationResult", "rotate_accounts", "rotate_master", "age_days", "lambda_handler",
            "discard_old_passwords", "ROTATION_SUFFIX", "PREVIOUS"]

@@ -163,6 +163,8 @@ def apply_plan(plan: Plan, desired: Desired, ex: Executor, store: SecretStore, *
     # 1. Stage every password the database will see as AWSPENDING, in one durable write.
     passwords: dict[str, str | None] = {}
     staged: dict[str, tuple[dict, dict]] = {}
+    # The strategy rides along as a tag: the rotation Lambda, which sees only the secret, reads it.
+    strategy = {a.secret: a.rotation for t in desired.tenants for a in t.accounts}
     for a in plan.actions:
         if a.kind not in NEEDS_PASSWORD or a.detail.get("twin") == "standby":
             continue  # a rotation twin's password is never staged: random (nobody's) or the previous version's
@@ -170,7 +172,8 @@ def apply_plan(plan: Plan, desired: Desired, ex: Executor, store: SecretStore, *
         source = a.detail.get("password_source", "current")
         if name in passwords:
             continue
-        tags = {**desired.tags, "tenant": a.tenant or "", "role": a.detail["role"]}
+        tags = {**desired.tags, "tenant": a.tenant or "", "role": a.detail["role"],
+                "rotation": strategy.get(name, "single")}
         if source == "none":  # IAM: connection info only
             passwords[name] = None
             cur = store.get(name, CURRENT)
