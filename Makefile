@@ -28,9 +28,10 @@ server:
 	@scripts/ensure-server.sh
 
 
-bench: setup server ## apply/plan vs the raw-SQL floor (ARGS="--ansible" adds Ansible), then client connects
+bench: setup server ## apply/plan vs the raw-SQL floor (ARGS="--ansible" adds Ansible), client connects, rotation under load
 	$(BIN)/python bench/tenants.py --tenants 100 $(ARGS)
 	$(BIN)/python bench/client.py
+	$(BIN)/python bench/rotation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

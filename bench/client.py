@@ -12,21 +12,12 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from _common import free_port  # noqa: E402 (also puts the repository on sys.path)
 
 
 def main() -> None:

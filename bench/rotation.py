@@ -15,37 +15,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import ROOT, embedded  # noqa: E402 (puts the repository on sys.path)
 
-from shared_mysql.config import load_config  # noqa: E402
 from shared_mysql.target import LocalTarget  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def make_instance(base: Path, name: str, n: int, rotation: str) -> LocalTarget:
-    d = base / name
-    d.mkdir()
-    tenants = "\n".join(f"  t{i:04d}: {{max_connections: 8, rotation: {rotation}}}" for i in range(n))
-    (d / "shared-mysql.yaml").write_text(
-        f"environment: bench\nidentifier: bench\ninstance:\n  port: {free_port()}\n"
-        f"  parameters: {{max_connections: {n * 16 + 100}}}\ntenants:\n{tenants}\n")
-    t = LocalTarget(load_config(d / "shared-mysql.yaml"))
-    t.local_up()
+    t = embedded(base, name, [f"  t{i:04d}: {{max_connections: 8, rotation: {rotation}}}" for i in range(n)],
+                 n * 16 + 100)
     subprocess.run(cli(t, "apply", "--auto-approve"), check=True, stdout=subprocess.DEVNULL)
     return t
 

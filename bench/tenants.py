@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,32 +24,16 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import ROOT, embedded  # noqa: E402 (puts the repository on sys.path)
 
-from shared_mysql.config import load_config  # noqa: E402
 from shared_mysql.target import LocalTarget  # noqa: E402
 
 BENCH_VENV = ROOT / ".bench-venv"
 ROTATION = "alternating"  # --rotation: alternating (the default: two accounts per tenant) or single
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def make_instance(base: Path, name: str, n: int) -> LocalTarget:
-    d = base / name
-    d.mkdir()
-    tenants = "\n".join(f"  t{i:05d}: {{max_connections: 1, rotation: {ROTATION}}}" for i in range(n))
-    (d / "shared-mysql.yaml").write_text(
-        f"environment: bench\nidentifier: bench\ninstance:\n  port: {free_port()}\n"
-        f"  parameters: {{max_connections: {n + 100}}}\ntenants:\n{tenants}\n")
-    t = LocalTarget(load_config(d / "shared-mysql.yaml"))
-    t.local_up()
-    return t
+    return embedded(base, name, [f"  t{i:05d}: {{max_connections: 1, rotation: {ROTATION}}}" for i in range(n)], n + 100)
 
 
 def timed(cmd, **kw) -> float:
