@@ -236,8 +236,10 @@ class Target:
                     if master:
                         out.append(rotate_master(self, ex, now=now, test_login=test_login))
                     desired = self.desired(ex.flavor)
+                    # --all/--due: IAM accounts have no password to rotate and are left out; named, they fail.
                     accounts = [a for t in desired.tenants for a in t.accounts
-                                if selection == "all" or (a.tenant, a.role) in selection]
+                                if (selection == "all" and a.auth != "iam") or
+                                (selection != "all" and (a.tenant, a.role) in selection)]
                     if due:
                         self.store.reload()
                         accounts = [a for a in accounts if a.auth != "iam" and
