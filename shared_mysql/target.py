@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import time
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
 from .config import LoadedConfig
 from .db import ConnectionInfo, PyMySQLExecutor
-from .errors import ConfigError, SecretStoreError, SharedMySQLError
+from .errors import ConfigError, SecretStoreError, ServerError, SharedMySQLError
 from .locking import flock_within
 from .secrets import CURRENT, PENDING, secret_json
 from .sql.passwords import generate_password
@@ -148,9 +149,26 @@ class Target:
     def master_password(self) -> str:
         return self.master_secret()["password"]
 
-    def import_master(self, value: dict) -> None:
-        """Store the master credential (RDS secret JSON, at least username and password) as current."""
+    def import_master(self, value: dict) -> str | None:
+        """Store the master credential (RDS secret JSON, at least username and password) as current, once a login
+        with it succeeds. Returns why it could not be verified (server unreachable), or None."""
         check_master_json(value)
+        from .db import connect
+        from .tenants.model import derived_user_names
+
+        if any(value["username"] in derived_user_names(t) for t in self.config.tenants):
+            raise SharedMySQLError(f"master credential: {value['username'][:64]!r} is a tenant's account, not the "
+                                   "master; nothing was stored")
+        # A real login first: a wrong password stored as current would lock this tool out of the server. A server
+        # that cannot be reached (not up yet, another network) cannot say no: stored, and said so.
+        unverified = None
+        try:
+            connect(ConnectionInfo(self.host, self.port, value["username"], value["password"], ca=self.ca)).close()
+        except SharedMySQLError as exc:
+            why = str(exc).split(": ", 1)[-1]
+            if "error 1045" in why or "error 1698" in why:
+                raise SharedMySQLError(f"master credential: it does not log in ({why}); nothing was stored") from None
+            unverified = why
         # RDS secret JSON: what was given wins; host/port/engine default to this target's.
         full = {"engine": "mysql", "host": self.config.host, "port": self.config.port, "dbname": None, **value}
         tags = {"managed-by": "shared-mysql", "instance": self.config.identifier,
@@ -159,6 +177,7 @@ class Target:
             self.store.reload()  # under the lock: what another command wrote before us is kept
             self.store.put_pending({self.config.master_secret_name: (full, tags)})
             self.store.promote([self.config.master_secret_name])
+        return unverified
 
     def import_tenant(self, tenant: str, role: str, value: dict) -> str:
         """Adopt the password a running service already uses: `value` (RDS secret JSON) must log in as the tenant's
@@ -179,19 +198,20 @@ class Target:
             flavor = ex.flavor
         desired = self.desired(flavor)
         [acc] = [a for t in desired.tenants if t.name == tenant for a in t.accounts if a.role == role]
-        if value["username"] != acc.user:
+        if value["username"] not in acc.names:
             raise SharedMySQLError(f"{label}: username {value['username'][:64]!r} is not the account this config "
-                                   f"gives it ({acc.user}); nothing was stored")
+                                   f"gives it ({' or '.join(acc.names)}); nothing was stored")
         # A real login, as the service will make it: verified TLS, its own database.
         try:
-            conn = connect(ConnectionInfo(self.host, self.port, acc.user, value["password"], ca=self.ca,
+            conn = connect(ConnectionInfo(self.host, self.port, value["username"], value["password"], ca=self.ca,
                                           database=acc.database))
         except SharedMySQLError as exc:
             raise SharedMySQLError(f"{label}: the password does not log in ({str(exc).split(': ', 1)[-1]}); "
                                    "nothing was stored") from None
         conn.close()
         kept = {k: v for k, v in value.items() if k not in OWNED_SECRET_KEYS and k != "password"}
-        full = {**kept, **desired.secret_meta[acc.secret], "password": value["password"]}
+        full = {**kept, **desired.secret_meta[acc.secret], "username": value["username"],
+                "password": value["password"]}
         tags = {**desired.tags, "tenant": tenant, "role": role}
         with self.lock(wait=LOCK_WAIT):
             self.store.reload()
@@ -230,7 +250,7 @@ class Target:
 
         now = _time.time() if now is None else now
         out: list = []
-        with self.lock(wait=LOCK_WAIT):
+        with self.lock(wait=lock_wait):
             with self.executor() as ex:
                 with self.server_lock(ex, lock_wait, "rotate"):
                     if master:
@@ -269,7 +289,33 @@ class Target:
         return ConnectionInfo(self.host, self.port, user, m["password"], ca=self.ca)
 
     def executor(self) -> PyMySQLExecutor:
-        return PyMySQLExecutor.open(self.admin_info())
+        try:
+            return PyMySQLExecutor.open(self.admin_info())
+        except ServerError as exc:
+            if "error 1045" not in str(exc):
+                raise
+            ex = self._finish_master_rotation()
+            if ex is None:
+                raise
+            return ex
+
+    def _finish_master_rotation(self) -> PyMySQLExecutor | None:
+        """The current master password is refused, and a pending one waits: a master rotation was killed after
+        its ALTER USER. A login with the pending password proves it; it then becomes current (finishSecret)."""
+        name = self.config.master_secret_name
+        pending = self.store.get(name, PENDING)
+        if not pending or not pending.get("password"):
+            return None
+        user = pending.get("username") or self.config.instance.master_username
+        try:
+            ex = PyMySQLExecutor.open(ConnectionInfo(self.host, self.port, user, pending["password"], ca=self.ca))
+        except ServerError:
+            return None
+        with self.lock(wait=LOCK_WAIT):
+            self.store.reload()
+            if self.store.get(name, PENDING) == pending:
+                self.store.promote([name], tags={"rotated-at": f"{time.time():.0f}"})
+        return ex
 
     @contextmanager
     def lock(self, wait: float = 0.0):

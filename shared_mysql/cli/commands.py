@@ -192,6 +192,8 @@ def register(app: typer.Typer) -> None:
         chosen = [bool(tenant), all_, due]
         if sum(chosen) > 1 or not (any(chosen) or master):
             raise UsageError("give one of TENANT, --all or --due (and/or --master)")
+        if user != UserRole.app and not tenant:
+            raise UsageError("--user goes with a TENANT (--all and --due take every account)")
         loaded = state.loaded()
         selection = "all" if (all_ or due) else []
         if tenant:
@@ -290,7 +292,9 @@ def register(app: typer.Typer) -> None:
         t = open_target(loaded)
         if import_:
             if admin:
-                t.import_master(_read_json_credential("--admin"))
+                unverified = t.import_master(_read_json_credential("--admin"))
+                if unverified:
+                    sys.stderr.write(f"warning: stored without a login test: {unverified}\n")
             else:
                 t.import_tenant(tenant, user.value, _read_json_credential(f"{tenant} --user {user.value}"))
             if state.json:

@@ -98,7 +98,7 @@ def _cached(cache: Path, digest: str):
         if st.st_uid != os.geteuid() or st.st_mode & 0o022:
             return None  # only a cache that nobody else could have written
         doc = json.loads(cache.read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return doc.get("data") if isinstance(doc, dict) and doc.get("sha256") == digest else None
 

@@ -101,7 +101,7 @@ class FileExports:
             return {}
         try:
             doc = json.loads(raw)
-        except ValueError:  # includes UnicodeDecodeError
+        except (ValueError, RecursionError):  # includes UnicodeDecodeError; RecursionError: nested 10**6 deep
             doc = None
         if not isinstance(doc, dict) or not all(type(k) is str and type(v) is str for k, v in doc.items()):
             log.debug("%s is not a JSON object of strings (%d bytes): treated as absent, rewritten on apply",
@@ -211,7 +211,7 @@ class _EnvIndex:
         try:
             raw = read_regular(self.path)
             doc = json.loads(raw) if raw else {}
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             doc = {}
         if isinstance(doc, dict) and isinstance(doc.get("files"), dict):
             self.old = doc["files"]

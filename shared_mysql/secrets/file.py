@@ -294,7 +294,7 @@ class FileSecretStore(DocumentSecretStore):
             ) from None
         try:
             doc = json.loads(plain)
-        except ValueError:  # includes UnicodeDecodeError
+        except (ValueError, RecursionError):  # includes UnicodeDecodeError
             raise SecretStoreError(corrupt) from None
         problem = document_problem(doc)
         if problem:

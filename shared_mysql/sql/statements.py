@@ -77,14 +77,15 @@ def set_password(flavor: Flavor, user: str, host: str, password: str | None) -> 
 
 
 def alter_user_limits(user: str, host: str, *, require_ssl: bool, max_connections: int,
-                      flavor: Flavor | None = None) -> Statement:
+                      flavor: Flavor | None = None, locked: bool = False) -> Statement:
     """Every account property the config owns, in one statement: TLS, limits (per-hour ones and MariaDB's
-    statement time back to none), the server's password-expiry policy, and unlocked."""
+    statement time back to none), the server's password-expiry policy, and unlocked (locked: an idle rotation
+    twin nobody holds a password for)."""
     statement_time = " MAX_STATEMENT_TIME 0" if flavor is not None and flavor.is_mariadb else ""
     return Statement(
         f"ALTER USER {account(user, host)} REQUIRE {'SSL' if require_ssl else 'NONE'} WITH MAX_QUERIES_PER_HOUR 0 "
         f"MAX_UPDATES_PER_HOUR 0 MAX_CONNECTIONS_PER_HOUR 0 MAX_USER_CONNECTIONS {max_connections}{statement_time} "
-        "PASSWORD EXPIRE DEFAULT ACCOUNT UNLOCK")
+        f"PASSWORD EXPIRE DEFAULT ACCOUNT {'LOCK' if locked else 'UNLOCK'}")
 
 
 def drop_user(user: str, host: str) -> Statement:

@@ -48,13 +48,16 @@ def render_statements(action: Action, desired: Desired, password: str | None = N
     if k == "alter_database":
         return [st.alter_database(d["database"], d["charset"], d["collation"])]
     if k == "create_user":
-        return [st.create_user(f, d["user"], d["host"], _need(password, action), require_ssl=d["require_ssl"],
-                               max_connections=d["max_connections"])]
+        s = st.create_user(f, d["user"], d["host"], _need(password, action), require_ssl=d["require_ssl"],
+                           max_connections=d["max_connections"])
+        if d.get("locked"):  # an idle rotation twin nobody holds a password for
+            s = Statement(s.sql + " ACCOUNT LOCK", (s.redacted or s.sql) + " ACCOUNT LOCK")
+        return [s]
     if k == "set_password" and d.get("password_source") == "none":
         return [st.set_password(f, d["user"], d["host"], None)]
     if k == "alter_user":
         return [st.alter_user_limits(d["user"], d["host"], require_ssl=d["require_ssl"],
-                                     max_connections=d["max_connections"], flavor=f)]
+                                     max_connections=d["max_connections"], flavor=f, locked=d.get("locked", False))]
     if k == "set_password":
         return [st.set_password(f, d["user"], d["host"], _need(password, action))]
     if k == "grant":

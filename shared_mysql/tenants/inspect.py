@@ -399,6 +399,10 @@ def inspect_secrets(store: SecretStore, identifier: str, actual: Actual | None =
             current_hash=native_hash(pw) if isinstance(pw, str) and pw else None,
             has_current=CURRENT in info["stages"], has_pending=PENDING in info["stages"],
         )
+        if PENDING in info["stages"]:  # rare: an interrupted apply or rotation
+            pend = store.get(name, PENDING)
+            user = pend.get("username") if isinstance(pend, dict) else None
+            a.secrets[name].pending_user = user if isinstance(user, str) else None
         if PREVIOUS in info["stages"]:
             if previous is None:  # read only when some secret has one (rotated before)
                 previous = store.get_all(PREVIOUS)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..config.model import DATABASE_SUFFIX, ROTATION_SUFFIX, USER_SUFFIXES, check_tenant_name
-from ..errors import ConfigError
+from ..errors import ConfigError, SharedMySQLError
 from ..sql.accounts import PASSWORD_PLUGINS, RDS_ACCOUNTS, SERVER_ACCOUNTS, SOCKET_PLUGINS
 from ..sql.quoting import db_pattern_matches, db_pattern_matches_exactly, escape_db_pattern, unescape_db_pattern
 from .model import (CHARSET, COLLATION, OWNED_SECRET_KEYS, PUBLIC, SYSTEM_DATABASES, SYSTEM_USERS, Actual, Desired,
@@ -142,8 +142,8 @@ def _user_changes(acc: DesiredAccount, u) -> dict:
         changes["max_connections"] = [u.max_connections, acc.max_connections]
     if (u.ssl_type == "ANY") != acc.require_ssl or u.ssl_type not in ("ANY", "") or any(u.ssl_detail):
         changes["require_ssl"] = [u.ssl_type or "NONE", "SSL" if acc.require_ssl else "NONE"]
-    if u.locked:
-        changes["account_locked"] = ["LOCK", "UNLOCK"]  # the service would get error 4151
+    if u.locked != acc.locked:  # a locked tenant account: the service would get error 4151
+        changes["account_locked"] = ["LOCK" if u.locked else "UNLOCK", "LOCK" if acc.locked else "UNLOCK"]
     for k, v in sorted(u.limits.items()):
         changes[k] = [v, 0]
     if u.password_lifetime is not None:
@@ -175,25 +175,31 @@ def standby_account(acc: DesiredAccount, active: str, s, now: float) -> DesiredA
     standby = acc.alt if active == acc.user else acc.user
     rotated = s.rotated_at if s is not None else None
     in_grace = rotated is not None and now - rotated < acc.grace_s
-    return acc.as_user(standby, acc.max_connections if in_grace else 1)
+    # Nobody holds a password for a twin the previous version does not name (never rotated, or pruned): it is
+    # locked, so a password set on it by hand opens nothing. A rotation unlocks it as it becomes current.
+    held = s is not None and s.previous_user == standby and s.previous_hash is not None
+    return acc.as_user(standby, acc.max_connections if in_grace else 1, locked=not (held or in_grace))
 
 
 def _standby_actions(sb: DesiredAccount, s, actual: Actual, expected_plugin: str, tenant: str) -> list[Action]:
     base = {"user": sb.user, "host": sb.host, "role": sb.role, "secret": sb.secret, "twin": "standby"}
     u = actual.users.get(sb.key)
+    previous = s is not None and s.previous_user == sb.user and s.previous_hash is not None
     if u is None:
+        # Re-created with the previous version's password while that names it (clients may hold it).
         return [Action("create_user", CREATE, f"user {_acct(*sb.key)}", tenant,
                        {**base, "max_connections": sb.max_connections, "require_ssl": sb.require_ssl,
-                        "password_source": "random"},
+                        "password_source": "previous" if previous else "random", "locked": sb.locked},
+                       "rotation twin: the secret's previous version" if previous else
                        "rotation twin: a random password nobody holds until a rotation gives it one")]
     out = []
     changes = _user_changes(sb, u)
     if changes:
         out.append(Action("alter_user", UPDATE, f"user {_acct(*sb.key)}", tenant,
                           {**base, "max_connections": sb.max_connections, "require_ssl": sb.require_ssl,
-                           "changes": changes}, ", ".join(f"{k} {v[0]} -> {v[1]}" for k, v in changes.items())))
+                           "locked": sb.locked, "changes": changes},
+                          ", ".join(f"{k} {v[0]} -> {v[1]}" for k, v in changes.items())))
     # Its password is the previous version's while that names it; otherwise nobody's (random, unknown).
-    previous = s is not None and s.previous_user == sb.user and s.previous_hash is not None
     source = "previous" if previous else "random"
     why = None
     if u.plugin and u.plugin != expected_plugin:
@@ -245,6 +251,14 @@ def build_plan(desired: Desired, actual: Actual, *, now: float | None = None) ->
             wanted_secrets.add(acc0.secret)
             s = actual.secrets.get(acc0.secret)
             active = active_user(acc0, s)
+            if acc0.alt and s is not None and s.has_pending and s.pending_user in acc0.names and \
+                    s.pending_user != active:
+                # A rotation was interrupted: its pending password belongs to the other twin, and finishing it
+                # here (without its login test) could leave the secret naming a password the server rejects.
+                raise SharedMySQLError(f"secret {acc0.secret}: a rotation to {s.pending_user} was interrupted; run "
+                                       f"`shared-mysql rotate {acc0.tenant}"
+                                       f"{' --user readonly' if acc0.role == 'readonly' else ''}` (it finishes that "
+                                       "rotation), then apply")
             acc = acc0 if active == acc0.user else acc0.as_user(active, alt=acc0.alt)
             managed_users.add(acc.key)
             base = {"user": acc.user, "host": acc.host, "role": acc.role, "secret": acc.secret}
@@ -377,8 +391,8 @@ def _uncorroborated(desired: Desired, name: str, s, tenant, role, protected) -> 
     meta = s.meta or {}
     if user in protected:
         return f"{user} is the master or a system account"
-    if meta.get("username", user) != user:
-        return f"its username {meta.get('username')!r} is not {user}"
+    if meta.get("username", user) not in (user, user + ROTATION_SUFFIX):  # either rotation twin
+        return f"its username {meta.get('username')!r} is not {user} (or {user}{ROTATION_SUFFIX})"
     if meta.get("dbname", f"{tenant}{DATABASE_SUFFIX}") != f"{tenant}{DATABASE_SUFFIX}":
         return f"its dbname {meta.get('dbname')!r} is not {tenant}{DATABASE_SUFFIX}"
     return None

@@ -45,6 +45,7 @@ def describe(a: Action) -> str:
         where = "" if d["password_source"] == "random" else f" -> secret {d['secret']}"
         return (f"user {d['user']}@{d['host']} ({d['role']}{' rotation twin' if d.get('twin') else ''}, "
                 f"REQUIRE {'SSL' if d['require_ssl'] else 'NONE'}, MAX_USER_CONNECTIONS {d['max_connections']}, "
+                f"{'ACCOUNT LOCK, ' if d.get('locked') else ''}"
                 f"password {REDACTED}: {_SOURCES[d['password_source']]}{where})")
     if k == "alter_user":
         return f"user {d['user']}@{d['host']}: {shown(a.reason)}"

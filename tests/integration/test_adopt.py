@@ -71,3 +71,23 @@ def test_readonly_import_and_stdin_that_is_not_json(instance_factory):
     assert inst.cli("plan", "--detailed-exitcode").returncode == 0
     res = inst.cli("credentials", "orders", "--import", input="not json")
     assert res.returncode == 2 and "not JSON" in res.stderr
+
+
+def test_import_takes_the_twin_a_rotated_secret_names_and_master_import_needs_a_login(instance_factory):
+    inst = instance_factory(TENANTS)
+    inst.cli("apply", "--auto-approve", check=True)
+    t = inst.target()
+    assert inst.cli("rotate", "orders").returncode == 0
+    cur = inst.cli("credentials", "orders", "-o", "json", check=True).stdout
+    assert json.loads(cur)["username"] == "orders_user_alt"
+    res = inst.cli("credentials", "orders", "--import", input=cur)
+    assert res.returncode == 0, res.stderr
+    master = t.master_secret()
+    res = inst.cli("credentials", "--admin", "--import",
+                   input=json.dumps({**master, "password": "wrong-master-password-123"}))
+    assert res.returncode == 1 and "does not log in" in res.stderr and "nothing was stored" in res.stderr
+    res = inst.cli("credentials", "--admin", "--import", input=json.dumps({**master, "username": "orders_user"}))
+    assert res.returncode == 1 and "tenant's account" in res.stderr
+    t.store.reload()
+    assert t.master_secret() == master
+    assert inst.cli("plan", "--detailed-exitcode").returncode == 0

@@ -321,3 +321,108 @@ def test_single_strategy_changes_one_account_and_dual_password_is_refused_on_mar
     assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
     assert "dual-password needs MySQL 8.0.14+" in res.stderr
     assert inst.cli("plan", "--detailed-exitcode").returncode == 0
+
+
+# -- found by a review: each was broken before the fix ----------------------------------------------------------
+def _killed_rotation(inst, point="after-set"):
+    proc = subprocess.run([sys.executable, "-c", KILLER.format(root=ROOT), str(inst.config_path), point],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+
+@pytest.mark.parametrize("point", ["after-create", "after-set"])
+def test_apply_after_a_killed_rotation_refuses_with_the_fix_and_breaks_nothing(inst, point):
+    t = inst.target()
+    before = {n: v for n, v in t.store.get_all().items() if "-db-" in n}
+    _killed_rotation(inst, point)
+    res = inst.cli("apply", "--auto-approve")
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
+    assert "rotation to" in res.stderr and "was interrupted" in res.stderr and "shared-mysql rotate" in res.stderr
+    for v in before.values():
+        login({**v, "ssl_ca": t.ca}).close()  # nothing was changed
+    assert inst.cli("rotate", "--all").returncode == 0
+    inst.cli("apply", "--auto-approve", check=True)
+    assert_all_stored_credentials_log_in(t)
+
+
+def test_a_killed_master_rotation_is_finished_by_the_next_command(inst):
+    from shared_mysql.sql import statements as st
+
+    t = inst.target()
+    old = t.master_secret()
+    new = {**old, "password": "Rotated-Master-0123456789abcdef"}
+    t.store.put_pending({t.config.master_secret_name: (new, {})})  # createSecret ...
+    with t.executor() as ex:  # ... setSecret, then the process died
+        ex.execute_many([st.set_password(ex.flavor, old["username"], "%", new["password"])])
+    res = inst.cli("plan", "--detailed-exitcode")
+    assert res.returncode == 0, res.stderr  # logged in with the pending password, which became current
+    t.store.reload()
+    assert t.master_secret()["password"] == new["password"]
+    assert t.store.get(t.config.master_secret_name, "AWSPENDING") is None
+
+
+def test_removing_a_tenant_whose_secret_names_the_twin_drops_everything(inst):
+    t = inst.target()
+    assert inst.cli("rotate", "billing").returncode == 0  # billing's secret now names billing_user_alt
+    inst.write({"orders": TENANTS["orders"]})
+    res = inst.cli("apply", "--auto-approve", "--allow-destructive", "-o", "json")
+    assert res.returncode == 0, res.stderr
+    plan = json.loads(res.stdout)["plan"]
+    assert plan["unmanaged"]["secrets"] == [] and "billing_user_alt@%" not in plan["unmanaged"]["users"]
+    with t.executor() as ex:
+        assert ex.query("SELECT COUNT(*) FROM mysql.global_priv WHERE User LIKE 'billing%'")[0][0] == 0
+        assert ex.query("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'billing_db'")[0][0] == 0
+    t.store.reload()
+    assert t.store.get("test-billing-db-credentials") is None
+
+
+def test_a_dropped_idle_twin_comes_back_with_the_previous_password_in_one_apply(inst):
+    t = inst.target()
+    assert inst.cli("rotate", "orders").returncode == 0
+    prev = secret(t, stage="AWSPREVIOUS")
+    with t.executor() as ex:
+        ex.query("DROP USER 'orders_user'@'%'")
+    res = inst.cli("apply", "--auto-approve")
+    assert res.returncode == 0 and "Converged." in res.stdout, res.stdout + res.stderr
+    login(prev).close()
+
+
+def test_rotate_honours_lock_timeout_on_the_local_lock_too(inst):
+    import fcntl
+
+    lock = inst.dir / ".shared-mysql" / "itest" / "apply.lock"
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        started = time.monotonic()
+        res = inst.cli("rotate", "--all", "--lock-timeout", "0", timeout=30)
+        assert res.returncode == 1 and time.monotonic() - started < 10 and "another shared-mysql command" in res.stderr
+    res = inst.cli("rotate", "--all", "--user", "readonly")
+    assert res.returncode == 2 and "--user goes with a TENANT" in res.stderr
+
+
+def test_nested_json_in_state_files_is_treated_as_corrupt_not_a_traceback(inst):
+    exports = inst.dir / ".shared-mysql" / "itest" / "exports"
+    (exports / "parameters.json").write_text("[" * 10**6)
+    (exports.parent / "exports-index.json").write_text("[" * 10**6)
+    res = inst.cli("plan")
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    inst.cli("apply", "--auto-approve", check=True)
+    assert json.loads((exports / "parameters.json").read_text())
+
+
+def test_a_never_rotated_twin_is_locked_so_a_password_set_by_hand_opens_nothing(inst):
+    t = inst.target()
+    billing = secret(t, "test-billing-db-credentials")
+    backdoor = {**billing, "username": "billing_user_alt", "password": "Backdoor-123456"}
+    with t.executor() as ex:
+        ex.query("ALTER USER 'billing_user_alt'@'%' IDENTIFIED BY 'Backdoor-123456'")
+    assert error_code(lambda: login(backdoor)) == 4151  # locked
+    with t.executor() as ex:
+        ex.query("ALTER USER 'billing_user_alt'@'%' ACCOUNT UNLOCK")
+    login(backdoor).close()  # now it would open billing_db ...
+    plan = json.loads(inst.cli("plan", "-o", "json").stdout)
+    assert [(a["kind"], a["object"]) for a in plan["actions"]] == [("alter_user", "user billing_user_alt@%")]
+    inst.cli("apply", "--auto-approve", check=True)  # ... until apply locks it again
+    assert error_code(lambda: login(backdoor)) == 4151
+    assert inst.cli("rotate", "billing").returncode == 0  # a rotation unlocks the twin it makes current
+    login(secret(t, "test-billing-db-credentials")).close()

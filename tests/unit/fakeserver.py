@@ -76,7 +76,7 @@ class FakeServer:
             self.accounts[(user, "%")] = account(auth=native_hash(passwords[user]), maxc=lim)
             if twins:  # alternating rotation: `<user>_alt`, a random password nobody holds, 1 connection
                 self.accounts[(user + "_alt", "%")] = account(auth=native_hash(passwords.get(user + "_alt", "x" * 32)),
-                                                             maxc=twin_limits.get(user + "_alt", 1))
+                                                             maxc=twin_limits.get(user + "_alt", 1), locked=True)
                 self.db_grants[(user + "_alt", "%", escape_db_pattern(db))] = set(privs)
             self.db_grants[(user, "%", escape_db_pattern(db))] = set(privs)
 

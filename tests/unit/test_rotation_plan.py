@@ -31,6 +31,7 @@ def rotated(server, store, when):
     store.promote([NAME], tags={"rotated-at": str(when)})
     server.accounts[("orders_user_alt", "%")]["auth"] = native_hash("N" * 32)
     server.accounts[("orders_user_alt", "%")]["maxc"] = 20
+    server.accounts[("orders_user_alt", "%")]["locked"] = False  # setSecret unlocks the twin it makes current
     return cur, new
 
 
@@ -45,8 +46,24 @@ def test_after_a_rotation_the_plan_is_empty_within_the_grace_and_limits_the_idle
 
     actual = inspect_secrets(store, d.identifier, inspect_server(server.executor()))
     later = build_plan(d, actual, now=now + 7201)
-    assert [(a.kind, a.object, a.detail.get("max_connections")) for a in later.actions] == [
-        ("alter_user", "user orders_user@%", 1)]
+    assert [(a.kind, a.object, a.detail.get("max_connections"), a.detail.get("locked")) for a in later.actions] == [
+        ("alter_user", "user orders_user@%", 1, False)]  # it still logs in (AWSPREVIOUS), with 1 connection
+
+
+def test_a_twin_nobody_holds_a_password_for_is_locked_and_a_hand_set_password_opens_nothing():
+    server, store = FakeServer(MARIADB_10_11), MemorySecretStore()
+    d = desired_for(CFG)
+    plan = plan_for(server, store, d)
+    from shared_mysql.tenants import render_statements
+
+    [twin] = [a for a in plan.actions if a.object == "user orders_user_alt@%" and a.kind == "create_user"]
+    assert twin.detail["locked"] and render_statements(twin, d, "p" * 32)[0].sql.endswith("ACCOUNT LOCK")
+    apply_to_fake(server, store, d)
+    assert plan_for(server, store, d).empty
+    server.accounts[("orders_user_alt", "%")]["locked"] = False  # someone unlocks it (to use a password set by hand)
+    [act] = plan_for(server, store, d).actions
+    assert act.kind == "alter_user" and act.detail["changes"]["account_locked"] == ["UNLOCK", "LOCK"]
+    assert render_statements(act, d)[0].sql.endswith("ACCOUNT LOCK")
 
 
 def test_the_idle_twins_password_is_the_previous_versions_and_drift_on_it_is_reverted():
