@@ -64,7 +64,8 @@ def child_env(tmpdir: Path | None = None) -> dict[str, str]:
     MYSQL_PWD or MYSQLD_BOOTSTRAP in the caller's environment never reach the server (it runs as root here)."""
     env = {k: os.environ[k] for k in CHILD_ENV_PASSED if os.environ.get(k)}
     env.setdefault("PATH", os.defpath)
-    env.update(LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    # The server creates its files (binlogs, logs, tables) with these modes; its default is 0660, its logs 0644.
+    env.update(LANG="C.UTF-8", LC_ALL="C.UTF-8", UMASK="0600", UMASK_DIR="0700")
     if tmpdir is not None:
         env["TMPDIR"] = str(tmpdir)
     return env
@@ -419,7 +420,10 @@ class LocalServer(CnfMixin):
             write_private(p.cnf, cnf.encode())
             write_private(p.init_file, self._bootstrap_sql(master_password).encode())
             start_offset = p.error_log.stat().st_size if p.error_log.exists() else 0
-            with open(p.logs / "console.log", "ab") as console:
+            fd = os.open(p.logs / "console.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600)
+            os.fchmod(fd, 0o600)  # an older one may be 0644
+            with os.fdopen(fd, "ab") as console:
                 proc = subprocess.Popen(
                     [str(binary), f"--defaults-file={p.cnf}", f"--init-file={p.init_file}"],
                     stdin=subprocess.DEVNULL, stdout=console, stderr=console, start_new_session=True,

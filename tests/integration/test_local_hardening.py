@@ -373,3 +373,18 @@ def test_cnf_of_a_running_server_is_what_status_reports(instance_factory):
     assert {k: v for k, v in parse_cnf(t.server.paths.cnf.read_text()).items() if k in st["forced"]} == st["forced"]
     assert error_code(lambda: pymysql.connect(unix_socket=str(t.server.paths.socket), user="admin",
                                               password=t.master_password(), connect_timeout=2)) in (2002, 2003)
+
+
+def test_every_file_the_server_writes_is_private(instance_factory):
+    """Binlogs and logs were 0660/0644 under the server's own umask (inside 0700 directories); now 0600. Only the
+    CA certificate (public) and the server's version stamp may be read by others."""
+    import stat
+
+    inst = instance_factory({"orders": {"max_connections": 2}})
+    inst.cli("apply", "--auto-approve", check=True)
+    state = inst.dir / ".shared-mysql" / "itest"
+    loose = [str(p.relative_to(state)) for p in state.rglob("*")
+             if p.is_file() and not p.is_symlink() and stat.S_IMODE(p.stat().st_mode) & 0o077
+             and p.name not in ("ca.pem", "mysql_upgrade_info")]
+    assert loose == []
+    assert all(stat.S_IMODE(d.stat().st_mode) & 0o077 == 0 for d in state.rglob("*") if d.is_dir())
