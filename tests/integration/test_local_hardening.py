@@ -258,7 +258,7 @@ def test_server_environment_holds_no_caller_secrets(instance_factory, monkeypatc
                    b"MYSQL_PWD", b"mysql-pwd-canary"):
         assert needle not in environ
     env = dict(kv.split(b"=", 1) for kv in environ.split(b"\0") if kv)
-    assert set(env) <= {b"PATH", b"LANG", b"LC_ALL", b"TZ", b"TMPDIR"}
+    assert set(env) <= {b"PATH", b"LANG", b"LC_ALL", b"TZ", b"TMPDIR", b"UMASK", b"UMASK_DIR"}
     assert env[b"TMPDIR"] == os.fsencode(inst.target().server.paths.tmpdir)
 
 

@@ -243,7 +243,8 @@ def test_child_env_is_an_allowlist(monkeypatch):
     monkeypatch.setenv("TMPDIR", "/tmp")
     monkeypatch.setenv("MYSQLD_BOOTSTRAP", "/bin/sh")  # mariadb-install-db would run it instead of mariadbd
     env = srv.child_env()
-    assert set(env) == {"PATH", "LANG", "LC_ALL", "TZ"} and env["TZ"] == "UTC"
+    assert set(env) == {"PATH", "LANG", "LC_ALL", "TZ", "UMASK", "UMASK_DIR"} and env["TZ"] == "UTC"
+    assert (env["UMASK"], env["UMASK_DIR"]) == ("0600", "0700")
     assert srv.child_env(Path("/state/tmp"))["TMPDIR"] == "/state/tmp"
 
 
