@@ -27,6 +27,7 @@ from .secrets import CURRENT, PENDING, PREVIOUS
 from .sql import Statement, statements as st
 from .sql.passwords import generate_password
 from .sql.quoting import string as quote_string
+from .tenants.inspect import _s
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 ROTATED_AT = "rotated-at"
@@ -61,10 +62,10 @@ def rotated_at(tags: dict) -> float | None:
         return None
 
 
-def age_days(store, name: str, now: float) -> float | None:
+def age_days(store, name: str, now: float, names: dict | None = None) -> float | None:
     """How old the current credential is: since its last rotation, else since the secret's current version was
-    written (None when unknown)."""
-    info = store.names().get(name)
+    written (None when unknown). `names`: store.names(), read once by a caller asking about many secrets."""
+    info = (store.names() if names is None else names).get(name)
     if info is None:
         return None
     when = rotated_at(info["tags"]) or store.created(name, CURRENT)
@@ -135,7 +136,7 @@ def rotate_accounts(target, ex: Executor, desired, accounts, *, now: float | Non
     for acc, res, pending in todo:
         if res.resumed and acc.rotation == "dual-password" and _logs_in(login, info(acc, pending)):
             continue
-        stmts += _set_statements(flavor, acc, pending["username"], pending["password"], now)
+        stmts += _set_statements(flavor, acc, pending["username"], pending["password"])
         res.steps.append("setSecret")
     failed = ex.execute_many(stmts, keep_going=True)
     # 3. testSecret: real logins, in parallel.
@@ -194,14 +195,10 @@ def _existing_accounts(ex: Executor, wanted: set[tuple[str, str]]) -> set[tuple[
     table = "mysql.global_priv" if ex.flavor.is_mariadb else "mysql.user"
     users = ", ".join(sorted({quote_string(u) for u, _ in wanted}))
     rows = ex.query(f"SELECT User, Host FROM {table} WHERE User IN ({users})")
-    return {(_text(u), _text(h)) for u, h in rows} & wanted
+    return {(_s(u), _s(h)) for u, h in rows} & wanted
 
 
-def _text(v) -> str:
-    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
-
-
-def _set_statements(flavor, acc, user: str, password: str, now: float) -> list[Statement]:
+def _set_statements(flavor, acc, user: str, password: str) -> list[Statement]:
     if acc.rotation == "dual-password":
         s = st.set_password(flavor, user, acc.host, password)
         return [Statement(s.sql + " RETAIN CURRENT PASSWORD", (s.redacted or s.sql) + " RETAIN CURRENT PASSWORD")]
@@ -263,14 +260,16 @@ def discard_old_passwords(ex: Executor, desired, store, now: float) -> list[str]
     if ex.flavor.is_mariadb:
         return done
     names = store.names()
+    stmts = []
     for t in desired.tenants:
         for a in t.accounts:
             if a.rotation != "dual-password" or a.auth == "iam":
                 continue
             last = rotated_at(names.get(a.secret, {}).get("tags", {}))
             if last is not None and now - last >= a.grace_s:
-                ex.execute_many([Statement(f"ALTER USER {st.account(a.user, a.host)} DISCARD OLD PASSWORD")])
+                stmts.append(Statement(f"ALTER USER {st.account(a.user, a.host)} DISCARD OLD PASSWORD"))
                 done.append(a.user)
+    ex.execute_many(stmts)  # one batch for all of them
     return done
 
 
@@ -383,7 +382,7 @@ def lambda_handler(event, context=None, *, sm=None, connect_fn=None) -> None:
         _test(login, info, acc)
         return
     if step == "finishSecret":
-        now = __import__("time").time()
+        now = time.time()
         current_vid = next((v for v, st in versions.items() if CURRENT in st), None)
         sm.tag_resource(SecretId=arn, Tags=[{"Key": ROTATED_AT, "Value": f"{now:.0f}"}])
         sm.update_secret_version_stage(SecretId=arn, VersionStage=CURRENT, MoveToVersionId=token,

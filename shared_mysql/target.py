@@ -184,7 +184,7 @@ class Target:
         account over verified TLS; it is then stored as the current version, so the next apply keeps it rather
         than setting a new one. Fields this tool does not write are kept. Returns the secret's name."""
         from .db import connect
-        from .tenants.model import OWNED_SECRET_KEYS, account_secret
+        from .tenants.model import account_secret, user_fields
 
         name, problem = account_secret(self.config, self.loaded.path, tenant, role)
         if problem:
@@ -209,10 +209,9 @@ class Target:
             raise SharedMySQLError(f"{label}: the password does not log in ({str(exc).split(': ', 1)[-1]}); "
                                    "nothing was stored") from None
         conn.close()
-        kept = {k: v for k, v in value.items() if k not in OWNED_SECRET_KEYS and k != "password"}
-        full = {**kept, **desired.secret_meta[acc.secret], "username": value["username"],
+        full = {**user_fields(value), **desired.secret_meta[acc.secret], "username": value["username"],
                 "password": value["password"]}
-        tags = {**desired.tags, "tenant": tenant, "role": role}
+        tags = {**desired.tags, "tenant": tenant, "role": role, "rotation": acc.rotation}
         with self.lock(wait=LOCK_WAIT):
             self.store.reload()
             self.store.put_pending({name: (full, tags)})
@@ -244,11 +243,9 @@ class Target:
                force: bool = False, lock_wait: float = 0.0, test_login=None) -> list:
         """Rotate credentials: `selection` is [(tenant, role), ...] or "all"; `due` keeps only those older than
         their rotation_days. Returns RotationResult (or RotationError) per account, the master's first."""
-        import time as _time
-
         from .rotation import age_days, discard_old_passwords, rotate_accounts, rotate_master
 
-        now = _time.time() if now is None else now
+        now = time.time() if now is None else now
         out: list = []
         with self.lock(wait=lock_wait):
             with self.executor() as ex:
@@ -262,8 +259,9 @@ class Target:
                                 (selection != "all" and (a.tenant, a.role) in selection)]
                     if due:
                         self.store.reload()
+                        names = self.store.names()  # once, not once per account
                         accounts = [a for a in accounts if a.auth != "iam" and
-                                    (age_days(self.store, a.secret, now) or 0.0) >= a.rotation_days]
+                                    (age_days(self.store, a.secret, now, names) or 0.0) >= a.rotation_days]
                     if accounts:
                         out += rotate_accounts(self, ex, desired, accounts, now=now, force=force,
                                                test_login=test_login)
@@ -314,7 +312,9 @@ class Target:
         with self.lock(wait=LOCK_WAIT):
             self.store.reload()
             if self.store.get(name, PENDING) == pending:
-                self.store.promote([name], tags={"rotated-at": f"{time.time():.0f}"})
+                from .rotation import ROTATED_AT
+
+                self.store.promote([name], tags={ROTATED_AT: f"{time.time():.0f}"})
         return ex
 
     @contextmanager

@@ -17,7 +17,7 @@ from ..secrets import CURRENT, PENDING, PREVIOUS, SecretStore
 from ..sql import Statement, statements as st
 from ..sql.passwords import generate_password
 from ..config.model import ROTATION_SUFFIX, USER_SUFFIXES
-from .model import OWNED_SECRET_KEYS, Desired
+from .model import Desired, user_fields
 from .plan import Action, Plan
 
 
@@ -179,9 +179,8 @@ def apply_plan(plan: Plan, desired: Desired, ex: Executor, store: SecretStore, *
                 "rotation": strategy.get(name, "single")}
         if source == "none":  # IAM: connection info only
             passwords[name] = None
-            cur = store.get(name, CURRENT)
-            kept = {k: v for k, v in (cur or {}).items() if k not in OWNED_SECRET_KEYS and k != "password"}
-            staged[name] = ({**kept, **desired.secret_meta[name], "username": a.detail["user"]}, tags)
+            staged[name] = ({**user_fields(store.get(name, CURRENT)), **desired.secret_meta[name],
+                             "username": a.detail["user"]}, tags)
             continue
         if source == "pending":
             value = store.get(name, PENDING)
@@ -191,7 +190,7 @@ def apply_plan(plan: Plan, desired: Desired, ex: Executor, store: SecretStore, *
             continue
         # Fields a user added to the secret are kept; the ones this tool writes follow the config.
         cur = store.get(name, CURRENT)
-        kept = {k: v for k, v in (cur or {}).items() if k not in OWNED_SECRET_KEYS and k != "password"}
+        kept = user_fields(cur)
         if source == "new":
             pw = generate_password()
         else:

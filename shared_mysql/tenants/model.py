@@ -18,6 +18,11 @@ SYSTEM_USERS = PROTECTED_NAMES
 # The fields of a tenant's secret that this tool writes; anything else in it is the user's and is kept as it is.
 OWNED_SECRET_KEYS = frozenset({"engine", "host", "port", "username", "dbname", "database", "ssl_ca", "auth",
                                "masterarn"})
+
+
+def user_fields(secret: dict | None) -> dict:
+    """The fields of a secret that a user added (kept through every new version this tool writes)."""
+    return {k: v for k, v in (secret or {}).items() if k not in OWNED_SECRET_KEYS and k != "password"}
 # The pseudo-account every account inherits from (MariaDB 10.11 `GRANT ... TO PUBLIC`).
 PUBLIC = ("PUBLIC", "")
 

@@ -124,14 +124,14 @@ def test_rotation_statements_per_strategy(flavor):
 
     d = desired_for(CFG, flavor=flavor)
     acc = d.tenants[0].accounts[0]
-    alt = [s.sql for s in _set_statements(flavor, acc, "orders_user_alt", "P" * 32, 0)]
+    alt = [s.sql for s in _set_statements(flavor, acc, "orders_user_alt", "P" * 32)]
     assert alt[0].startswith("ALTER USER 'orders_user_alt'@'%' IDENTIFIED")
     assert "MAX_USER_CONNECTIONS 20" in alt[1] and "REQUIRE SSL" in alt[1]
     if flavor.is_mariadb:
         assert "P" * 32 not in alt[0]  # MariaDB gets the hash: the plaintext never reaches the binlog
     dual = desired_for(CFG.replace("max_connections: 20}", "max_connections: 20, rotation: dual-password}"),
                        flavor=flavor).tenants[0].accounts[0]
-    sql = [s for s in _set_statements(flavor, dual, "orders_user", "P" * 32, 0)]
+    sql = [s for s in _set_statements(flavor, dual, "orders_user", "P" * 32)]
     assert sql[0].sql.endswith("RETAIN CURRENT PASSWORD") and "P" * 32 not in sql[0].safe
     assert len(sql) == 1
 
