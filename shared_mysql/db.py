@@ -57,6 +57,28 @@ def _code(exc: BaseException) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
+# Who runs this process, sent as connection attributes (performance_schema.session_connect_attrs), so that an
+# operator waiting on the server-side lock is told who holds it: machine user, host and command. Set by the CLI.
+OPERATOR_ATTRS: dict[str, str] = {}
+
+
+def set_operator(command: str) -> None:
+    import getpass
+    import socket
+
+    def clean(v: str) -> str:  # printable, short: the server's attribute buffer is small (512 bytes a session)
+        return "".join(ch if ch.isprintable() else "?" for ch in v)[:120]
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry (a container's uid): the number will do
+        import os
+
+        user = str(os.getuid())
+    OPERATOR_ATTRS.update(program_name="shared-mysql", os_user=clean(user), os_host=clean(socket.gethostname()),
+                          command=clean(command))
+
+
 def connect(info: ConnectionInfo, *, multi_statements: bool = False):
     """A PyMySQL connection with verified TLS (PyMySQL falls back to unverified TLS unless told)."""
     import pymysql
@@ -64,12 +86,15 @@ def connect(info: ConnectionInfo, *, multi_statements: bool = False):
 
     try:
         ctx = tls_context(info.ca) if info.ca else None
-        return pymysql.connect(
+        conn = pymysql.connect(
             host=info.host, port=info.port, user=info.user, password=info.password, database=info.database,
             ssl=ctx,
             connect_timeout=info.connect_timeout, autocommit=True, charset="utf8mb4",
-            client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0,
+            client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0, defer_connect=True,
         )
+        conn._connect_attrs.update(OPERATOR_ATTRS)  # PyMySQL sends this dict in the handshake
+        conn.connect()
+        return conn
     except pymysql.err.MySQLError as exc:
         code = _code(exc)
         raise ServerError(f"cannot connect as {info}: {connect_hint(code, exc, info.ca)}") from None

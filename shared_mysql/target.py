@@ -70,20 +70,33 @@ def check_master_json(value, label: str = "master credential") -> None:
 
 
 def _server_lock_holder(ex, name: str) -> str:
-    """` (held by connection 42: admin from 10.0.0.5:51234, for 12 s)`, as far as the server tells."""
+    """` (held by alice@build-7 running `shared-mysql rotate --all` since 2026-11-26 10:15:02 UTC; connection 42:
+    admin from 10.0.0.5:51234)`, as far as the server tells: the operator's machine user, host and command come
+    from the holder's connection attributes, which the server shows when performance_schema is on (MySQL 8 and
+    RDS by default; MariaDB with `performance_schema: 1` in instance.parameters)."""
     from .sql.quoting import string
 
     try:
         conn_id = ex.query(f"SELECT IS_USED_LOCK({string(name)})")[0][0]
         if conn_id is None:
             return ""
-        rows = ex.query(f"SELECT USER, HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = {int(conn_id)}")
+        rows = ex.query("SELECT USER, HOST, DATE_FORMAT(UTC_TIMESTAMP() - INTERVAL TIME SECOND, '%Y-%m-%d %H:%i:%s') "
+                        f"FROM information_schema.PROCESSLIST WHERE ID = {int(conn_id)}")
     except SharedMySQLError:
         return ""
     if not rows:
         return f" (held by connection {conn_id})"
-    user, host, secs = rows[0]
-    return f" (held by connection {conn_id}: {user} from {host}, for {secs} s)"
+    user, host, since = rows[0]
+    try:
+        attrs = dict(ex.query("SELECT ATTR_NAME, ATTR_VALUE FROM performance_schema.session_connect_attrs "
+                              f"WHERE PROCESSLIST_ID = {int(conn_id)}"))
+    except SharedMySQLError:
+        attrs = {}
+    conn = f"connection {conn_id}: {user} from {host}"
+    if attrs.get("program_name") == "shared-mysql" and attrs.get("os_user"):
+        who = f"{attrs['os_user']}@{attrs.get('os_host', '?')}"
+        return f" (held by {who} running `{attrs.get('command', 'shared-mysql')}` since {since} UTC; {conn})"
+    return f" (held since {since} UTC by {conn})"
 
 
 class Target:

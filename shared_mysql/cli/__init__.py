@@ -64,6 +64,9 @@ def _main(argv: list[str] | None) -> None:
         import click.exceptions as cx
 
     args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
+    from ..db import set_operator
+
+    set_operator(" ".join(["shared-mysql", *args]))  # named to whoever waits on this command's server lock
     app = build_app()
     try:
         # Not standalone: usage errors come here too, and are one line like every other error (Typer's boxed
