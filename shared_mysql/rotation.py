@@ -20,14 +20,13 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
-from .config.model import ROTATION_SUFFIX
 from .db import ConnectionInfo, Executor, connect
 from .errors import ServerError, SharedMySQLError
 from .secrets import CURRENT, PENDING, PREVIOUS
 from .sql import Statement, statements as st
 from .sql.passwords import generate_password
-from .sql.quoting import string as quote_string
-from .tenants.inspect import _s
+from .sql.accounts import ROTATION_SUFFIX
+from .sql.quoting import as_text as _s, string as quote_string
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 ROTATED_AT = "rotated-at"

@@ -10,6 +10,7 @@ Everything instance-specific lives under `.shared-mysql/<identifier>/` next to t
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 import time
@@ -67,6 +68,10 @@ def check_master_json(value, label: str = "master credential") -> None:
     port = value.get("port")
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
         raise SharedMySQLError(f"{label}: port must be a number from 1 to 65535; {example}")
+
+
+# SSM parameter (under the exports prefix) where the infra stack publishes the tenant rotation function's ARN.
+ROTATION_FUNCTION_PARAMETER = "rotation-function-arn"
 
 
 def _server_lock_holder(ex, name: str) -> str:
@@ -393,7 +398,33 @@ class Target:
         # clients take the CA from their config, ca= or $SHARED_MYSQL_CA_BUNDLE.
         ca = self.ca if self.kind == "local" else None
         return build_desired(self.config, flavor, host=self.host, port=self.port, ca=ca, extra_meta=extra,
-                             admin_users=admins)
+                             admin_users=admins, rotation_function=self.rotation_function)
+
+    @cached_property
+    def rotation_function(self) -> str | None:
+        """secrets.rotation_schedule: the rotation function's ARN, configured or the one the infra stack exported
+        to SSM ({exports prefix}/rotation-function-arn)."""
+        s = self.config.secrets
+        if not s.rotation_schedule:
+            return None
+        if s.rotation_function_arn:
+            return s.rotation_function_arn
+        from .aws import client_for, describe_error, error_code
+
+        name = f"{self.config.exports_prefix}/{ROTATION_FUNCTION_PARAMETER}"
+        try:
+            value = client_for(self.config, "ssm").get_parameter(Name=name)["Parameter"]["Value"]
+        except Exception as exc:  # noqa: BLE001 - botocore errors, translated
+            why = "not found" if error_code(exc) == "ParameterNotFound" else describe_error(exc)
+            raise SharedMySQLError(
+                f"secrets.rotation_schedule: cannot read the rotation function's ARN from SSM {name} ({why}); deploy "
+                "the infra stack with secrets.rotation_schedule on (it exports it), or set "
+                "secrets.rotation_function_arn") from None
+        if not re.fullmatch(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?",
+                            value):
+            raise SharedMySQLError(f"SSM {name}: {value[:80]!r} is not a Lambda function ARN; redeploy the infra "
+                                   "stack, or set secrets.rotation_function_arn")
+        return value
 
     def plan(self, ex):
         """Tenants (server + store) and exports, diffed into one Plan."""

@@ -9,15 +9,12 @@ from typing import Annotated, Literal
 from pydantic import (AfterValidator, AllowInfNan, BaseModel, BeforeValidator, ConfigDict, Field, Strict,
                       field_validator, model_validator)
 
-from ..sql.accounts import PROTECTED_ACCOUNTS
+from ..sql.accounts import PROTECTED_ACCOUNTS, ROTATION_SUFFIX
 from .params import ALLOWED, check_parameter, control_character
 
 # MySQL 8 caps user names at 32 characters (MariaDB at 80): we hold every flavor to the smaller limit.
 MAX_USER_NAME = 32
 MAX_DATABASE_NAME = 64
-# Rotation (a later capability) alternates between `<user>` and `<user><ROTATION_SUFFIX>`;
-# names are sized now so that rotation never needs a rename.
-ROTATION_SUFFIX = "_alt"
 USER_SUFFIXES = {"app": "_user", "readonly": "_readonly"}
 DATABASE_SUFFIX = "_db"
 LONGEST_USER_SUFFIX = max(len(s) for s in USER_SUFFIXES.values()) + len(ROTATION_SUFFIX)
@@ -293,6 +290,20 @@ class Secrets(BaseModel):
     backend: Literal["file", "aws"] | None = None  # default: aws for target aws, file otherwise
     kms_key_id: Text = "alias/secrets-manager"
     recovery_window_days: Int = Field(default=7, ge=7, le=30)
+    # Secrets Manager rotates every tenant secret (password accounts) on its own, every rotation_days, through a
+    # rotation function: the infra stack deploys it (in the VPC, least IAM) and exports its ARN to SSM as
+    # {exports prefix}/rotation-function-arn; `apply` attaches the secrets to it. rotation_function_arn: another one.
+    rotation_schedule: Bool = False
+    rotation_function_arn: Text | None = None
+
+    @field_validator("rotation_function_arn")
+    @classmethod
+    def _function_arn(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}"
+                                              r"(:[A-Za-z0-9_$-]+)?", v):
+            raise ValueError("must be a Lambda function ARN, e.g. arn:aws:lambda:ap-northeast-2:123456789012:"
+                             "function:prod-shared-mysql-rotation")
+        return v
 
 
 class Exports(BaseModel):
@@ -367,6 +378,16 @@ class Config(BaseModel):
                 f"instance.host: {inst.host} is not a loopback address; the embedded server (target local) is "
                 "private to this machine: use 127.0.0.1 (the default), ::1 or localhost"
             )
+        if self.secrets.rotation_schedule:
+            if self.secrets_backend != "aws":
+                raise ValueError("secrets.rotation_schedule: Secrets Manager runs the schedule, so it needs "
+                                 "secrets.backend aws; elsewhere run `shared-mysql rotate --due` from cron")
+            for name, t in self.tenants.items():
+                if t.rotation == "dual-password" and t.auth == "password":
+                    raise ValueError(
+                        f"tenants.{name}.rotation: dual-password is rotated by `shared-mysql rotate --due` (it must "
+                        "DISCARD OLD PASSWORD after the grace), not by the scheduled function: use alternating, or "
+                        "turn secrets.rotation_schedule off")
         if self.target == "local":
             for name, t in self.tenants.items():
                 if t.auth == "iam":

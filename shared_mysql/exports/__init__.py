@@ -1,7 +1,8 @@
 """Connection info published for consumers, under the seed's SSM names (never a password).
 
   {prefix}/endpoint, port, database-name (aws), master-password-secret-arn, connection-secret-arn (when that
-  secret exists), proxy-endpoint (when configured), and per tenant {prefix}/tenants/{tenant}/database-name,
+  secret exists), proxy-endpoint (when configured), rotation-function-arn (aws: the infra stack's tenant rotation
+  function, with secrets.rotation_schedule), and per tenant {prefix}/tenants/{tenant}/database-name,
   username, secret-arn (+ readonly-username, readonly-secret-arn).
 `prefix` defaults to /shared/rds/{environment}. Backends: SSM Parameter Store, or files in the state dir.
 Exports are diffed into the same plan as the tenants and converge like everything else.
@@ -17,7 +18,7 @@ from ..tenants.plan import CREATE, DELETE, UPDATE, Action
 
 
 INSTANCE_LEVEL = ("endpoint", "port", "database-name", "master-password-secret-arn", "connection-secret-arn",
-                  "proxy-endpoint")
+                  "proxy-endpoint", "rotation-function-arn")
 
 
 def owns_instance_level(config) -> bool:

@@ -77,20 +77,58 @@ def check_config(config) -> None:
         raise SharedMySQLError("instance.private_subnet_ids: Multi-AZ needs subnets in at least 2 availability zones")
 
 
+# The rotation function's code: shared_mysql.rotation and what it imports (no pydantic, no boto3: the Lambda
+# runtime has boto3), and PyMySQL. A test imports it from the built directory alone.
+ROTATION_MODULES = ("__init__.py", "errors.py", "db.py", "rotation.py", "secrets/__init__.py", "sql/*.py")
+
+
+def build_rotation_asset(loaded, dest: Path) -> Path:
+    """The tenant rotation function's code directory: the modules above, PyMySQL, and the CA bundle that verifies
+    the instance's certificate (instance.ca_bundle) as rds-ca.pem."""
+    import pymysql
+
+    ca = loaded.resolve(loaded.config.instance.ca_bundle or "")
+    if not loaded.config.instance.ca_bundle or not ca.is_file():
+        raise SharedMySQLError(f"instance.ca_bundle: {ca} is not a file; the rotation function verifies the "
+                               "instance's certificate with it (the RDS regional bundle, e.g. "
+                               "ap-northeast-2-bundle.pem next to shared-mysql.yaml)")
+    src = Path(__file__).resolve().parent.parent
+    for pattern in ROTATION_MODULES:
+        for f in sorted(src.glob(pattern)):
+            target = dest / "shared_mysql" / f.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, target)
+    shutil.copytree(Path(pymysql.__file__).parent, dest / "pymysql", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copyfile(ca, dest / "rds-ca.pem")
+    return dest
+
+
 def synth(loaded, outdir: Path | None = None, *, nag: bool = True) -> SynthResult:
     require_infra_extra()
+    import tempfile
+
+    config = loaded.config
+    check_config(config)
+    with tempfile.TemporaryDirectory(prefix="shared-mysql-rotation-") as tmp:
+        # CDK copies the code into cdk.out (asset.<hash>), which deploy reads; the source can go afterwards.
+        asset = (build_rotation_asset(loaded, Path(tmp)) if config.secrets.rotation_schedule
+                 and not config.secrets.rotation_function_arn else None)
+        return _synth(loaded, outdir, nag, asset)
+
+
+def _synth(loaded, outdir, nag: bool, asset: Path | None) -> SynthResult:
     import aws_cdk as cdk
 
     from .stack import SharedMySqlStack
 
     config = loaded.config
-    check_config(config)
     out = Path(outdir) if outdir else loaded.path.parent / "cdk.out"
     if out.exists():
         shutil.rmtree(out)
     app = cdk.App(outdir=str(out))
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=config.instance.aws_region)
     stack = SharedMySqlStack(app, f"{config.db_instance_identifier}-rds", config=config, env=env,
+                             rotation_asset=asset,
                              description=f"shared-mysql: {config.db_instance_identifier} (RDS MySQL, shared)")
     if nag:
         from cdk_nag import AwsSolutionsChecks

@@ -8,9 +8,11 @@ when none is given, and the master secret retained when the stack is deleted. Se
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aws_cdk import (CfnOutput, Duration, RemovalPolicy, Stack, Tags, aws_cloudwatch as cw,
                      aws_cloudwatch_actions as cw_actions, aws_ec2 as ec2, aws_iam as iam, aws_kms as kms,
-                     aws_logs as logs, aws_rds as rds, aws_sns as sns, aws_ssm as ssm)
+                     aws_lambda as lambda_, aws_logs as logs, aws_rds as rds, aws_sns as sns, aws_ssm as ssm)
 from constructs import Construct
 
 from ..config.model import Config
@@ -46,7 +48,10 @@ RETENTION = {d: getattr(logs.RetentionDays, n) for d, n in (
 
 
 class SharedMySqlStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: Config, **kwargs):
+    def __init__(self, scope: Construct, construct_id: str, *, config: Config, rotation_asset: Path | None = None,
+                 **kwargs):
+        """`rotation_asset`: the tenant rotation function's code (infra/app.py builds it) when
+        secrets.rotation_schedule asks the stack for the function."""
         super().__init__(scope, construct_id, **kwargs)
         c, inst = config, config.instance
         name = c.db_instance_identifier
@@ -74,8 +79,9 @@ class SharedMySqlStack(Stack):
             principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
             actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
             resources=["*"],
-            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                                    f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws/rds/*"}}))
+            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": [
+                f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws/rds/*",
+                f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws/lambda/{name}-*"]}}))
         ops_key.add_to_resource_policy(iam.PolicyStatement(
             principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
             actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"]))
@@ -194,6 +200,11 @@ class SharedMySqlStack(Stack):
                 reason="A same-region read replica inherits encryption (and the key) from its encrypted source; "
                        "CloudFormation rejects StorageEncrypted next to SourceDBInstanceIdentifier."))
 
+        self.rotation_function = None
+        if rotation_asset is not None:
+            self.rotation_function = self._tenant_rotation(name, c, vpc, subnets, port, rotation_asset, secrets_key,
+                                                           ops_key, master)
+
         # The seed's SSM exports, for other stacks (`data "aws_ssm_parameter"` in the application projects).
         prefix = c.exports_prefix
         exports = {"endpoint": db.db_instance_endpoint_address, "port": db.db_instance_endpoint_port,
@@ -201,6 +212,8 @@ class SharedMySqlStack(Stack):
                    "connection-secret-arn": master.secret_arn}
         if proxy:
             exports["proxy-endpoint"] = proxy.endpoint
+        if self.rotation_function is not None:  # `apply` attaches tenant secrets to it (secrets.rotation_schedule)
+            exports["rotation-function-arn"] = self.rotation_function.function_arn
         for key, value in exports.items():
             ssm.StringParameter(self, f"Export{''.join(p.capitalize() for p in key.split('-'))}",
                                 parameter_name=f"{prefix}/{key}", string_value=value,
@@ -222,6 +235,59 @@ class SharedMySqlStack(Stack):
         CfnOutput(self, "ConnectionSecretArn", value=master.secret_arn, description="connection_secret_arn")
         if proxy:
             CfnOutput(self, "ProxyEndpoint", value=proxy.endpoint, description="proxy_endpoint")
+        if self.rotation_function is not None:
+            CfnOutput(self, "TenantRotationFunctionArn", value=self.rotation_function.function_arn,
+                      description="tenant_rotation_function_arn")
+
+    def _tenant_rotation(self, name, c, vpc, subnets, port, asset: Path, secrets_key, ops_key, master):
+        """The function Secrets Manager rotates tenant secrets with (shared_mysql.rotation.lambda_handler: the four
+        steps, alternating twins): in the instance's private subnets, reaching only the instance and HTTPS (the
+        Secrets Manager endpoint), allowed only what the four steps need on this instance's tenant secrets."""
+        fn_name = f"{name}-tenant-rotation"[:64]
+        sg = ec2.SecurityGroup(self, "RotationSecurityGroup", vpc=vpc, security_group_name=f"{name}-rotation-sg",
+                               description=f"{name} tenant rotation: MySQL to the instance, HTTPS to Secrets Manager",
+                               allow_all_outbound=False)
+        sg.add_egress_rule(self.db_sg, ec2.Port.tcp(port), "to the instance")
+        sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "Secrets Manager API (VPC endpoint or NAT)")
+        self.db_sg.add_ingress_rule(sg, ec2.Port.tcp(port), "from the tenant rotation function")
+        log_group = logs.LogGroup(self, "RotationLogs", log_group_name=f"/aws/lambda/{fn_name}",
+                                  retention=RETENTION[c.instance.cloudwatch_log_retention_days],
+                                  encryption_key=ops_key, removal_policy=RemovalPolicy.RETAIN)
+        role = iam.Role(self, "RotationRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                        description=f"{name}: rotates tenant secrets (four steps) and nothing else")
+        tenant_secrets = f"arn:{self.partition}:secretsmanager:{self.region}:{self.account}:secret:{c.environment}-*"
+        mine = {"StringEquals": {"secretsmanager:ResourceTag/managed-by": "shared-mysql",
+                                 "secretsmanager:ResourceTag/instance": c.identifier}}
+        role.add_to_policy(iam.PolicyStatement(
+            sid="TenantSecretsFourSteps", resources=[tenant_secrets], conditions=mine,
+            actions=["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
+                     "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"]))
+        role.add_to_policy(iam.PolicyStatement(
+            sid="TagRotatedAt", resources=[tenant_secrets], actions=["secretsmanager:TagResource"],
+            conditions={**mine, "ForAllValues:StringEquals": {"aws:TagKeys": ["rotated-at"]}}))
+        from aws_cdk import Acknowledgment, Validations
+
+        Validations.of(role).acknowledge(Acknowledgment(
+            id=f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:"
+               f"{c.instance.aws_region}:<AWS::AccountId>:secret:{c.environment}-*]",
+            reason="Tenant secrets come and go with `apply`, so no fixed ARN list exists; the statements are held "
+                   "to this instance's tenant secrets by their managed-by/instance tags, and TagResource to the "
+                   "rotated-at key."))
+        role.add_to_policy(iam.PolicyStatement(sid="MasterLogin", resources=[master.secret_arn],
+                                               actions=["secretsmanager:GetSecretValue"]))
+        role.add_to_policy(iam.PolicyStatement(
+            sid="SecretsKey", resources=[secrets_key.key_arn], actions=["kms:Decrypt", "kms:GenerateDataKey"],
+            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{self.region}.amazonaws.com"}}))
+        fn = lambda_.Function(
+            self, "TenantRotation", function_name=fn_name, runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.ARM_64, handler="shared_mysql.rotation.lambda_handler",
+            code=lambda_.Code.from_asset(str(asset)), role=role, vpc=vpc, vpc_subnets=subnets,
+            security_groups=[sg], timeout=Duration.minutes(1), memory_size=256, log_group=log_group,
+            environment={"SHARED_MYSQL_CA_BUNDLE": "/var/task/rds-ca.pem"},
+            description=f"{name}: Secrets Manager rotation of tenant secrets (shared-mysql)")
+        fn.add_permission("SecretsManagerInvoke", principal=iam.ServicePrincipal("secretsmanager.amazonaws.com"),
+                          action="lambda:InvokeFunction", source_account=self.account)
+        return fn
 
     def _alarms(self, name: str, db: rds.DatabaseInstance, inst, topic) -> dict[str, cw.Alarm]:
         a = inst.alarms

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Protocol
 
 CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
+# On a secret `apply` attached to a rotation schedule (secrets.rotation_schedule): only those are detached again.
+SCHEDULE_TAG = "rotation-schedule"
 
 
 class SecretStore(Protocol):

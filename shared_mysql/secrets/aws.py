@@ -12,7 +12,7 @@ import uuid
 
 from ..aws import describe_error, error_code
 from ..errors import SecretStoreError
-from . import CURRENT, PENDING
+from . import CURRENT, PENDING, SCHEDULE_TAG
 
 BATCH = 20  # BatchGetSecretValue's limit
 
@@ -52,8 +52,11 @@ class AwsSecretStore:
                     if not s["Name"].startswith(self.name_prefix):
                         continue  # the name filter matches prefixes of words, not only of the whole name
                     stages = {st: vid for vid, sts in (s.get("SecretVersionsToStages") or {}).items() for st in sts}
+                    rules = s.get("RotationRules") or {}
+                    rotation = ((s.get("RotationLambdaARN") or "", int(rules.get("AutomaticallyAfterDays") or 0))
+                                if s.get("RotationEnabled") else None)
                     out[s["Name"]] = {"arn": s["ARN"], "tags": {t["Key"]: t["Value"] for t in s.get("Tags") or []},
-                                      "stages": stages}
+                                      "stages": stages, "rotation": rotation}
                 token = page.get("NextToken")
                 if not token:
                     break
@@ -64,7 +67,34 @@ class AwsSecretStore:
         self._listing = None
 
     def names(self) -> dict[str, dict]:
-        return {n: {"tags": dict(s["tags"]), "stages": sorted(s["stages"])} for n, s in self._list().items()}
+        """name -> tags, stages and, when Secrets Manager rotates it on a schedule, (function ARN, days)."""
+        return {n: {"tags": dict(s["tags"]), "stages": sorted(s["stages"]),
+                    **({"rotation": s["rotation"]} if s.get("rotation") else {})} for n, s in self._list().items()}
+
+    def schedule_rotation(self, name: str, function_arn: str, days: int) -> None:
+        """Secrets Manager rotates `name` every `days` through `function_arn`, starting then (not now). AWS checks
+        the set-up by running the function's testSecret on a throwaway AWSPENDING copy of the current version,
+        which it then removes; a pending left on that copy (moto keeps it) is removed here, or the next `rotate`
+        would take it for an interrupted rotation."""
+        def pending() -> str | None:
+            desc = self._call(f"DescribeSecret {name}", self.sm.describe_secret, SecretId=name)
+            return next((v for v, st in (desc.get("VersionIdsToStages") or {}).items() if PENDING in st), None)
+
+        before = pending()
+        self._call(f"RotateSecret {name}", self.sm.rotate_secret, SecretId=name, RotationLambdaARN=function_arn,
+                   RotationRules={"AutomaticallyAfterDays": int(days)}, RotateImmediately=False)
+        self._call(f"TagResource {name}", self.sm.tag_resource, SecretId=name,
+                   Tags=[{"Key": SCHEDULE_TAG, "Value": "shared-mysql"}])
+        after = pending()
+        if after is not None and after != before:
+            self._call(f"UpdateSecretVersionStage {name}", self.sm.update_secret_version_stage, SecretId=name,
+                       VersionStage=PENDING, RemoveFromVersionId=after)
+        self.reload()
+
+    def cancel_rotation(self, name: str) -> None:
+        self._call(f"CancelRotateSecret {name}", self.sm.cancel_rotate_secret, SecretId=name)
+        self._call(f"UntagResource {name}", self.sm.untag_resource, SecretId=name, TagKeys=[SCHEDULE_TAG])
+        self.reload()
 
     def reference(self, name: str) -> str | None:
         s = self._list().get(name)

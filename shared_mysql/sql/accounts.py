@@ -1,6 +1,10 @@
 """Accounts and authentication plugins the servers themselves define; one list, used by config validation, the
 plan, and the embedded server's passwordless sweep."""
 
+# Rotation alternates between `<user>` and `<user><ROTATION_SUFFIX>` (config sizes names for it). Here, not in
+# config.model, so that the rotation Lambda (shared_mysql.rotation) imports no pydantic.
+ROTATION_SUFFIX = "_alt"
+
 # Created locked by MariaDB 10.4+ / MySQL 8 for internal use (definers of system views, sessions).
 SERVER_ACCOUNTS = ("mariadb.sys", "mysql.sys", "mysql.session", "mysql.infoschema")
 # RDS's own accounts on an RDS instance.

@@ -98,3 +98,10 @@ def db_pattern_matches(pattern: str, name: str) -> bool:
         out.append(".*" if c == "%" else "." if c == "_" else re.escape(c))
         i += 1
     return re.fullmatch("".join(out), name, re.S) is not None
+
+
+def as_text(v) -> str:
+    """A server value as str: bytes (binary collations) decoded losslessly, None as ''."""
+    if type(v) is str:  # the common case first: called ~10 times per account
+        return v
+    return v.decode(errors="surrogateescape") if isinstance(v, (bytes, bytearray)) else ("" if v is None else str(v))

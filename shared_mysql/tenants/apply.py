@@ -116,7 +116,8 @@ def render_statements(action: Action, desired: Desired, password: str | None = N
         return [st.drop_user(d["user"], d["host"])]
     if k == "drop_database":
         return [st.drop_database(d["database"])]
-    if k in ("update_secret", "delete_secret", "put_export", "delete_export"):
+    if k in ("update_secret", "delete_secret", "put_export", "delete_export", "schedule_rotation",
+             "unschedule_rotation"):
         return []  # store and exports actions: no SQL
     raise ValueError(f"no renderer for action kind {k!r}")
 
@@ -217,6 +218,13 @@ def apply_plan(plan: Plan, desired: Desired, ex: Executor, store: SecretStore, *
 
     # 3. The database now accepts the pending passwords: make them current.
     store.promote(sorted(passwords))
+
+    # Rotation schedules (Secrets Manager), once the secrets exist with a current version the function can test.
+    for a in plan.actions:
+        if a.kind == "schedule_rotation":
+            store.schedule_rotation(a.detail["secret"], a.detail["function"], a.detail["days"])
+        elif a.kind == "unschedule_rotation":
+            store.cancel_rotation(a.detail["secret"])
 
     # 4. Secrets of removed accounts go last, after their users are dropped.
     # A secret is deleted only when its account's drop ran: a refused DROP USER keeps the credential.

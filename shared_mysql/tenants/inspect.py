@@ -23,6 +23,7 @@ from ..db import Executor
 from ..errors import ServerError
 from ..secrets import CURRENT, PENDING, PREVIOUS, SecretStore
 from ..sql.passwords import native_hash
+from ..sql.quoting import as_text as _s
 from .model import MANAGED_BY, Actual, ActualUser, SecretState
 
 # (columns, source, what spreads rows over the 64 JSON chunks)
@@ -86,11 +87,6 @@ _PRIV_COLUMN_NAMES = {"Create_tmp_table": "CREATE TEMPORARY TABLES", "Grant": "G
 # SET values of tables_priv.Table_priv / columns_priv.Column_priv / procs_priv.Proc_priv that differ likewise.
 _SET_NAMES = {"Grant": "GRANT OPTION", "Delete versioning rows": "DELETE HISTORY"}
 
-
-def _s(v) -> str:
-    if type(v) is str:  # the common case first: called ~10 times per account
-        return v
-    return v.decode(errors="surrogateescape") if isinstance(v, (bytes, bytearray)) else ("" if v is None else str(v))
 
 
 def column_privilege(column: str) -> str:
@@ -398,6 +394,7 @@ def inspect_secrets(store: SecretStore, identifier: str, actual: Actual | None =
             tags=tags, meta=meta,
             current_hash=native_hash(pw) if isinstance(pw, str) and pw else None,
             has_current=CURRENT in info["stages"], has_pending=PENDING in info["stages"],
+            schedule=info.get("rotation"),
         )
         if PENDING in info["stages"]:  # rare: an interrupted apply or rotation
             pend = store.get(name, PENDING)

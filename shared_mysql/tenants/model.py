@@ -102,6 +102,8 @@ class Desired:
     tenants: tuple[DesiredTenant, ...]
     admin_users: frozenset[str]  # the master account's name(s): config and store; never planned for change
     secret_meta: dict[str, dict]  # secret name -> expected non-password fields of its JSON
+    # secrets.rotation_schedule: the function Secrets Manager rotates tenant secrets with (None: no schedules)
+    rotation_function: str | None = None
 
     @property
     def tags(self) -> dict[str, str]:
@@ -109,7 +111,8 @@ class Desired:
 
 
 def build_desired(config: Config, flavor: Flavor, *, host: str, port: int, ca: str | None,
-                  extra_meta: dict | None = None, admin_users: tuple[str, ...] = ()) -> Desired:
+                  extra_meta: dict | None = None, admin_users: tuple[str, ...] = (),
+                  rotation_function: str | None = None) -> Desired:
     tenants = []
     meta: dict[str, dict] = {}
     for name, t in sorted(config.tenants.items()):
@@ -146,7 +149,7 @@ def build_desired(config: Config, flavor: Flavor, *, host: str, port: int, ca: s
 
                 raise ConfigError(f"tenants.{t.name}: its account name {n} is the master account's (or a system "
                                   "account's); rename the tenant or instance.master_username")
-    return Desired(flavor, config.environment, config.identifier, tuple(tenants), admins, meta)
+    return Desired(flavor, config.environment, config.identifier, tuple(tenants), admins, meta, rotation_function)
 
 
 # Records read from the server are built by the ten thousand: slotted, not frozen (a frozen dataclass pays
@@ -178,6 +181,7 @@ class SecretState:
     previous_user: str | None = None  # AWSPREVIOUS's username (alternating: the idle twin, still logging in)
     pending_user: str | None = None  # AWSPENDING's username: another twin than current's means a rotation in flight
     previous_hash: str | None = field(default=None, repr=False)
+    schedule: tuple[str, int] | None = None  # Secrets Manager rotates it: (function ARN, every N days)
 
     @property
     def rotated_at(self) -> float | None:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..config.model import DATABASE_SUFFIX, ROTATION_SUFFIX, USER_SUFFIXES, check_tenant_name
 from ..errors import ConfigError, SharedMySQLError
+from ..secrets import SCHEDULE_TAG
 from ..sql.accounts import PASSWORD_PLUGINS, RDS_ACCOUNTS, SERVER_ACCOUNTS, SOCKET_PLUGINS
 from ..sql.quoting import db_pattern_matches, db_pattern_matches_exactly, escape_db_pattern, unescape_db_pattern
 from .model import (CHARSET, COLLATION, OWNED_SECRET_KEYS, PUBLIC, SYSTEM_DATABASES, SYSTEM_USERS, Actual, Desired,
@@ -80,6 +81,27 @@ class Plan:
                           "secrets": list(self.ignored_secrets)},
             "exposures": list(self.exposures),
         }
+
+
+def _schedule_action(acc, s, function: str | None, tenant: str) -> Action | None:
+    """secrets.rotation_schedule: the secret rotates every rotation_days through `function`. Turned off, only the
+    schedules apply attached (tagged) are taken off; one a user set up on their own is theirs."""
+    if acc.auth != "password":
+        return None
+    have = s.schedule if s is not None else None
+    base = {"secret": acc.secret, "role": acc.role}
+    if function:
+        want = (function, acc.rotation_days)
+        if have != want:
+            return Action("schedule_rotation", UPDATE if have else CREATE, f"secret {acc.secret}", tenant,
+                          {**base, "function": function, "days": acc.rotation_days},
+                          f"rotation schedule: every {acc.rotation_days} days by {function.rsplit(':', 1)[-1]}"
+                          + (f" (was every {have[1]} days by {have[0].rsplit(':', 1)[-1]})" if have else ""))
+        return None
+    if have and s.tags.get(SCHEDULE_TAG):
+        return Action("unschedule_rotation", UPDATE, f"secret {acc.secret}", tenant, base,
+                      "rotation schedule off (secrets.rotation_schedule is false)")
+    return None
 
 
 def _acct(user: str, host: str) -> str:
@@ -292,6 +314,9 @@ def build_plan(desired: Desired, actual: Actual, *, now: float | None = None) ->
             if diff:
                 secrets.append(Action("update_secret", UPDATE, f"secret {acc.secret}", t.name,
                                       {**base, "fields": diff}, "connection info changed: " + ", ".join(diff)))
+            sched = _schedule_action(acc0, s, desired.rotation_function, t.name)
+            if sched:
+                secrets.append(sched)
             grants_, revokes_ = _diff_grants(acc, actual, flavor.db_all_privileges, t.name)
             grants += grants_
             revokes += revokes_

@@ -74,8 +74,8 @@ def describe(a: Action) -> str:
         return f"mandatory_roles = '' (was {d['from']}; {a.reason})"
     if k == "drop_shadow":
         return f"drop user {who} ({a.reason})"
-    if k == "update_secret":
-        return f"secret {d['secret']}: {a.reason}"
+    if k in ("update_secret", "schedule_rotation", "unschedule_rotation"):
+        return f"secret {d['secret']}: {shown(a.reason)}"
     if k == "drop_user":
         return f"user {d['user']}@{d['host']} ({a.reason})"
     if k == "drop_database":

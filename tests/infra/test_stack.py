@@ -50,6 +50,7 @@ instance:
 
 def build(tmp_path_factory, text):
     d = tmp_path_factory.mktemp("infra")
+    (d / "us-west-2-bundle.pem").write_text("-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n")
     cfg = parse_config(text)
     r = synth(LoadedConfig(cfg, d / "shared-mysql.yaml"))
     assert len(r.templates) == 1
@@ -64,6 +65,11 @@ def default(tmp_path_factory):
 @pytest.fixture(scope="module")
 def custom(tmp_path_factory):
     return build(tmp_path_factory, CUSTOM)
+
+
+@pytest.fixture(scope="module")
+def rotating(tmp_path_factory):
+    return build(tmp_path_factory, CUSTOM + "secrets: {rotation_schedule: true}\n")
 
 
 def res(tpl, typ):
@@ -229,7 +235,74 @@ def test_proxy_and_replica(custom):
     assert replica["StorageType"] == "gp3" and replica["DBInstanceIdentifier"] == "staging-core-db-replica"
 
 
-@pytest.mark.parametrize("which", ["default", "custom"])
+def test_tenant_rotation_function_in_the_vpc_with_least_iam(rotating, default):
+    cfg, r, tpl = rotating
+    assert not res(default[2], "AWS::Lambda::Function") or all(  # off by default: only the master's hosted one
+        "tenant-rotation" not in json.dumps(f) for f in res(default[2], "AWS::Lambda::Function").values())
+    fn = next(v["Properties"] for v in res(tpl, "AWS::Lambda::Function").values()
+              if v["Properties"].get("FunctionName") == "staging-core-db-tenant-rotation")
+    assert fn["Handler"] == "shared_mysql.rotation.lambda_handler" and fn["Runtime"] == "python3.14"
+    assert fn["Environment"]["Variables"] == {"SHARED_MYSQL_CA_BUNDLE": "/var/task/rds-ca.pem"}
+    assert sorted(fn["VpcConfig"]["SubnetIds"]) == sorted(cfg.instance.private_subnet_ids)
+    sgs = {v["Properties"].get("GroupName"): (k, v["Properties"]) for k, v in res(tpl, "AWS::EC2::SecurityGroup").items()}
+    rot_id, rot = sgs["staging-core-db-rotation-sg"]
+    db_id, _ = sgs["staging-core-db-sg"]
+    egress = res(tpl, "AWS::EC2::SecurityGroupEgress")
+    assert [(e["Properties"]["FromPort"], e["Properties"]["DestinationSecurityGroupId"]) for e in egress.values()
+            if e["Properties"]["GroupId"] == {"Fn::GetAtt": [rot_id, "GroupId"]}] == \
+        [(3306, {"Fn::GetAtt": [db_id, "GroupId"]})]
+    assert [(e["CidrIp"], e["FromPort"]) for e in rot["SecurityGroupEgress"]] == [("0.0.0.0/0", 443)]
+    ingress = res(tpl, "AWS::EC2::SecurityGroupIngress")
+    assert any(i["Properties"]["SourceSecurityGroupId"] == {"Fn::GetAtt": [rot_id, "GroupId"]} and
+               i["Properties"]["FromPort"] == 3306 for i in ingress.values())
+    # IAM: the four steps on this instance's tenant secrets (by tag), the master's value, the key via SM only
+    role_id = fn["Role"]["Fn::GetAtt"][0]
+    stmts = [st for p in res(tpl, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
+             for st in p["Properties"]["PolicyDocument"]["Statement"]]
+    by_sid = {st.get("Sid"): st for st in stmts}
+    four = by_sid["TenantSecretsFourSteps"]
+    assert sorted(four["Action"]) == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
+                                      "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"]
+    assert four["Condition"]["StringEquals"] == {"secretsmanager:ResourceTag/managed-by": "shared-mysql",
+                                                 "secretsmanager:ResourceTag/instance": "core-db"}
+    assert by_sid["TagRotatedAt"]["Condition"]["ForAllValues:StringEquals"] == {"aws:TagKeys": ["rotated-at"]}
+    assert by_sid["MasterLogin"]["Action"] == "secretsmanager:GetSecretValue"
+    assert by_sid["SecretsKey"]["Condition"]["StringEquals"]["kms:ViaService"] == "secretsmanager.us-west-2.amazonaws.com"
+    actions = {a for st in stmts for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+    assert not any(a.endswith("*") for a in actions) and "secretsmanager:DeleteSecret" not in actions
+    perm = one(tpl, "AWS::Lambda::Permission")["Properties"]
+    assert perm["Principal"] == "secretsmanager.amazonaws.com" and "SourceAccount" in perm
+    ssm_names = {v["Properties"]["Name"] for v in res(tpl, "AWS::SSM::Parameter").values()}
+    assert "/shared/rds/staging/rotation-function-arn" in ssm_names
+    assert "TenantRotationFunctionArn" in tpl["Outputs"]
+    logs = [v for v in res(tpl, "AWS::Logs::LogGroup").values()
+            if v["Properties"]["LogGroupName"] == "/aws/lambda/staging-core-db-tenant-rotation"]
+    assert logs and "KmsKeyId" in logs[0]["Properties"] and logs[0]["Properties"]["RetentionInDays"] == 90
+
+
+def test_rotation_code_runs_from_the_asset_alone(rotating):
+    """The function's code directory holds everything it imports: a Python with no site-packages imports the
+    handler from it (no pydantic, no boto3 at import), and the CA bundle sits where the environment says."""
+    _, r, tpl = rotating
+    fn = next(v for v in res(tpl, "AWS::Lambda::Function").values()
+              if v["Properties"].get("FunctionName") == "staging-core-db-tenant-rotation")
+    asset = r.outdir / f"asset.{fn['Properties']['Code']['S3Key'].removesuffix('.zip')}"
+    assert (asset / "rds-ca.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
+    code = ("import sys; sys.path.insert(0, '.'); import shared_mysql.rotation as r, pymysql; "
+            "assert callable(r.lambda_handler); assert 'pydantic' not in sys.modules and 'boto3' not in sys.modules")
+    out = subprocess.run([sys.executable, "-S", "-I", "-B", "-c", code.replace("'.'", repr(str(asset)))],
+                         capture_output=True, text=True, cwd=asset)
+    assert out.returncode == 0, out.stderr
+
+
+def test_rotation_schedule_without_a_ca_bundle_file_is_one_line(tmp_path):
+    (tmp_path / "shared-mysql.yaml").write_text(EXAMPLE_AWS + "secrets: {rotation_schedule: true}\n")
+    res_ = cli(["infra", "synth"], tmp_path)
+    assert res_.returncode == 1 and len(res_.stderr.strip().splitlines()) == 1
+    assert "instance.ca_bundle:" in res_.stderr and "rotation function verifies" in res_.stderr
+
+
+@pytest.mark.parametrize("which", ["default", "custom", "rotating"])
 def test_cfn_lint_and_cdk_nag_pass(which, request):
     _, r, _ = request.getfixturevalue(which)
     assert r.failures == [] and r.findings == [], r.findings  # only acknowledged rules, each with a reason

@@ -175,3 +175,114 @@ def test_aws_target_finds_the_endpoint_in_rds(tmp_path, moto_server):
     with pytest.raises(Exception) as e:
         _ = t.host
     assert "cannot look up RDS instance prod-missing" in str(e.value) and "\n" not in str(e.value)
+
+
+def _aws_ready(rds, tmp_path, tenants, **extra):
+    from ..conftest import Instance
+
+    kms = boto3.client("kms")
+    kms.create_alias(AliasName="alias/secrets-manager", TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
+    remote_config(tmp_path, rds, "aws", tenants, **extra)
+    inst = Instance(tmp_path, rds.port)
+    inst.cli("credentials", "--admin", "--import", input=master_json(rds), check=True)
+    return inst
+
+
+def _rotation_function(moto_server) -> str:
+    """A function in moto's Lambda; moto runs no code without Docker, so it answers testSecret with a stub."""
+    import io
+    import urllib.request
+    import zipfile
+
+    req = urllib.request.Request(f"{moto_server['AWS_ENDPOINT_URL']}/moto-api/config", method="POST",
+                                 data=json.dumps({"lambda": {"use_docker": False}}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req).read()
+    role = boto3.client("iam").create_role(RoleName="rotation", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                 "Principal": {"Service": "lambda.amazonaws.com"}}]}))["Role"]["Arn"]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("index.py", "def handler(event, context):\n    return None\n")
+    return boto3.client("lambda").create_function(
+        FunctionName="test-remote-rotation", Runtime="python3.11", Role=role, Handler="index.handler",
+        Code={"ZipFile": buf.getvalue()})["FunctionArn"]
+
+
+def _schedules(sm, names):
+    out = {}
+    for n in names:
+        d = sm.describe_secret(SecretId=n)
+        stages = {st for sts in d["VersionIdsToStages"].values() for st in sts}
+        assert "AWSPENDING" not in stages, n  # the set-up test's throwaway pending version is gone
+        out[n] = (d.get("RotationLambdaARN"), d["RotationRules"]["AutomaticallyAfterDays"]) \
+            if d.get("RotationEnabled") else None
+    return out
+
+
+def test_apply_attaches_tenant_secrets_to_the_rotation_schedule(rds, tmp_path, moto_server):
+    tenants = {"orders": {"max_connections": 3, "readonly": True, "rotation_days": 14},
+               "billing": {"max_connections": 2}}
+    names = ["test-orders-db-credentials", "test-orders-db-readonly-credentials", "test-billing-db-credentials"]
+    inst = _aws_ready(rds, tmp_path, tenants, secrets={"rotation_schedule": True})
+    res = inst.cli("plan")
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
+    assert "SSM /shared/rds/test/rotation-function-arn (not found)" in res.stderr
+    assert "secrets.rotation_function_arn" in res.stderr
+
+    fn = _rotation_function(moto_server)
+    ssm = boto3.client("ssm")
+    ssm.put_parameter(Name="/shared/rds/test/rotation-function-arn", Value=fn, Type="String")
+    text = inst.cli("plan", check=True).stdout
+    assert "secret test-orders-db-credentials" in text and "every 14 days by test-remote-rotation" in text
+    assert "every 30 days by test-remote-rotation" in text  # billing: instance.secret_rotation_days
+    plan = json.loads(inst.cli("plan", "-o", "json", check=True).stdout)
+    assert plan["unmanaged"]["exports"] == []  # the stack's parameter is the infrastructure layer's
+    r = inst.cli("apply", "--auto-approve")
+    assert r.returncode == 0, r.stdout + inst.cli("plan").stdout
+    sm = boto3.client("secretsmanager")
+    assert _schedules(sm, names) == {names[0]: (fn, 14), names[1]: (fn, 14), names[2]: (fn, 30)}
+    t = inst.target()
+    before = {n: t.store.get(n)["password"] for n in names}
+    assert inst.cli("plan", "--detailed-exitcode").returncode == 0
+    assert assert_all_stored_credentials_log_in(t) == 3
+    # the schedule set-up changed no password and left nothing `rotate` would take for an interrupted rotation
+    t = inst.target()
+    assert {n: t.store.get(n)["password"] for n in names} == before
+
+    # drift: someone changed a schedule by hand -> reverted
+    sm.rotate_secret(SecretId=names[2], RotationLambdaARN=fn, RotationRules={"AutomaticallyAfterDays": 90},
+                     RotateImmediately=False)
+    sm.update_secret_version_stage(SecretId=names[2], VersionStage="AWSPENDING", RemoveFromVersionId=next(
+        v for v, st in sm.describe_secret(SecretId=names[2])["VersionIdsToStages"].items() if "AWSPENDING" in st))
+    res = inst.cli("plan", "--detailed-exitcode")
+    assert res.returncode == 2 and "(was every 90 days by test-remote-rotation)" in res.stdout
+    inst.cli("apply", "--auto-approve", check=True)
+    assert _schedules(sm, [names[2]]) == {names[2]: (fn, 30)}
+
+    # turned off: the schedules apply attached come off; one a user set up on their own stays theirs
+    sm.untag_resource(SecretId=names[2], TagKeys=["rotation-schedule"])
+    remote_config(tmp_path, rds, "aws", tenants)
+    res = inst.cli("plan", "--detailed-exitcode")
+    assert res.returncode == 2 and res.stdout.count("rotation schedule off") == 2
+    inst.cli("apply", "--auto-approve", check=True)
+    assert _schedules(sm, names) == {names[0]: None, names[1]: None, names[2]: (fn, 30)}
+    assert inst.cli("plan", "--detailed-exitcode").returncode == 0
+
+
+def test_rotation_schedule_needs_secrets_manager_and_no_dual_password(tmp_path):
+    from ..conftest import Instance
+
+    (tmp_path / "shared-mysql.yaml").write_text("secrets: {rotation_schedule: true}\n")
+    res = Instance(tmp_path, 1).cli("plan")
+    assert res.returncode == 1 and "secrets.rotation_schedule: Secrets Manager runs the schedule" in res.stderr
+    (tmp_path / "ca.pem").write_text("")
+    (tmp_path / "shared-mysql.yaml").write_text(
+        "target: aws\ninstance: {ca_bundle: ca.pem}\nsecrets: {rotation_schedule: true}\n"
+        "tenants: {orders: {rotation: dual-password}}\n")
+    res = Instance(tmp_path, 1).cli("plan")
+    assert res.returncode == 1 and "tenants.orders.rotation: dual-password is rotated by" in res.stderr
+    (tmp_path / "shared-mysql.yaml").write_text(
+        "target: aws\ninstance: {ca_bundle: ca.pem}\nsecrets: {rotation_function_arn: 'arn:aws:s3:::x'}\n")
+    res = Instance(tmp_path, 1).cli("plan")
+    assert res.returncode == 1 and "secrets.rotation_function_arn: must be a Lambda function ARN" in res.stderr
