@@ -17,6 +17,7 @@ same password. Strategies (per tenant, `rotation:`):
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -273,9 +274,17 @@ def discard_old_passwords(ex: Executor, desired, store, now: float) -> list[str]
 
 
 # -- the master -----------------------------------------------------------------------------------------------
-def rotate_master(target, ex: Executor, *, now: float | None = None, test_login=None) -> RotationResult:
-    """local/server: ALTER USER through the current master login, verified by a new login before promotion.
-    One account, so new logins with the old password fail from setSecret on (only this tool logs in as it)."""
+MASTER_WAIT_S = 900.0  # aws: how long rotate --master waits for Secrets Manager or RDS
+
+
+def rotate_master(target, ex: Executor, *, now: float | None = None, test_login=None, wait_s: float = MASTER_WAIT_S,
+                  sleep=time.sleep) -> RotationResult:
+    """The master credential. local/server: ALTER USER through the current master login. aws: when Secrets
+    Manager rotates the master secret (the infra stack sets that up), RotateSecret and wait until the new version
+    logs in; otherwise ModifyDBInstance (MasterUserPassword), wait until the instance is available again and the
+    new password logs in. Either way verified by a real login before promotion, and resumable: the pending
+    password is stored first. One account: new logins with the old password fail from the change on (only
+    operators and this tool log in as the master)."""
     started = time.monotonic()
     now = time.time() if now is None else now
     store = target.store
@@ -286,6 +295,11 @@ def rotate_master(target, ex: Executor, *, now: float | None = None, test_login=
         raise RotationError(f"no master credential {name} to rotate")
     user = cur.get("username") or target.config.instance.master_username
     res = RotationResult(None, "master", name, "single", user, user, store.version_id(name, CURRENT), None)
+    login = test_login or connect
+    if target.kind == "aws":
+        scheduled = _master_rotation_function(target, name)
+        if scheduled:
+            return _rotate_master_by_secrets_manager(target, res, cur, login, wait_s, sleep, started)
     pending = store.get(name, PENDING)
     if pending is not None and pending.get("username", user) == user and pending.get("password"):
         res.resumed = True
@@ -295,10 +309,12 @@ def rotate_master(target, ex: Executor, *, now: float | None = None, test_login=
         res.steps.append("createSecret")
     res.new_version = store.version_id(name, PENDING)
     info = ConnectionInfo(target.host, target.port, user, pending["password"], ca=target.ca)
-    login = test_login or connect
     if not _logs_in(login, info):
-        host = ex.query("SELECT CURRENT_USER()")[0][0].rpartition("@")[2]
-        ex.execute_many([st.set_password(ex.flavor, user, host, pending["password"])])
+        if target.kind == "aws":
+            _modify_master_password(target, info, login, wait_s, sleep)
+        else:
+            host = ex.query("SELECT CURRENT_USER()")[0][0].rpartition("@")[2]
+            ex.execute_many([st.set_password(ex.flavor, user, host, pending["password"])])
         res.steps.append("setSecret")
     try:
         login(info).close()
@@ -312,6 +328,95 @@ def rotate_master(target, ex: Executor, *, now: float | None = None, test_login=
     return res
 
 
+def _master_rotation_function(target, name: str) -> str | None:
+    """The function Secrets Manager rotates the master secret with, when rotation is on for it."""
+    from .aws import client_for, describe_error
+
+    try:
+        desc = client_for(target.config, "secretsmanager").describe_secret(SecretId=name)
+    except Exception as exc:  # noqa: BLE001 - botocore errors, translated
+        raise RotationError(f"Secrets Manager DescribeSecret {name}: {describe_error(exc)}") from None
+    return desc.get("RotationLambdaARN") if desc.get("RotationEnabled") else None
+
+
+def _wait_until(check, wait_s: float, sleep, what: str):
+    """Poll `check()` (truthy: done) with backoff from 2 s to 15 s until `wait_s` has passed."""
+    deadline, pause = time.monotonic() + wait_s, 2.0
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() >= deadline:
+            raise RotationError(f"{what}: not done after {int(wait_s)} s; re-run rotate --master (it resumes)")
+        sleep(pause)
+        pause = min(pause * 1.5, 15.0)
+
+
+def _rotate_master_by_secrets_manager(target, res: RotationResult, cur: dict, login, wait_s, sleep, started):
+    """RotateSecret (Secrets Manager runs the master's own rotation function: the four steps), then wait until
+    AWSCURRENT is the new version and it logs in. A rotation already under way (AWSPENDING) is waited for, not
+    started again."""
+    from .aws import client_for, describe_error
+
+    name = target.config.master_secret_name
+    sm = client_for(target.config, "secretsmanager")
+
+    def stages() -> dict[str, str]:
+        desc = sm.describe_secret(SecretId=name)
+        return {st: vid for vid, sts in (desc.get("VersionIdsToStages") or {}).items() for st in sts}
+
+    try:
+        token = stages().get(PENDING)
+        if token:
+            res.resumed = True
+        else:
+            token = sm.rotate_secret(SecretId=name, RotateImmediately=True)["VersionId"]
+            res.steps.append("rotate_secret")
+        res.new_version = token
+        _wait_until(lambda: stages().get(CURRENT) == token, wait_s, sleep,
+                    f"Secrets Manager's rotation of {name} (version {token})")
+        new = json.loads(sm.get_secret_value(SecretId=name, VersionStage=CURRENT)["SecretString"])
+    except RotationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - botocore errors, translated
+        raise RotationError(f"Secrets Manager rotation of {name}: {describe_error(exc)}") from None
+    res.steps.append("wait")
+    user = new.get("username") or res.new_username
+    info = ConnectionInfo(target.host, target.port, user, new.get("password", ""), ca=target.ca)
+    try:
+        login(info).close()
+    except ServerError as exc:
+        raise RotationError(f"testSecret: Secrets Manager made a master password current that does not log in "
+                            f"({exc}); check the rotation function's log") from None
+    res.steps.append("testSecret")
+    res.new_username = user
+    target.store.reload()
+    res.seconds = time.monotonic() - started
+    return res
+
+
+def _modify_master_password(target, info: ConnectionInfo, login, wait_s: float, sleep) -> None:
+    """setSecret on RDS without a rotation function: ModifyDBInstance, then wait until the instance is available
+    and the new password logs in (RDS applies it asynchronously)."""
+    from .aws import client_for, describe_error
+
+    rds = client_for(target.config, "rds")
+    ident = target.config.db_instance_identifier
+    try:
+        rds.modify_db_instance(DBInstanceIdentifier=ident, MasterUserPassword=info.password, ApplyImmediately=True)
+
+        def ready() -> bool:
+            db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+            return db.get("DBInstanceStatus") == "available" and _logs_in(login, info)
+
+        _wait_until(ready, wait_s, sleep, f"RDS ModifyDBInstance {ident} (master password)")
+    except RotationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - botocore errors, translated
+        raise RotationError(f"RDS ModifyDBInstance {ident}: {describe_error(exc)}; the store keeps the new "
+                            "password as pending; re-run rotate --master") from None
+
+
 # -- Secrets Manager's rotation Lambda ---------------------------------------------------------------------------
 def lambda_handler(event, context=None, *, sm=None, connect_fn=None) -> None:
     """Secrets Manager's rotation contract for a tenant secret: event {SecretId, ClientRequestToken, Step}.
@@ -320,7 +425,6 @@ def lambda_handler(event, context=None, *, sm=None, connect_fn=None) -> None:
     host, port, dbname, and the tags `rotation` (alternating or single) and `role`. The CA bundle is the secret's
     `ssl_ca` or $SHARED_MYSQL_CA_BUNDLE (the regional RDS bundle packaged with the function). Every step is
     idempotent: Secrets Manager retries steps, and a re-run finds what the last one did."""
-    import json
     import os
 
     arn, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]

@@ -56,22 +56,22 @@ def build() -> typer.Typer:
     @app.command()
     def check():
         """Synthesise, then run cdk-nag (AwsSolutions) and cfn-lint (offline). Exit 3 on findings."""
-        from ..infra.app import ACKNOWLEDGED, cfn_lint
+        from ..infra.app import cfn_lint
 
         r = _synth(nag=True)
         lint = cfn_lint(r.templates)
         lint_errors = [m for m in lint if m["level"] == "Error"]
         if state.json:
             emit_json({"templates": [str(t) for t in r.templates], "nag": r.findings, "cfn_lint": lint,
-                       "acknowledged": ACKNOWLEDGED, "passed": not r.failures and not lint_errors})
+                       "acknowledged": r.acknowledged, "passed": not r.failures and not lint_errors})
         else:
             for f in r.findings:
                 echo(f"{f['severity']}: {f['rule']}: {f['description']} ({', '.join(f['resources'])})")
             for m in lint:
                 echo(f"cfn-lint {m['level'].lower()}: {m['rule']}: {m['message']} ({os.path.basename(m['file'])}:"
                      f"{m['line']})")
-            echo(f"cdk-nag AwsSolutions: {len(r.failures)} failing, {len(ACKNOWLEDGED)} acknowledged with a reason:")
-            for rule, reason in ACKNOWLEDGED.items():
+            echo(f"cdk-nag AwsSolutions: {len(r.failures)} failing, {len(r.acknowledged)} acknowledged with a reason:")
+            for rule, reason in r.acknowledged.items():
                 echo(f"  {rule.split('::', 1)[1]}: {reason}")
             echo(f"cfn-lint: {len(lint_errors)} errors, {len(lint) - len(lint_errors)} warnings/informational")
         if r.failures or lint_errors:

@@ -51,6 +51,8 @@ class SynthResult:
     # Violations from the validation report (cdk-nag's AwsSolutions pack and CDK's own template checks):
     # {"plugin", "rule", "severity", "description", "resources"}; acknowledged rules do not appear.
     findings: list[dict] = field(default_factory=list)
+    # Every acknowledged rule with its reason: the app-wide ones and those the stack made on single constructs.
+    acknowledged: dict[str, str] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[dict]:
@@ -141,7 +143,8 @@ def _synth(loaded, outdir, nag: bool, asset: Path | None) -> SynthResult:
         app.synth()
     except Exception as exc:  # noqa: BLE001 - jsii raises when a validation plugin fails; the report says why
         failed = exc
-    result = SynthResult(out, sorted(out.glob("*.template.json")), _read_report(out / "validation-report.json"))
+    result = SynthResult(out, sorted(out.glob("*.template.json")), _read_report(out / "validation-report.json"),
+                         {**ACKNOWLEDGED, **stack.acknowledged} if nag else {})
     if failed is not None and not result.failures:
         raise SharedMySQLError(f"cdk synth failed: {' '.join(str(failed).split())[:400]}") from None
     return result
