@@ -52,3 +52,9 @@ class StateError(SharedMySQLError):
 
 class ExportsError(SharedMySQLError):
     """Exports cannot be published as asked (a value that is unsafe in the exported files)."""
+
+
+class FindingsFailed(SharedMySQLError):
+    """A check (audit, infra check) found failures at or above the threshold: exit 3."""
+
+    exit_code = 3

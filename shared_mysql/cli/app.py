@@ -15,6 +15,7 @@ from ..errors import SharedMySQLError, UsageError  # noqa: F401 (UsageError used
 class Output(str, Enum):
     text = "text"
     json = "json"
+    sarif = "sarif"  # audit only
 
 
 class State:
@@ -54,12 +55,16 @@ def build_app():
 
     @app.callback()
     def _globals(
+        ctx: typer.Context,
         config: Optional[str] = typer.Option(None, "--config", "-c", envvar="SHARED_MYSQL_CONFIG",
                                              help="Config file [default: ./shared-mysql.yaml]."),
-        output: Output = typer.Option(Output.text, "--output", "-o", help="text for people, json for machines."),
+        output: Output = typer.Option(Output.text, "--output", "-o",
+                                      help="text for people, json for machines (sarif: audit only)."),
         debug: bool = typer.Option(False, "--debug", help="Log SQL (redacted) and show tracebacks."),
     ):
         state.config, state.output, state.debug = config, output, debug
+        if output == Output.sarif and ctx.invoked_subcommand != "audit":
+            raise UsageError("-o sarif: only `audit` writes SARIF; use -o text or -o json")
         if debug:
             import logging  # only here: ~7 ms of start-up otherwise
 

@@ -19,6 +19,19 @@ class UserRole(str, Enum):
     readonly = "readonly"
 
 
+class AuditSource(str, Enum):
+    server = "server"
+    config = "config"
+    aws = "aws"
+
+
+class Severity(str, Enum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
 class Fmt(str, Enum):
     env = "env"
     json = "json"
@@ -326,6 +339,45 @@ def register(app: typer.Typer) -> None:
             pw = "" if secret.get("auth") == "iam" else ":" + quote(secret["password"], safe="")
             echo(f"mysql://{quote(secret['username'], safe='')}{pw}@{host}:{secret['port']}/"
                  f"{quote(secret.get('dbname') or '', safe='')}?ssl-mode=VERIFY_IDENTITY&ssl-ca={quote(ca, safe='/')}")
+
+    @app.command()
+    def audit(
+        only: Optional[AuditSource] = typer.Option(None, "--only", help="One source: server, config or aws."),
+        fail_on: Severity = typer.Option(Severity.high, "--fail-on",
+                                         help="Exit 3 when a finding at or above this severity fails."),
+        list_checks: bool = typer.Option(False, "--list", help="List every check (id, source, severity, title)."),
+    ):
+        """Check the server, the config and AWS against the seed's security checklists (exit 3 on failures)."""
+        import json
+
+        from ..audit import failing, load_checks
+        from ..audit.report import render_json, render_sarif, render_text, run_audit
+        from ..errors import FindingsFailed
+
+        if list_checks:
+            checks = sorted(load_checks().values(), key=lambda c: c.id)
+            if state.json:
+                emit_json([{"id": c.id, "source": c.source, "severity": c.severity, "title": c.title,
+                            "remediation": c.remediation, "references": c.refs} for c in checks])
+            else:
+                for c in checks:
+                    echo(f"{c.id:26} {c.source:6} {c.severity:8} {c.title}")
+            return
+        loaded = state.loaded()
+        from ..target import open_target
+
+        t = open_target(loaded)
+        findings, sources = run_audit(t, only.value if only else None)
+        if state.output.value == "sarif":
+            sys.stdout.write(json.dumps(render_sarif(findings, loaded.path), indent=2) + "\n")
+        elif state.json:
+            emit_json(render_json(findings, fail_on.value, sources))
+        else:
+            echo(render_text(findings, fail_on.value, sources))
+        bad = failing(findings, fail_on.value)
+        if bad:
+            raise FindingsFailed(f"audit: {len(bad)} finding(s) at or above {fail_on.value} (first: {bad[0].check} "
+                                 f"{bad[0].resource})")
 
 
 __all__ = ["register"]

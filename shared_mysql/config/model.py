@@ -319,6 +319,36 @@ class Exports(BaseModel):
         return v
 
 
+class AuditIgnore(BaseModel):
+    """A finding accepted on purpose: still reported (as suppressed, with the reason), never failing the run."""
+
+    model_config = _STRICT
+    id: Text  # a check id, e.g. SRV-UNMANAGED-ACCOUNT
+    resource: Text = "*"  # the finding's resource; shell-style wildcards (`'reporting'@*`)
+    reason: Text
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not re.fullmatch(r"(SRV|CFG|AWS)-[A-Z0-9-]+", v):
+            raise ValueError("must be a check id such as SRV-UNMANAGED-ACCOUNT (`shared-mysql audit --list` "
+                             "shows them)")
+        return v
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, v: str) -> str:
+        if len(v.strip()) < 10:
+            raise ValueError("say why this finding is accepted (at least a few words): a suppression without a "
+                             "reason is refused")
+        return v
+
+
+class Audit(BaseModel):
+    model_config = _STRICT
+    ignore: tuple[AuditIgnore, ...] = ()
+
+
 class Config(BaseModel):
     """The whole file. `path` is where it was read from (state lives in `.shared-mysql/` beside it)."""
 
@@ -330,6 +360,7 @@ class Config(BaseModel):
     aws: Aws = Field(default_factory=Aws)
     secrets: Secrets = Field(default_factory=Secrets)
     exports: Exports = Field(default_factory=Exports)
+    audit: Audit = Field(default_factory=Audit)
     tenants: dict[Text, Tenant] = Field(default_factory=dict)
 
     @field_validator("environment")

@@ -16,18 +16,8 @@ from aws_cdk import (CfnOutput, Duration, RemovalPolicy, Stack, Tags, aws_cloudw
 from constructs import Construct
 
 from ..config.model import Config
+from .names import SEED_PARAMETERS, param_value as _param
 
-# The seed's parameter group; require_secure_transport is added and cannot be turned off.
-SEED_PARAMETERS = {
-    "character_set_server": "utf8mb4",
-    "collation_server": "utf8mb4_unicode_ci",
-    "max_connections": "200",
-    "slow_query_log": "1",
-    "long_query_time": "2",
-    "log_queries_not_using_indexes": "1",
-    "wait_timeout": "28800",
-    "interactive_timeout": "28800",
-}
 MYSQL_PORT = 3306
 # Seed output name -> CloudFormation output id (ids are alphanumeric).
 OUTPUTS = {
@@ -346,10 +336,3 @@ def _allow(sg: ec2.SecurityGroup, groups, cidrs, port: int) -> None:
     for cidr in cidrs:
         peer = ec2.Peer.ipv6(cidr) if ":" in cidr else ec2.Peer.ipv4(cidr)
         sg.add_ingress_rule(peer, ec2.Port.tcp(port), f"MySQL from {cidr}")
-
-
-def _param(v) -> str:
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    return str(v)
-
