@@ -72,7 +72,7 @@ def render_text(findings: list[Finding], fail_on: str, sources: list[str]) -> st
         lines.append(f"{sev.upper()} ({len(group)})")
         for f in sorted(group, key=lambda f: (f.check, f.resource)):
             lines.append(f"  {f.check}  {shown(f.message)}")
-            lines.append(f"      fix: {f.remediation}")
+            lines.append(f"      fix: {shown(f.remediation)}")
     errors = [f for f in findings if f.status == "error"]
     if errors:
         lines.append(f"ERRORS ({len(errors)}): checks that could not run")
