@@ -23,6 +23,8 @@ from .db import ConnectionInfo, PyMySQLExecutor
 from .errors import ConfigError, SecretStoreError, ServerError, SharedMySQLError
 from .locking import flock_within
 from .secrets import CURRENT, PENDING, secret_json
+from .secrets.file import private_dirs
+from .sql.quoting import as_text
 from .sql.passwords import generate_password
 
 
@@ -74,34 +76,56 @@ def check_master_json(value, label: str = "master credential") -> None:
 ROTATION_FUNCTION_PARAMETER = "rotation-function-arn"
 
 
-def _server_lock_holder(ex, name: str) -> str:
-    """` (held by alice@build-7 running `shared-mysql rotate --all` since 2026-11-26 10:15:02 UTC; connection 42:
-    admin from 10.0.0.5:51234)`, as far as the server tells: the operator's machine user, host and command come
-    from the holder's connection attributes, which the server shows when performance_schema is on (MySQL 8 and
-    RDS by default; MariaDB with `performance_schema: 1` in instance.parameters)."""
+def _meta(ex) -> str | None:
+    """The operator lock's name: GET_LOCK needs no privilege, so any tenant could take a name it can guess and
+    stall every apply and rotation. The name carries a random salt kept in the tool's own schema, which only the
+    admin can read. None when the admin may not create that schema (the plain name is used then)."""
+    import hashlib
+    import secrets as _secrets
+
     from .sql.quoting import string
+    from .tenants.model import META_DATABASE
+
+    db = f"`{META_DATABASE}`"
+    try:
+        rows = ex.query(f"SELECT salt FROM {db}.operator_lock WHERE id = 1")
+    except SharedMySQLError:
+        rows = []
+    if not rows:
+        try:
+            ex.query(f"CREATE DATABASE IF NOT EXISTS {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            ex.query(f"CREATE TABLE IF NOT EXISTS {db}.operator_lock (id TINYINT PRIMARY KEY, salt CHAR(64) NOT NULL, "
+                     "conn BIGINT UNSIGNED NULL, holder VARCHAR(255) NULL, command VARCHAR(255) NULL, "
+                     "since DATETIME NULL) ENGINE=InnoDB")
+            ex.query(f"INSERT IGNORE INTO {db}.operator_lock (id, salt) VALUES (1, "
+                     f"{string(_secrets.token_hex(32))})")  # racing operators: the first salt stays
+            rows = ex.query(f"SELECT salt FROM {db}.operator_lock WHERE id = 1")
+        except SharedMySQLError:
+            return None
+    return hashlib.sha256(f"{as_text(rows[0][0])}".encode()).hexdigest()[:40]
+
+
+def _server_lock_holder(ex, name: str, salted: bool) -> str:
+    """` (held by alice@build-7 running `shared-mysql rotate --due` since 2026-11-26 10:15:02 UTC; connection 42:
+    admin from 10.0.0.5:51234)`: who and what from the holder's own record in the tool's schema (written right after
+    it took the lock, readable by the admin only), the session from the processlist."""
+    from .sql.quoting import string
+    from .tenants.model import META_DATABASE
 
     try:
         conn_id = ex.query(f"SELECT IS_USED_LOCK({string(name)})")[0][0]
         if conn_id is None:
             return ""
-        rows = ex.query("SELECT USER, HOST, DATE_FORMAT(UTC_TIMESTAMP() - INTERVAL TIME SECOND, '%Y-%m-%d %H:%i:%s') "
-                        f"FROM information_schema.PROCESSLIST WHERE ID = {int(conn_id)}")
+        rows = ex.query(f"SELECT USER, HOST FROM information_schema.PROCESSLIST WHERE ID = {int(conn_id)}")
+        record = ex.query("SELECT conn, holder, command, DATE_FORMAT(since, '%Y-%m-%d %H:%i:%s') "
+                          f"FROM `{META_DATABASE}`.operator_lock WHERE id = 1") if salted else []
     except SharedMySQLError:
         return ""
-    if not rows:
-        return f" (held by connection {conn_id})"
-    user, host, since = rows[0]
-    try:
-        attrs = dict(ex.query("SELECT ATTR_NAME, ATTR_VALUE FROM performance_schema.session_connect_attrs "
-                              f"WHERE PROCESSLIST_ID = {int(conn_id)}"))
-    except SharedMySQLError:
-        attrs = {}
-    conn = f"connection {conn_id}: {user} from {host}"
-    if attrs.get("program_name") == "shared-mysql" and attrs.get("os_user"):
-        who = f"{attrs['os_user']}@{attrs.get('os_host', '?')}"
-        return f" (held by {who} running `{attrs.get('command', 'shared-mysql')}` since {since} UTC; {conn})"
-    return f" (held since {since} UTC by {conn})"
+    session = f"connection {conn_id}" + (f": {as_text(rows[0][0])} from {as_text(rows[0][1])}" if rows else "")
+    if record and record[0][0] is not None and int(record[0][0]) == int(conn_id):
+        _, holder, command, since = record[0]
+        return f" (held by {as_text(holder)} running `{as_text(command)}` since {as_text(since)} UTC; {session})"
+    return f" (held by {session})"
 
 
 class Target:
@@ -224,7 +248,8 @@ class Target:
             conn = connect(ConnectionInfo(self.host, self.port, value["username"], value["password"], ca=self.ca,
                                           database=acc.database))
         except SharedMySQLError as exc:
-            raise SharedMySQLError(f"{label}: the password does not log in ({str(exc).split(': ', 1)[-1]}); "
+            why = "access denied (error 1045)" if "error 1045" in str(exc) else str(exc).split(": ", 1)[-1]
+            raise SharedMySQLError(f"{label}: the password does not log in as {value['username'][:64]} ({why}); "
                                    "nothing was stored") from None
         conn.close()
         full = {**user_fields(value), **desired.secret_meta[acc.secret], "username": value["username"],
@@ -232,6 +257,12 @@ class Target:
         tags = {**desired.tags, "tenant": tenant, "role": role, "rotation": acc.rotation}
         with self.lock(wait=LOCK_WAIT):
             self.store.reload()
+            pending = self.store.get(name, PENDING)
+            if pending is not None and pending.get("password") != value["password"]:
+                raise SharedMySQLError(f"{label}: a rotation of {name} is in flight (a pending password for "
+                                       f"{str(pending.get('username'))[:64]}); run `shared-mysql rotate {tenant}"
+                                       f"{' --user readonly' if role == 'readonly' else ''}` to finish it first; "
+                                       "nothing was stored")
             self.store.put_pending({name: (full, tags)})
             self.store.promote([name])
         return name
@@ -239,17 +270,28 @@ class Target:
     @contextmanager
     def server_lock(self, ex, wait: float = 0.0, what: str = "apply"):
         """One operator at a time across machines: a lock held by the admin session on the server itself
-        (GET_LOCK; released with the session, so a killed command never leaves it behind). Fails after `wait`
-        seconds with one line naming the holder's connection (user, client address, for how long)."""
+        (GET_LOCK; released with the session, so a killed command never leaves it behind), under a name tenants
+        cannot guess (_meta). Fails after `wait` seconds with one line naming the holder: the operator's machine
+        user and host, the command, since when, and the session."""
+        from .db import OPERATOR_ATTRS, set_operator
         from .sql.quoting import string
+        from .tenants.model import META_DATABASE
 
-        name = f"shared-mysql:{self.config.identifier}"[:64]
+        if not OPERATOR_ATTRS:  # a library caller: the CLI sets its command line
+            set_operator(f"shared-mysql {what}")
+        salt = _meta(ex)
+        name = (f"shared-mysql:{salt}" if salt else f"shared-mysql:{self.config.identifier}")[:64]
         got = ex.query(f"SELECT GET_LOCK({string(name)}, {max(0, int(wait))})")[0][0]
         if got != 1:
             raise SharedMySQLError(f"another shared-mysql command is changing {self.config.identifier}"
-                                   f"{_server_lock_holder(ex, name)}; {what} waited {int(wait)} s (--lock-timeout); "
-                                   "re-run when it is done")
+                                   f"{_server_lock_holder(ex, name, bool(salt))}; {what} waited {int(wait)} s "
+                                   "(--lock-timeout); re-run when it is done")
         try:
+            if salt:
+                who = f"{OPERATOR_ATTRS.get('os_user', '?')}@{OPERATOR_ATTRS.get('os_host', '?')}"
+                ex.query(f"UPDATE `{META_DATABASE}`.operator_lock SET conn = CONNECTION_ID(), holder = "
+                         f"{string(who[:255])}, command = {string(OPERATOR_ATTRS.get('command', what)[:255])}, "
+                         "since = UTC_TIMESTAMP() WHERE id = 1")
             yield
         finally:
             try:
@@ -281,8 +323,10 @@ class Target:
                     if due:
                         self.store.reload()
                         names = self.store.names()  # once, not once per account
+                        # Due, or a rotation of it was interrupted (a pending version waits): cron finishes it.
                         accounts = [a for a in accounts if a.auth != "iam" and
-                                    (age_days(self.store, a.secret, now, names) or 0.0) >= a.rotation_days]
+                                    ((age_days(self.store, a.secret, now, names) or 0.0) >= a.rotation_days or
+                                     PENDING in names.get(a.secret, {}).get("stages", ()))]
                     if accounts:
                         out += rotate_accounts(self, ex, desired, accounts, now=now, force=force,
                                                test_login=test_login)
@@ -355,7 +399,7 @@ class Target:
             finally:
                 _HELD[self.state_dir] -= 1
             return
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dirs(self.state_dir)
         check_owned_dirs(self.state_dir)
         path = self.state_dir / "apply.lock"
         try:
@@ -530,7 +574,7 @@ class LocalTarget(Target):
     def local_up(self) -> dict:
         _ = self.server.binary  # fail early with the install hint, before touching the store
         self.server.check_state_path()
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dirs(self.state_dir)
         # A second `local up` on a fresh directory waits for the first, then finds the server running.
         with self.lock(wait=LOCK_WAIT):
             if self.server.pid() is not None:

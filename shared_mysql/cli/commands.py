@@ -72,7 +72,7 @@ def _read_json_credential(which: str) -> dict:
     if sys.stdin.isatty():
         raise UsageError("--import reads the credential from stdin: "
                          f"shared-mysql credentials {which} --import < secret.json")
-    text = sys.stdin.read(1 << 20)  # a credential is a few hundred bytes
+    text = sys.stdin.read(1 << 20).removeprefix("\ufeff")  # a credential is a few hundred bytes; editors add BOMs
     try:
         value = json.loads(text)
     except RecursionError:
@@ -240,12 +240,13 @@ def register(app: typer.Typer) -> None:
     def tenants():
         """List tenants from the config: database, accounts, limits, secret names."""
         from ..tenants.model import build_desired
-        from ..sql import MARIADB_10_11
+        from ..sql import MARIADB_10_11, MYSQL_8_0
 
         loaded = state.loaded()
         c = loaded.config
         # Listing needs no server: the flavor only affects privilege names, which are shown as ALL/SELECT here.
-        desired = build_desired(c, MARIADB_10_11, host=c.host or "", port=c.port, ca=None)
+        desired = build_desired(c, MYSQL_8_0 if c.target == "aws" else MARIADB_10_11, host=c.host or "", port=c.port,
+                                ca=None)
         rows = []
         for t in desired.tenants:
             rows.append({
@@ -315,6 +316,19 @@ def register(app: typer.Typer) -> None:
             else:
                 echo(f"stored {name}")
             return
+        from ..secrets import PENDING
+
+        if admin and t.store.get(name, PENDING) is not None:
+            # A master rotation was interrupted: if the server already took the pending password, connecting
+            # finishes the rotation, so the password printed is the one that logs in.
+            try:
+                with t.executor():
+                    pass
+                t.store.reload()
+            except SharedMySQLError as exc:
+                sys.stderr.write(f"warning: a master rotation is pending and the server could not be asked which "
+                                 f"password it takes ({exc}); if this one is refused, run `shared-mysql rotate "
+                                 "--master` once the server is reachable\n")
         secret = t.store.get(name, CURRENT)
         if secret is None:
             raise SharedMySQLError(f"no stored credential {name}; run `shared-mysql up` (or apply) first")

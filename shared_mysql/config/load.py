@@ -166,6 +166,17 @@ def _validate(data, source: str) -> Config:
 _PLAIN_KEY = re.compile(r"[\w.:/@+-]+", re.ASCII)
 
 
+# The fix for a value of the wrong type (pydantic says what is wrong, not what to write).
+_TYPE_HINTS = {
+    "bool_type": "write true or false",
+    "string_type": "write text, quoted if it could be read as a number or a boolean",
+    "int_type": "write a whole number", "int_parsing": "write a whole number",
+    "float_type": "write a number", "float_parsing": "write a number",
+    "dict_type": "write a mapping (key: value lines)", "list_type": "write a list ([a, b] or - lines)",
+    "tuple_type": "write a list ([a, b] or - lines)", "literal_error": "use one of the values listed",
+}
+
+
 def _one_line(exc: ValidationError) -> str:
     err = exc.errors(include_url=False)[0]
     parts = [p for p in err["loc"] if p not in ("__root__",)]
@@ -182,7 +193,9 @@ def _one_line(exc: ValidationError) -> str:
     if err["type"] == "extra_forbidden":
         msg = "unknown key; check the spelling against the config reference in README.md"
     elif err["type"] == "missing":
-        msg = "required key is missing"
+        msg = "required key is missing; add it (the config reference in README.md shows an example)"
+    elif err["type"] in _TYPE_HINTS:
+        msg = f"{msg}; {_TYPE_HINTS[err['type']]}"
     more = len(exc.errors()) - 1
     suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
     return f"{loc}: {msg}{suffix}" if loc else f"{msg}{suffix}"

@@ -285,6 +285,10 @@ class Aws(BaseModel):
     endpoint_url: Text | None = None
 
 
+# A Lambda function ARN (aws, aws-cn, aws-us-gov partitions), optionally with a version or alias.
+LAMBDA_ARN = r"arn:aws(-cn|-us-gov)?:lambda:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?"
+
+
 class Secrets(BaseModel):
     model_config = _STRICT
     backend: Literal["file", "aws"] | None = None  # default: aws for target aws, file otherwise
@@ -299,8 +303,7 @@ class Secrets(BaseModel):
     @field_validator("rotation_function_arn")
     @classmethod
     def _function_arn(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}"
-                                              r"(:[A-Za-z0-9_$-]+)?", v):
+        if v is not None and not re.fullmatch(LAMBDA_ARN, v):
             raise ValueError("must be a Lambda function ARN, e.g. arn:aws:lambda:ap-northeast-2:123456789012:"
                              "function:prod-shared-mysql-rotation")
         return v
@@ -409,7 +412,18 @@ class Config(BaseModel):
                 f"instance.host: {inst.host} is not a loopback address; the embedded server (target local) is "
                 "private to this machine: use 127.0.0.1 (the default), ::1 or localhost"
             )
+        if self.secrets.rotation_function_arn and not self.secrets.rotation_schedule:
+            raise ValueError("secrets.rotation_function_arn: set, but secrets.rotation_schedule is false, so nothing "
+                             "uses it; turn the schedule on or remove the ARN")
         if self.secrets.rotation_schedule:
+            if self.target != "aws":
+                raise ValueError(f"secrets.rotation_schedule: the rotation function runs in the instance's VPC on AWS; "
+                                 f"target {self.target} has none: run `shared-mysql rotate --due` from cron instead")
+            region = self.aws.region or self.instance.aws_region
+            arn = self.secrets.rotation_function_arn
+            if arn and arn.split(":")[3] != region:
+                raise ValueError(f"secrets.rotation_function_arn: the function is in {arn.split(':')[3]}, the secrets "
+                                 f"in {region}; Secrets Manager invokes a function of its own region only")
             if self.secrets_backend != "aws":
                 raise ValueError("secrets.rotation_schedule: Secrets Manager runs the schedule, so it needs "
                                  "secrets.backend aws; elsewhere run `shared-mysql rotate --due` from cron")

@@ -134,7 +134,9 @@ def _generate(paths: dict[str, Path], hosts: tuple[str, ...]) -> None:
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    paths["ca"].parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from ..secrets.file import private_dirs
+
+    private_dirs(paths["ca"].parent)
     # Key first, CA last: an interrupted run leaves a mismatch that the next run detects and repairs.
     # The CA's private key is not kept: nothing else is ever signed with it.
     write_private(paths["key"], _pem_key(key))

@@ -452,7 +452,9 @@ class LocalServer(CnfMixin):
         p = self.paths
         self.check_state_path()
         try:
-            p.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            from ..secrets.file import private_dirs
+
+            private_dirs(p.root)
             st = p.root.stat()
         except OSError as exc:
             raise LocalServerError(f"cannot create the state directory {p.root}: {exc.strerror}; make its parent "

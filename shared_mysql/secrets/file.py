@@ -30,13 +30,30 @@ _TOKEN_B64 = re.compile(rb"[A-Za-z0-9_-]*={0,2}")
 
 
 # -- files in the state dir ---------------------------------------------------------------------------------
+def private_dirs(path: Path) -> None:
+    """`mkdir -p path` with 0700 on every directory it creates: Path.mkdir(parents=True, mode=...) gives the
+    mode to the last one only, and `.shared-mysql/` above the state dir was left 0755 by the umask."""
+    path = Path(path)
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+
+
 def write_private(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Atomically replace `path` with `data`, mode 0600; fsynced (file and directory) unless `durable=False`,
     for derived files that the next run regenerates anyway. Fails with one StateError line, the old file intact."""
     path = Path(path)
     replaced = False
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dirs(path.parent)
         tmp = _write_temp(path, data, durable)
         try:
             os.replace(tmp, path)
@@ -222,7 +239,7 @@ class FileSecretStore(DocumentSecretStore):
 
         key = Fernet.generate_key()
         try:
-            self.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dirs(self.key_path.parent)
             tmp = _write_temp(self.key_path, key + b"\n", durable=True)
             try:
                 os.link(tmp, self.key_path)  # EEXIST if someone else won; rename would replace their key

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..db import Executor
-from ..errors import DestructiveChangeError, SecretStoreError
+from ..errors import DestructiveChangeError, SecretStoreError, SharedMySQLError
 from ..secrets import CURRENT, PENDING, PREVIOUS, SecretStore
 from ..sql import Statement, statements as st
 from ..sql.passwords import generate_password
@@ -30,6 +30,11 @@ class ApplyResult:
 
 
 def check_destructive(plan: Plan, allow_destructive: bool) -> None:
+    if plan.interrupted:
+        raise SharedMySQLError(
+            f"{len(plan.interrupted)} rotation(s) were interrupted ({', '.join(plan.interrupted[:3])}"
+            f"{' ...' if len(plan.interrupted) > 3 else ''}); run `shared-mysql rotate --all` (it finishes them with "
+            "their pending passwords; `rotate --due` does too), then apply; nothing was changed")
     if plan.destructive and not allow_destructive:
         objs = ", ".join(a.object for a in plan.destructive[:3])
         more = f" and {len(plan.destructive) - 3} more" if len(plan.destructive) > 3 else ""

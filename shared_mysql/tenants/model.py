@@ -13,7 +13,9 @@ COLLATION = "utf8mb4_unicode_ci"
 USER_HOST = "%"
 MANAGED_BY = "shared-mysql"
 # Accounts and schemas a server owns itself; never reported as unmanaged, never touched.
-SYSTEM_DATABASES = frozenset({"mysql", "sys", "information_schema", "performance_schema"})
+# The tool's own schema on the instance (target.py: the operator lock's secret salt and who holds it; admin only).
+META_DATABASE = "shared_mysql"
+SYSTEM_DATABASES = frozenset({"mysql", "sys", "information_schema", "performance_schema", META_DATABASE})
 SYSTEM_USERS = PROTECTED_NAMES
 # The fields of a tenant's secret that this tool writes; anything else in it is the user's and is kept as it is.
 OWNED_SECRET_KEYS = frozenset({"engine", "host", "port", "username", "dbname", "database", "ssl_ca", "auth",
@@ -135,6 +137,12 @@ def build_desired(config: Config, flavor: Flavor, *, host: str, port: int, ca: s
                            # IAM accounts log in with a 15-minute token: the secret holds connection info only.
                            **({"auth": "iam"} if t.auth == "iam" else {}), **(extra_meta or {})}
         tenants.append(DesiredTenant(name, database, tuple(accounts)))
+    dual = sorted({a.tenant for t in tenants for a in t.accounts if a.rotation == "dual-password" and a.auth == "password"})
+    if dual and flavor.is_mariadb:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"tenants.{dual[0]}.rotation: dual-password needs MySQL 8.0.14+ (RETAIN CURRENT PASSWORD); "
+                          f"this server is {flavor.label}: use alternating (the default) or single")
     iam = sorted({a.tenant for t in tenants for a in t.accounts if a.auth == "iam"})
     if iam and flavor.is_mariadb:
         from ..errors import ConfigError

@@ -56,10 +56,13 @@ class Plan:
     unmanaged_exports: tuple[str, ...] = ()
     ignored_secrets: tuple[str, ...] = ()  # tagged as ours, but the tags disagree with the names we derive
     exposures: tuple[str, ...] = ()  # reaches tenants' data but is a person's call (apply changes none of it)
+    # Rotations killed half-way (secret -> the twin its pending password belongs to): `rotate` finishes them;
+    # apply refuses until then, since planning that account could undo the rotation's password.
+    interrupted: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.actions
+        return not self.actions and not self.interrupted
 
     @property
     def destructive(self) -> tuple[Action, ...]:
@@ -80,6 +83,7 @@ class Plan:
                           "exports": list(self.unmanaged_exports),
                           "secrets": list(self.ignored_secrets)},
             "exposures": list(self.exposures),
+            "interrupted_rotations": list(self.interrupted),
         }
 
 
@@ -254,6 +258,7 @@ def build_plan(desired: Desired, actual: Actual, *, now: float | None = None) ->
                                       "rename the tenant or instance.master_username")
     expected_plugin = "mysql_native_password" if flavor.is_mariadb else "caching_sha2_password"
     dbs, users, grants, revokes, secrets, drops = [], [], [], [], [], []
+    interrupted: list[str] = []
     managed_dbs: set[str] = set()
     managed_users: set[tuple[str, str]] = set()
     wanted_secrets: set[str] = set()
@@ -276,11 +281,11 @@ def build_plan(desired: Desired, actual: Actual, *, now: float | None = None) ->
             if acc0.alt and s is not None and s.has_pending and s.pending_user in acc0.names and \
                     s.pending_user != active:
                 # A rotation was interrupted: its pending password belongs to the other twin, and finishing it
-                # here (without its login test) could leave the secret naming a password the server rejects.
-                raise SharedMySQLError(f"secret {acc0.secret}: a rotation to {s.pending_user} was interrupted; run "
-                                       f"`shared-mysql rotate {acc0.tenant}"
-                                       f"{' --user readonly' if acc0.role == 'readonly' else ''}` (it finishes that "
-                                       "rotation), then apply")
+                # here (without its login test) could leave the secret naming a password the server rejects. The
+                # account is left as it is (both twins kept), shown, and apply refuses until `rotate` finishes it.
+                interrupted.append(f"{acc0.secret} (to {s.pending_user})")
+                managed_users.update((n, acc0.host) for n in acc0.names)
+                continue
             acc = acc0 if active == acc0.user else acc0.as_user(active, alt=acc0.alt)
             managed_users.add(acc.key)
             base = {"user": acc.user, "host": acc.host, "role": acc.role, "secret": acc.secret}
@@ -383,7 +388,7 @@ def build_plan(desired: Desired, actual: Actual, *, now: float | None = None) ->
     )
     return Plan(tuple(early + dbs + users + grants + revokes + secrets + drops), tuple(unmanaged_dbs),
                 tuple(unmanaged_users),
-                ignored_secrets=tuple(ignored), exposures=tuple(exposures))
+                ignored_secrets=tuple(ignored), exposures=tuple(exposures), interrupted=tuple(interrupted))
 
 
 def _removed(desired: Desired, actual: Actual, wanted: set[str], protected: frozenset[str]):

@@ -92,9 +92,12 @@ def describe(a: Action) -> str:
 
 def render_text(plan: Plan, header: str = "") -> str:
     lines = [header] if header else []
+    if plan.interrupted:
+        lines.append("Interrupted rotations (apply refuses until `shared-mysql rotate --all` finishes them):")
+        lines += [f"  ! {shown(x)}" for x in plan.interrupted]
     if plan.empty:
         lines.append("No changes. The server matches the config.")
-    else:
+    elif plan.actions:
         for a in plan.actions:
             warn = "  [destructive]" if a.destructive else ""
             lines.append(f"  {SIGNS[a.op]} {describe(a)}{warn}")

@@ -150,6 +150,7 @@ def test_socket_is_gone_after_start_and_dirs_are_private(instance_factory):
     p = t.server.paths
     assert not os.path.lexists(p.socket)
     assert mode(p.root) == 0o700 and mode(p.socket_dir) == 0o700
+    assert mode(inst.dir / ".shared-mysql") == 0o700  # the directory above the state dir too, whatever the umask
     for d in (p.logs, p.binlog_dir, p.datadir, p.secure_files, p.tls):
         assert mode(d) == 0o700, d
     shop = tenant_secret(t, "shop")

@@ -1,10 +1,12 @@
 """Credential rotation on the real server (issue 8): alternating twins, the four steps, kill -9 anywhere, the
 connection budget, the server-side operator lock, --due with an injected clock, and no password anywhere."""
 
+import getpass
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -213,21 +215,16 @@ def test_the_server_lock_makes_a_second_operator_wait_then_fail_with_the_holder(
         assert res.returncode == 1 and waited >= 1.0
         line = res.stderr.strip()
         assert len(line.splitlines()) == 1 and "another shared-mysql command is changing itest" in line
-        # performance_schema is off (MariaDB's default): the server still names the session and since when.
-        assert re.search(r"held since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC by connection \d+: admin from", line), line
+        who = f"{getpass.getuser()}@{socket.gethostname()}"
+        assert re.search(rf"held by {re.escape(who)} running `shared-mysql [^`]*` since \d{{4}}-\d\d-\d\d "
+                         r"\d\d:\d\d:\d\d UTC; connection \d+: admin from 127\.0\.0\.1:\d+\)", line), line
         res = inst.cli("rotate", "--all")
         assert res.returncode == 1 and "another shared-mysql command" in res.stderr
     assert inst.cli("rotate", "--all").returncode == 0  # released with the session
 
 
-def test_with_performance_schema_the_lock_message_names_the_operator_and_command(instance_factory):
-    import getpass
-    import socket
-
-    from shared_mysql import db
-
-    i = instance_factory(TENANTS, parameters={"performance_schema": True})
-    i.cli("apply", "--auto-approve", check=True)
+def test_the_lock_message_names_the_operator_command_and_when_the_lock_was_taken(inst):
+    taken = time.time()
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
@@ -235,21 +232,53 @@ def test_with_performance_schema_the_lock_message_names_the_operator_and_command
             from shared_mysql.config.load import load_config
             from shared_mysql.target import open_target
             db.set_operator("shared-mysql rotate --due")
-            t = open_target(load_config({str(i.config_path)!r}))
+            t = open_target(load_config({str(inst.config_path)!r}))
             with t.executor() as ex, t.server_lock(ex, 0, "rotate"):
                 print("held", flush=True)
                 sys.stdin.readline()
-        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=i.dir)
+                ex.query("SELECT SLEEP(3)")  # a long statement in the holder's session does not move "since"
+                print("slept", flush=True)
+                sys.stdin.readline()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=inst.dir)
     try:
         assert holder.stdout.readline().strip() == "held"
-        res = i.cli("apply", "--auto-approve", "--lock-timeout", "0")
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "slept"
+        res = inst.cli("apply", "--auto-approve", "--lock-timeout", "0")
         line = res.stderr.strip()
         assert res.returncode == 1 and len(line.splitlines()) == 1, line
         assert f"held by {getpass.getuser()}@{socket.gethostname()} running `shared-mysql rotate --due` since " in line
-        assert "; connection " in line and "admin from 127.0.0.1:" in line
+        since = re.search(r"since (\S+ \S+) UTC", line).group(1)
+        from datetime import datetime, timezone
+
+        when = datetime.strptime(since, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+        assert abs(when - taken) < 3, (since, taken)
     finally:
         holder.communicate("\n", timeout=30)
-    assert i.cli("apply", "--auto-approve", "--lock-timeout", "0").returncode == 0
+    assert inst.cli("apply", "--auto-approve", "--lock-timeout", "0").returncode == 0
+
+
+def test_a_tenant_cannot_take_or_read_the_operator_lock(inst):
+    """GET_LOCK needs no privilege: the lock's name is salted with a secret only the admin can read."""
+    t = inst.target()
+    with t.executor() as ex, t.server_lock(ex, 0, "test"):
+        pass  # creates the tool's schema and salt
+    tenant = {**secret(t), "ssl_ca": t.ca}
+    conn = login(tenant)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT GET_LOCK('shared-mysql:itest', 0)")  # the old, guessable name
+            assert cur.fetchone()[0] == 1
+            with pytest.raises(pymysql.err.OperationalError) as e:
+                cur.execute("SELECT salt FROM shared_mysql.operator_lock")
+            assert e.value.args[0] in (1142, 1044)
+        res = inst.cli("rotate", "--all", "--lock-timeout", "0")
+        assert res.returncode == 0, res.stderr  # not blocked by the tenant's lock
+        assert inst.cli("apply", "--auto-approve", "--lock-timeout", "0").returncode == 0
+    finally:
+        conn.close()
+    assert inst.cli("plan", "--detailed-exitcode").returncode == 0  # the tool's schema is not drift
 
 
 def test_no_password_in_output_logs_binlog_or_state(inst):
@@ -336,13 +365,12 @@ def test_load_loop_sees_no_failures_while_rotating(instance_factory):
 
 
 def test_single_strategy_changes_one_account_and_dual_password_is_refused_on_mariadb(instance_factory):
-    inst = instance_factory({"orders": {"max_connections": 3, "rotation": "single"},
-                             "billing": {"max_connections": 3, "rotation": "dual-password"}})
+    inst = instance_factory({"orders": {"max_connections": 3, "rotation": "single"}})
     inst.cli("apply", "--auto-approve", check=True)
     t = inst.target()
     with t.executor() as ex:
         users = {r[0] for r in ex.query("SELECT User FROM mysql.global_priv WHERE User LIKE '%\\_alt'")}
-    assert users == set()  # no twins for single or dual-password
+    assert users == set()  # no twins for single
     old = secret(t)
     res = inst.cli("rotate", "orders")
     assert res.returncode == 0, res.stderr
@@ -350,10 +378,13 @@ def test_single_strategy_changes_one_account_and_dual_password_is_refused_on_mar
     assert new["username"] == old["username"] == "orders_user"
     login(new).close()
     assert error_code(lambda: login(old)) == 1045  # single: the old password stops at once (README says so)
-    res = inst.cli("rotate", "billing")
-    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
-    assert "dual-password needs MySQL 8.0.14+" in res.stderr
     assert inst.cli("plan", "--detailed-exitcode").returncode == 0
+    inst.write({"orders": {"max_connections": 3, "rotation": "single"},
+                "billing": {"max_connections": 3, "rotation": "dual-password"}})
+    for cmd in (["plan"], ["apply", "--auto-approve"], ["rotate", "billing"]):
+        res = inst.cli(*cmd)
+        assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, (cmd, res.stderr)
+        assert "dual-password needs MySQL 8.0.14+" in res.stderr
 
 
 # -- found by a review: each was broken before the fix ----------------------------------------------------------
@@ -370,10 +401,16 @@ def test_apply_after_a_killed_rotation_refuses_with_the_fix_and_breaks_nothing(i
     _killed_rotation(inst, point)
     res = inst.cli("apply", "--auto-approve")
     assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
-    assert "rotation to" in res.stderr and "was interrupted" in res.stderr and "shared-mysql rotate" in res.stderr
+    assert "3 rotation(s) were interrupted" in res.stderr and "`shared-mysql rotate --all`" in res.stderr
+    assert all(n in res.stderr for n in before)  # every one named, not only the first
+    plan = inst.cli("plan", "--detailed-exitcode")  # plan still works, and shows them as pending changes
+    assert plan.returncode == 2 and "Interrupted rotations" in plan.stdout, plan.stderr
+    res = inst.cli("credentials", "orders", "--import", input=json.dumps(before["test-orders-db-credentials"]))
+    assert res.returncode == 1 and "is in flight" in res.stderr  # importing would throw the pending one away
     for v in before.values():
         login({**v, "ssl_ca": t.ca}).close()  # nothing was changed
-    assert inst.cli("rotate", "--all").returncode == 0
+    res = inst.cli("rotate", "--due", "-o", "json")  # cron's command finishes them, though none is due
+    assert res.returncode == 0 and len(json.loads(res.stdout)["rotated"]) == 3, res.stdout + res.stderr
     inst.cli("apply", "--auto-approve", check=True)
     assert_all_stored_credentials_log_in(t)
 

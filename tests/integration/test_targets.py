@@ -279,8 +279,24 @@ def test_rotation_schedule_needs_secrets_manager_and_no_dual_password(tmp_path):
 
     (tmp_path / "shared-mysql.yaml").write_text("secrets: {rotation_schedule: true}\n")
     res = Instance(tmp_path, 1).cli("plan")
-    assert res.returncode == 1 and "secrets.rotation_schedule: Secrets Manager runs the schedule" in res.stderr
+    assert res.returncode == 1 and "secrets.rotation_schedule: the rotation function runs in the instance's VPC" \
+        in res.stderr and "rotate --due" in res.stderr
     (tmp_path / "ca.pem").write_text("")
+    for bad, needle in [
+        ("secrets: {rotation_schedule: true, backend: file}", "Secrets Manager runs the schedule"),
+        ("secrets: {rotation_schedule: 1}", "secrets.rotation_schedule: Input should be a valid boolean; write true"),
+        ("secrets: {rotation_function_arn: 42}", "write text"),
+        ("secrets: {rotation_function_arn: 'arn:awsfoo:lambda:zz:123456789012:function:x', rotation_schedule: true}",
+         "must be a Lambda function ARN"),
+        ("secrets: {rotation_function_arn: 'arn:aws:lambda:us-east-1:123456789012:function:x', "
+         "rotation_schedule: true}", "the function is in us-east-1, the secrets in ap-northeast-2"),
+        ("secrets: {rotation_function_arn: 'arn:aws:lambda:ap-northeast-2:123456789012:function:x'}",
+         "secrets.rotation_schedule is false, so nothing uses it"),
+    ]:
+        (tmp_path / "shared-mysql.yaml").write_text(f"target: aws\ninstance: {{ca_bundle: ca.pem}}\n{bad}\n")
+        res = Instance(tmp_path, 1).cli("plan")
+        assert res.returncode == 1 and needle in res.stderr and len(res.stderr.strip().splitlines()) == 1, \
+            (bad, res.stderr)
     (tmp_path / "shared-mysql.yaml").write_text(
         "target: aws\ninstance: {ca_bundle: ca.pem}\nsecrets: {rotation_schedule: true}\n"
         "tenants: {orders: {rotation: dual-password}}\n")

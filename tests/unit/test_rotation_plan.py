@@ -129,6 +129,8 @@ def test_rotation_statements_per_strategy(flavor):
     assert "MAX_USER_CONNECTIONS 20" in alt[1] and "REQUIRE SSL" in alt[1]
     if flavor.is_mariadb:
         assert "P" * 32 not in alt[0]  # MariaDB gets the hash: the plaintext never reaches the binlog
+    if flavor.is_mariadb:
+        return  # dual-password: MySQL 8.0.14+ only (refused below)
     dual = desired_for(CFG.replace("max_connections: 20}", "max_connections: 20, rotation: dual-password}"),
                        flavor=flavor).tenants[0].accounts[0]
     sql = [s for s in _set_statements(flavor, dual, "orders_user", "P" * 32)]
@@ -139,8 +141,13 @@ def test_rotation_statements_per_strategy(flavor):
 def test_dual_password_is_refused_on_mariadb_with_one_line():
     from shared_mysql.rotation import RotationError, _precheck
 
-    acc = desired_for(CFG.replace("max_connections: 20}", "max_connections: 20, rotation: dual-password}")
-                      ).tenants[0].accounts[0]
+    from shared_mysql.errors import ConfigError
+    from shared_mysql.sql import MYSQL_8_0
+
+    text = CFG.replace("max_connections: 20}", "max_connections: 20, rotation: dual-password}")
+    with pytest.raises(ConfigError, match=r"tenants\.orders\.rotation: dual-password needs MySQL 8\.0\.14"):
+        desired_for(text)  # plan and apply refuse it on MariaDB, not only rotate
+    acc = desired_for(text, flavor=MYSQL_8_0).tenants[0].accounts[0]
     with pytest.raises(RotationError, match="dual-password needs MySQL 8.0.14"):
         _precheck(acc, MARIADB_10_11, {"password": "x"})
     assert acc.alt is None  # no twin for dual-password
