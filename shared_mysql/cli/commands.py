@@ -393,5 +393,20 @@ def register(app: typer.Typer) -> None:
             raise FindingsFailed(f"audit: {len(bad)} finding(s) at or above {fail_on.value} (first: {bad[0].check} "
                                  f"{bad[0].resource})")
 
+    @app.command()
+    def status():
+        """Health and the seven alarms (the seed's six + failed logins), CloudWatch's semantics; exit 3 if one fires."""
+        from ..errors import FindingsFailed
+        from ..observe.status import aws_status, local_status, render
+
+        t = state.target()
+        s = aws_status(t) if t.kind == "aws" else local_status(t)
+        if state.json:
+            emit_json(s)
+        else:
+            echo(render(s))
+        if s["firing"]:
+            raise FindingsFailed(f"status: {len(s['firing'])} alarm(s) firing: {', '.join(s['firing'])}")
+
 
 __all__ = ["register"]
