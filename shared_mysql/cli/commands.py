@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from enum import Enum
 from typing import Optional
 from urllib.parse import quote
@@ -407,6 +408,85 @@ def register(app: typer.Typer) -> None:
             echo(render(s))
         if s["firing"]:
             raise FindingsFailed(f"status: {len(s['firing'])} alarm(s) firing: {', '.join(s['firing'])}")
+
+    @app.command()
+    def connections(
+        tenant: Optional[str] = typer.Option(None, "--tenant", help="Only this tenant's sessions."),
+        idle: Optional[int] = typer.Option(None, "--idle", min=0, help="Only sessions idle (Sleep) this many seconds."),
+        kill_: bool = typer.Option(False, "--kill", help="Kill the listed sessions (never this tool's own, the "
+                                                         "admin's or the server's)."),
+    ):
+        """Sessions per tenant: the seed's "too many connections" runbook."""
+        from ..observe.sessions import kill, read_sessions, select
+
+        t = state.target()
+        if tenant is not None and tenant not in t.config.tenants and tenant != "unmanaged":
+            raise UsageError(f"--tenant {tenant[:64]!r}: no such tenant in the config (or use unmanaged)")
+        with t.executor() as ex:
+            desired = t.desired(ex.flavor)
+            chosen = select(read_sessions(ex, desired), tenant=tenant, idle=idle)
+            killed, failed = kill(ex, chosen) if kill_ else ([], [])
+        counts: dict[str, int] = {}
+        for s in chosen:
+            counts[s.tenant] = counts.get(s.tenant, 0) + 1
+        if state.json:
+            emit_json({"sessions": [s.to_json() for s in chosen], "by_tenant": counts, "killed": killed,
+                       "failed": failed})
+        else:
+            from ..tenants.render import shown
+
+            for s in chosen:
+                mark = "killed " if s.id in killed else ""
+                echo(f"{mark}{s.id:>8}  {shown(s.tenant):<20} {shown(s.user)}@{shown(s.host)}  {s.command:<8} "
+                     f"{s.seconds:>6}s  {shown(s.query)}")
+            echo(f"{len(chosen)} session(s): " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none")
+                 + (f"; killed {len(killed)}" if kill_ else ""))
+        if failed:
+            raise SharedMySQLError(f"connections --kill: {len(failed)} session(s) could not be killed; the first: "
+                                   f"{failed[0]}")
+
+    @app.command()
+    def top(once: bool = typer.Option(False, "--once", help="Print one screen and exit."),
+            interval: float = typer.Option(2.0, "--interval", min=0.5, max=3600, help="Seconds between refreshes.")):
+        """Per tenant: connections vs limit, active queries, the longest one, database size, slow queries."""
+        from ..observe.sessions import owners, slow_counts, snapshot
+
+        t = state.target()
+        slow_log = t.server.paths.slow_log if t.kind == "local" else None
+
+        def frame(ex, desired, since):
+            snap = snapshot(t, ex, desired)
+            counts = slow_counts(slow_log, since, owners(desired)) if slow_log else {}
+            for r in snap["tenants"]:
+                r["slow_queries"] = counts.get(r["tenant"], 0) if slow_log else None
+            snap["interval_s"] = interval
+            return snap
+
+        with t.executor() as ex:
+            desired = t.desired(ex.flavor)
+            if once or state.json or not sys.stdout.isatty():
+                snap = frame(ex, desired, time.time() - interval)
+                if state.json:
+                    emit_json(snap)
+                else:
+                    from ..observe.sessions import render_top
+
+                    echo(render_top(snap, t.config.identifier))
+                return
+            from rich.live import Live
+
+            from ..observe.sessions import rich_top
+
+            since = time.time() - interval
+            with Live(refresh_per_second=4, screen=False) as live:
+                try:
+                    while True:
+                        now = time.time()
+                        live.update(rich_top(frame(ex, desired, since), t.config.identifier))
+                        since = now
+                        time.sleep(interval)
+                except KeyboardInterrupt:
+                    pass
 
 
 __all__ = ["register"]

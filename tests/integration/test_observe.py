@@ -77,3 +77,74 @@ def test_a_burst_of_failed_logins_fires_the_failed_login_alarm(inst):
     alarm = next(a for a in s["alarms"] if a["alarm"] == "failed-login-attempts")
     assert code == 3 and alarm["state"] == "ALARM" and alarm["values"][-1] >= 12, alarm
     assert not any("wrong-password-1" in json.dumps(a) for a in s["alarms"])
+
+
+def _sessions(inst, *args):
+    res = inst.cli("connections", "-o", "json", *args)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_a_tenant_at_its_limit_shows_in_top_and_connections_and_idle_ones_are_killed_safely(inst):
+    import threading
+    import time
+
+    t = inst.target()
+    orders = {**t.store.get("test-orders-db-credentials"), "ssl_ca": t.ca}
+    idle = [login(orders) for _ in range(3)]
+    busy = login(orders)
+    admin = t.executor()
+    admin_id = admin.query("SELECT CONNECTION_ID()")[0][0]
+    worker = threading.Thread(target=lambda: busy.cursor().execute("SELECT SLEEP(6)"))
+    worker.start()
+    try:
+        time.sleep(2.2)  # the idle ones have been idle 2 s
+        top = json.loads(inst.cli("top", "--once", "-o", "json", check=True).stdout)
+        row = next(r for r in top["tenants"] if r["tenant"] == "orders")
+        assert (row["connections"], row["limit"], row["active"]) == (4, 4, 1) and row["used"] == 1.0
+        assert top["tenants"][0]["tenant"] == "orders"  # sorted by connections used vs limit
+        assert row["longest_s"] >= 2 and row["longest_query"] == "SELECT SLEEP(?)"
+        assert top["connections"] >= 5 and top["max_connections"] == 200
+        text = inst.cli("top", "--once", check=True).stdout
+        assert "orders" in text and "4/4" in text
+        listed = _sessions(inst, "--tenant", "orders")
+        assert listed["by_tenant"] == {"orders": 4}
+        idle_only = _sessions(inst, "--idle", "2")
+        mine = [s for s in idle_only["sessions"] if s["tenant"] == "orders"]
+        assert len(mine) == 3 and all(s["killable"] for s in mine)
+        assert all(not s["killable"] for s in idle_only["sessions"] if s["tenant"] == "admin")  # listed, spared
+        killed = _sessions(inst, "--idle", "2", "--kill")
+        assert len(killed["killed"]) == 3 and killed["failed"] == []
+        for c in idle:  # the idle sessions are gone ...
+            with pytest.raises(pymysql.err.OperationalError):
+                c.cursor().execute("SELECT 1")
+        # ... the active one, the admin's and nothing else
+        assert admin.query("SELECT CONNECTION_ID()")[0][0] == admin_id
+        after = _sessions(inst, "--tenant", "orders")
+        assert [s["command"] for s in after["sessions"]] == ["Query"]
+        res = inst.cli("connections", "--tenant", "nope")
+        assert res.returncode == 2 and "no such tenant" in res.stderr
+    finally:
+        worker.join()
+        busy.close()
+        admin.close()
+        for c in idle:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001 - killed
+                pass
+
+
+def test_slow_queries_are_attributed_to_the_right_tenant(instance_factory):
+    i = instance_factory({"orders": {"max_connections": 2}, "billing": {"max_connections": 2}},
+                         parameters={"long_query_time": 0.2})
+    i.cli("apply", "--auto-approve", check=True)
+    t = i.target()
+    for name, n in (("orders", 2), ("billing", 1)):
+        c = login({**t.store.get(f"test-{name}-db-credentials"), "ssl_ca": t.ca})
+        for _ in range(n):
+            c.cursor().execute("SELECT SLEEP(0.3)")
+        c.close()
+    top = json.loads(i.cli("top", "--once", "--interval", "60", "-o", "json", check=True).stdout)
+    slow = {r["tenant"]: r["slow_queries"] for r in top["tenants"]}
+    assert slow == {"orders": 2, "billing": 1}, slow
