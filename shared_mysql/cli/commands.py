@@ -488,5 +488,36 @@ def register(app: typer.Typer) -> None:
                 except KeyboardInterrupt:
                     pass
 
+    logs = typer.Typer(no_args_is_help=True, help="The server's logs, read for people.")
+    app.add_typer(logs, name="logs")
+
+    @logs.command("audit")
+    def logs_audit(since: str = typer.Option("1h", "--since", help="How far back: 90s, 30m, 1h, 2d."),
+                   tenant: Optional[str] = typer.Option(None, "--tenant", help="Only this tenant's accounts.")):
+        """Failed logins per 5 minutes and account changes (GRANT/REVOKE/...), from the audit log."""
+        from ..observe.auditlog import parse_since, read_cloudwatch, read_local, render, summarise
+        from ..observe.sessions import owners
+
+        seconds = parse_since(since)
+        t = state.target()
+        if tenant is not None and tenant not in t.config.tenants:
+            raise UsageError(f"--tenant {tenant[:64]!r}: no such tenant in the config")
+        now = time.time()
+        if t.kind == "local":
+            records = read_local(t.server.paths.audit_log, now - seconds)
+        elif t.kind == "aws":
+            records = read_cloudwatch(t.config, now - seconds, now)
+        else:
+            raise SharedMySQLError("logs audit: the audit log of a `server` target is a file on that server's host; "
+                                   "read it there (server_audit_file_path), or use target local or aws")
+        from ..sql import MARIADB_10_11, MYSQL_8_0
+
+        desired = t.desired(MYSQL_8_0 if t.kind == "aws" else MARIADB_10_11)
+        out = summarise(records, owners(desired), tenant, int(t.config.instance.alarms.failed_login_threshold))
+        if state.json:
+            emit_json(out)
+        else:
+            echo(render(out))
+
 
 __all__ = ["register"]

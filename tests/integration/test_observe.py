@@ -148,3 +148,93 @@ def test_slow_queries_are_attributed_to_the_right_tenant(instance_factory):
     top = json.loads(i.cli("top", "--once", "--interval", "60", "-o", "json", check=True).stdout)
     slow = {r["tenant"]: r["slow_queries"] for r in top["tenants"]}
     assert slow == {"orders": 2, "billing": 1}, slow
+
+
+def test_logs_audit_shows_failed_logins_and_account_changes_never_a_password(inst):
+    t = inst.target()
+    bad = {**t.store.get("test-billing-db-credentials"), "ssl_ca": t.ca, "password": "wrong-password-2"}
+    for _ in range(12):
+        with pytest.raises(pymysql.err.OperationalError):
+            login(bad)
+    with t.executor() as ex:
+        ex.query("CREATE USER 'tmp_reviewer'@'%' IDENTIFIED BY 'Very-Secret-Pass-9'")
+        ex.query("GRANT SELECT ON `billing\\_db`.* TO 'tmp_reviewer'@'%'")
+        ex.query("DROP USER 'tmp_reviewer'@'%'")
+    res = inst.cli("logs", "audit", "--since", "10m", "-o", "json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    billing = [r for r in out["failed_logins"] if r["user"] == "billing_user"]
+    assert sum(r["count"] for r in billing) == 12 and out["failed_login_periods_over_threshold"]
+    stmts = [c["statement"] for c in out["account_changes"]]
+    assert any(s.startswith("CREATE USER ?@? IDENTIFIED BY") for s in stmts)
+    assert any(s.startswith("GRANT SELECT") for s in stmts) and any(s.startswith("DROP USER") for s in stmts)
+    text = inst.cli("logs", "audit", "--since", "10m", "--tenant", "billing", check=True).stdout
+    assert "billing_user@" in text and "Very-Secret-Pass-9" not in res.stdout + text
+    assert "wrong-password-2" not in res.stdout + text
+    res = inst.cli("logs", "audit", "--since", "yesterday")
+    assert res.returncode == 2 and "--since 'yesterday'" in res.stderr
+
+
+def test_aws_status_and_audit_logs_from_cloudwatch(tmp_path, monkeypatch):
+    """moto: GetMetricData values evaluated here, DescribeAlarms' states shown beside ours; the audit log read
+    with Logs Insights queries."""
+    import time
+    from datetime import datetime, timezone
+
+    import boto3
+    from moto import mock_aws
+
+    from shared_mysql import aws as aws_mod
+    from shared_mysql.config import parse_config
+    from shared_mysql.observe.auditlog import read_cloudwatch, summarise
+    from shared_mysql.observe.status import PERIOD, aws_status
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_DEFAULT_REGION": "ap-northeast-2"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    config = parse_config("environment: prod\ntarget: aws\ninstance: {host: db, ca_bundle: ca.pem}\n"
+                          "tenants: {orders: {max_connections: 5}}\n")
+
+    class T:
+        pass
+
+    target = T()
+    target.config = config
+    with mock_aws():
+        aws_mod.session.cache_clear()
+        cw = boto3.client("cloudwatch")
+        now = time.time()
+        dims = [{"Name": "DBInstanceIdentifier", "Value": "prod-shared-mysql"}]
+        for back in (1, 0):  # two periods of 95% CPU: the CPU alarm fires
+            t = datetime.fromtimestamp(now - back * PERIOD, timezone.utc)
+            cw.put_metric_data(Namespace="AWS/RDS", MetricData=[
+                {"MetricName": "CPUUtilization", "Dimensions": dims, "Timestamp": t, "Value": 95.0},
+                {"MetricName": "DatabaseConnections", "Dimensions": dims, "Timestamp": t, "Value": 12.0}])
+        cw.put_metric_alarm(AlarmName="prod-shared-mysql-cpu-utilization", MetricName="CPUUtilization",
+                            Namespace="AWS/RDS", Statistic="Average", Period=300, EvaluationPeriods=2, Threshold=80.0,
+                            ComparisonOperator="GreaterThanThreshold")
+        cw.set_alarm_state(AlarmName="prod-shared-mysql-cpu-utilization", StateValue="ALARM", StateReason="test")
+        s = aws_status(target, now=now)
+        rows = {r["alarm"]: r for r in s["alarms"]}
+        assert rows["cpu-utilization"]["state"] == "ALARM" and rows["cpu-utilization"]["cloudwatch_state"] == "ALARM"
+        assert rows["database-connections"]["state"] == "OK" and rows["database-connections"]["values"][-1] == 12.0
+        assert rows["free-storage-space"]["state"] == "ALARM"  # no data, and the stack treats it as breaching
+        assert "no such alarm" in rows["free-storage-space"]["note"]
+        assert s["firing"] == ["cpu-utilization", "free-storage-space"]
+
+        logs = boto3.client("logs")
+        group = "/aws/rds/instance/prod-shared-mysql/audit"
+        logs.create_log_group(logGroupName=group)
+        logs.create_log_stream(logGroupName=group, logStreamName="s")
+        stamp = datetime.fromtimestamp(now).strftime("%Y%m%d %H:%M:%S")
+        events = [f"{stamp},ip-10,orders_user,10.0.0.7,{i},0,FAILED_CONNECT,,,1045" for i in range(11)]
+        events.append(f"{stamp},ip-10,admin,10.0.0.1,99,5,QUERY,,'ALTER USER \\'x\\'@\\'%\\' IDENTIFIED BY "
+                      f"\\'Leaky-Pass-1\\'',0")
+        logs.put_log_events(logGroupName=group, logStreamName="s",
+                            logEvents=[{"timestamp": int(now * 1000) + i, "message": m} for i, m in enumerate(events)])
+        out = summarise(read_cloudwatch(config, now - 3600, now, poll=lambda s: None), {"orders_user": "orders"})
+        assert out["failed_logins"][0]["count"] == 11 and out["failed_login_periods_over_threshold"]
+        assert [c["statement"] for c in out["account_changes"]] == ["ALTER USER ?@? IDENTIFIED BY ?"]
+        assert "Leaky-Pass-1" not in json.dumps(out)
+        aws_mod.session.cache_clear()
