@@ -13,6 +13,7 @@ up: setup server ## set up everything and run shared-mysql up on the embedded de
 	@echo "CLI: $(BIN)/shared-mysql   (try: $(BIN)/shared-mysql tenants, $(BIN)/shared-mysql credentials orders)"
 
 test: setup server ## set up and run the whole test suite (unit, integration on a real server, infra)
+	@scripts/ensure-promtool.sh $(BIN)
 	$(BIN)/python -m pytest -q -ra
 
 setup: $(STAMP)

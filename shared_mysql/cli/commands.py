@@ -519,5 +519,29 @@ def register(app: typer.Typer) -> None:
         else:
             echo(render(out))
 
+    @app.command()
+    def exporter(port: int = typer.Option(9104, "--port", min=1, max=65535, help="Port for /metrics."),
+                 listen: str = typer.Option("127.0.0.1", "--listen", help="Address to bind (0.0.0.0: every one).")):
+        """Prometheus metrics: mysqld_exporter's names where they mean the same, per-tenant series, the alarms."""
+        import gc
+
+        try:
+            from ..observe.exporter import serve
+        except ImportError:
+            raise SharedMySQLError("exporter needs prometheus-client: pip install 'shared-mysql[exporter]'") from None
+        gc.enable()  # a long-running command: the CLI's short-life setting does not apply
+        t = state.target()
+        try:
+            serve(t, port, listen)
+        except OSError as exc:
+            raise SharedMySQLError(f"exporter: cannot listen on {listen}:{port}: {exc.strerror}; choose another "
+                                   "--port") from None
+        sys.stderr.write(f"serving http://{listen}:{port}/metrics (Ctrl-C stops)\n")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
 
 __all__ = ["register"]
