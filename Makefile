@@ -33,6 +33,8 @@ bench: setup server ## apply/plan vs the raw-SQL floor (ARGS="--ansible" adds An
 	$(BIN)/python bench/tenants.py --tenants 100 $(ARGS)
 	$(BIN)/python bench/client.py
 	$(BIN)/python bench/rotation.py
+	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/exporter.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
