@@ -80,8 +80,25 @@ class Finding:
 
 
 def _one_line(text: str, limit: int = 400) -> str:
-    text = " ".join(str(text).split())
+    """One printable line: control and other unprintable characters escaped (a tab in an account's name shows as
+    \\t, never as a space that would name another account), nothing collapsed."""
+    text = str(text)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fix_line(fix: str) -> str:
+    """A remediation as one line. Inside a quoted SQL name, \\t \\n \\r are MySQL's own escapes, so the SQL
+    stays right; any other unprintable character cannot be written there: no SQL is shown rather than a wrong one."""
+    if fix.isprintable():
+        return _one_line(fix)
+    odd = {c for c in fix if not c.isprintable()} - {"\t", "\n", "\r", "\x00", "\x1a"}
+    if odd or "`" in fix:  # in a backquoted name a backslash escapes nothing
+        return ("no SQL shown: the name holds characters SQL text cannot carry here; take the exact name from "
+                "`resource` in -o json")
+    out = fix.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r").replace("\x00", "\\0")
+    return _one_line(out.replace("\x1a", "\\Z"))
 
 
 def run_checks(source: str, snapshot, *, target: str, ignore: Iterable = ()) -> list[Finding]:
@@ -104,7 +121,7 @@ def run_checks(source: str, snapshot, *, target: str, ignore: Iterable = ()) -> 
             rule = next((r for r in ignore if r.id == c.id and fnmatch.fnmatchcase(f.resource, r.resource)), None)
             out.append(Finding(c.id, source, f.severity or c.severity, c.title,
                                "suppressed" if rule else "fail", f.resource, _one_line(f.message),
-                               _one_line(f.fix or c.remediation), c.refs, rule.reason if rule else None))
+                               _fix_line(f.fix) if f.fix else c.remediation, c.refs, rule.reason if rule else None))
     return out
 
 

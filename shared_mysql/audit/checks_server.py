@@ -14,7 +14,8 @@ from ..tenants.model import SYSTEM_DATABASES
 from . import Fail, check
 
 AUDIT_VARIABLES = ("require_secure_transport", "local_infile", "tls_version", "slow_query_log", "max_connections",
-                   "server_audit_logging", "server_audit_events", "version")
+                   "server_audit_logging", "server_audit_events", "server_audit_incl_users",
+                   "server_audit_excl_users", "version")
 Q_VARIABLES = ("SHOW GLOBAL VARIABLES WHERE Variable_name IN ("
                + ", ".join(f"'{v}'" for v in AUDIT_VARIABLES) + ")")
 Q_PLUGINS = ("SELECT PLUGIN_NAME, PLUGIN_STATUS FROM information_schema.PLUGINS "
@@ -45,18 +46,27 @@ class ServerSnapshot:
 
     # -- who is who ---------------------------------------------------------------------------------------------
     @property
-    def admins(self) -> frozenset[str]:
-        names = set(self.desired.admin_users)
+    def admins(self) -> frozenset[tuple[str, str]]:
+        """The master account exactly: its name(s) on '%' (as RDS and shared-mysql create it), and the account this
+        audit logs in as. The same name on another host is just another account."""
+        keys = {(n, "%") for n in self.desired.admin_users}
         if self.actual.current_user:
-            names.add(self.actual.current_user[0])
-        return frozenset(names)
+            keys.add(tuple(self.actual.current_user))
+        return frozenset(keys)
 
-    def is_system(self, user: str) -> bool:
-        return user in SERVER_ACCOUNTS or user in RDS_ACCOUNTS or user == "PUBLIC"
+    def is_system(self, user: str, host: str) -> bool:
+        """The server's own accounts where the server creates them (localhost), and RDS's own on an RDS target.
+        The same names on another host, or on a server that is not RDS, are ordinary accounts. PUBLIC is not
+        recognised: what is granted to it, every account holds."""
+        if user in SERVER_ACCOUNTS:
+            return host == "localhost"
+        if user in RDS_ACCOUNTS:
+            return self.config.target == "aws" and host in ("localhost", "%" if user == "rdsrepladmin" else "")
+        return False
 
-    def is_recognised(self, user: str) -> bool:
+    def is_recognised(self, user: str, host: str) -> bool:
         """The server's own accounts, RDS's and the master: never flagged as unmanaged or over-privileged."""
-        return self.is_system(user) or user in self.admins
+        return self.is_system(user, host) or (user, host) in self.admins
 
     @property
     def managed(self) -> dict[tuple[str, str], tuple[str, str]]:
@@ -100,7 +110,14 @@ def server_snapshot(ex, config, desired, store, now: float | None = None) -> Ser
 def _acct(user: str, host: str) -> str:
     from ..sql.quoting import account
 
-    return account(user, host)
+    if (user, host) == ("PUBLIC", ""):
+        return "PUBLIC"
+    try:
+        return account(user, host)
+    except ValueError:  # a NUL beside a backslash: no SQL form; shown escaped, never raised
+        import json
+
+        return f"{json.dumps(user)}@{json.dumps(host)}"
 
 
 def _on(value: str | None) -> bool:
@@ -128,7 +145,7 @@ def anonymous(s: ServerSnapshot):
        cis="CIS MySQL 8.0 7.3")
 def no_password(s: ServerSnapshot):
     for (user, host), u in _accounts(s):
-        if u.plugin in PASSWORD_PLUGINS and not u.auth_string and not u.other_auth:
+        if (u.plugin in PASSWORD_PLUGINS and not u.auth_string) or u.other_empty:
             yield Fail(_acct(user, host), f"{_acct(user, host)} logs in without a password (plugin "
                                           f"{u.plugin or 'default'}, empty authentication string)",
                        fix=f"DROP USER {_acct(user, host)};  (or ALTER USER {_acct(user, host)} IDENTIFIED BY "
@@ -140,7 +157,7 @@ def no_password(s: ServerSnapshot):
        cis="CIS MySQL 8.0 7.6")
 def wildcard_host(s: ServerSnapshot):
     for (user, host), u in _accounts(s):
-        if s.is_recognised(user) or not ("%" in host or "_" in host):
+        if s.is_recognised(user, host) or not ("%" in host or "_" in host):
             continue
         privs = s.actual.global_privs.get((user, host), set()) - {"USAGE"}
         if privs:
@@ -155,10 +172,10 @@ def wildcard_host(s: ServerSnapshot):
 def global_privileges(s: ServerSnapshot):
     for (user, host), privs in sorted(s.actual.global_privs.items()):
         privs = set(privs) - {"USAGE"}
-        if not privs or s.is_recognised(user):
+        if not privs or s.is_recognised(user, host):
             continue
         bad = sorted(privs & DANGEROUS)
-        sev = "critical" if bad else "high"
+        sev = "critical" if bad or (user, host) == ("PUBLIC", "") else "high"
         shown = ", ".join((bad or sorted(privs))[:6]) + (" ..." if len(privs) > 6 else "")
         yield Fail(_acct(user, host), f"{_acct(user, host)} holds {shown} ON *.* (every tenant's data"
                                       f"{' and the server itself' if bad else ''})", sev,
@@ -208,7 +225,7 @@ def tenant_scope(s: ServerSnapshot):
        cis="CIS MySQL 8.0 8.2")
 def account_tls(s: ServerSnapshot):
     for (user, host), u in _accounts(s):
-        if s.is_system(user) or u.plugin in SOCKET_PLUGINS:
+        if s.is_system(user, host) or u.plugin in SOCKET_PLUGINS:
             continue  # the server's and RDS's own (socket/local), not ours to change
         if not u.ssl_type or u.ssl_type.upper() in ("", "NONE"):
             yield Fail(_acct(user, host), f"{_acct(user, host)} has no TLS requirement (REQUIRE NONE)",
@@ -252,6 +269,8 @@ def local_infile(s: ServerSnapshot):
        cis="CIS MySQL 8.0 4.2")
 def test_database(s: ServerSnapshot):
     for name in sorted(s.actual.databases):
+        if name in s.tenant_databases:
+            continue  # a tenant named test_something owns test_something_db
         if name == "test" or name.startswith("test_"):
             yield Fail(f"database {name}", f"database {name} exists (example/test databases are open to everyone "
                                            "on default installs)", fix=f"DROP DATABASE `{name}`;")
@@ -277,7 +296,16 @@ def audit_log(s: ServerSnapshot):
     if not _on(s.var("server_audit_logging")):
         yield Fail("server_audit_logging", "server_audit_logging is OFF")
     events = {e.strip().upper() for e in (s.var("server_audit_events") or "").split(",") if e.strip()}
+    if "QUERY" in events:  # every statement: DDL and DCL included
+        events |= {"QUERY_DDL", "QUERY_DCL"}
     missing = [e for e in REQUIRED_AUDIT_EVENTS if e not in events]
+    incl, excl = (s.var("server_audit_incl_users") or "").strip(), (s.var("server_audit_excl_users") or "").strip()
+    if incl:
+        yield Fail("server_audit_incl_users", f"server_audit_incl_users is '{incl}': only those accounts are logged",
+                   fix="SET GLOBAL server_audit_incl_users = '';")
+    if excl:
+        yield Fail("server_audit_excl_users", f"server_audit_excl_users is '{excl}': those accounts are not logged",
+                   fix="SET GLOBAL server_audit_excl_users = '';")
     if missing:
         yield Fail("server_audit_events", f"server_audit_events is '{s.var('server_audit_events') or ''}': "
                                           f"{', '.join(missing)} not logged")
@@ -293,16 +321,29 @@ def slow_log(s: ServerSnapshot):
 
 
 def _reach(s: ServerSnapshot, key) -> tuple[list[str], list[str]]:
-    """(server-wide privileges, tenant databases reached) of an account."""
+    """(server-wide privileges or their equivalent, tenant databases reached) of an account, through the roles it
+    holds too (one level: a role granted to a role is rare and the role itself is audited). Write access to the
+    `mysql` schema is server-wide: it can rewrite the grant tables. PROXY as the admin is the admin's reach."""
     a = s.actual
-    glob = sorted(a.global_privs.get(key, set()) - {"USAGE"})
+    keys = [key] + sorted((r, h) for r, h in a.role_grants.get(key, set()))
+    glob: set[str] = set()
+    reached: set[str] = set()
     dbs = s.tenant_databases
-    reached = set()
-    for pattern in a.db_privs.get(key, {}):
-        reached |= {d for d in dbs if db_pattern_matches(pattern, d)}
-    for priv_map in (a.table_privs, a.column_privs, a.routine_privs):
-        reached |= {k[0] for k in priv_map.get(key, {}) if k[0] in dbs}
-    return glob, sorted(reached)
+    for k in keys:
+        glob |= a.global_privs.get(k, set()) - {"USAGE"}
+        for pattern, privs in a.db_privs.get(k, {}).items():
+            if db_pattern_matches(pattern, "mysql") and privs - {"SELECT", "SHOW VIEW"}:
+                glob.add(f"{'/'.join(sorted(privs)[:3])} ON mysql.* (the grant tables)")
+            reached |= {d for d in dbs if db_pattern_matches(pattern, d)}
+        for (db, table), privs in a.table_privs.get(k, {}).items():
+            if db == "mysql" and privs - {"SELECT"}:
+                glob.add(f"{'/'.join(sorted(privs)[:3])} ON mysql.{table} (a grant table)")
+        for priv_map in (a.table_privs, a.column_privs, a.routine_privs):
+            reached |= {x[0] for x in priv_map.get(k, {}) if x[0] in dbs}
+        for puser, phost, _ in a.proxies.get(k, set()):
+            if (puser, phost) in s.admins or s.is_system(puser, phost):
+                glob.add(f"PROXY as {_acct(puser, phost)}")
+    return sorted(glob), sorted(reached)
 
 
 @check("SRV-UNMANAGED-ACCOUNT", "server", "medium", "Every account is managed by the config",
@@ -310,25 +351,35 @@ def _reach(s: ServerSnapshot, key) -> tuple[list[str], list[str]]:
        cis="CIS MySQL 8.0 5.1")
 def unmanaged_account(s: ServerSnapshot):
     managed = s.managed
-    for key, u in sorted(s.actual.users.items()):
+    a = s.actual
+    keys = set(a.users) | set(a.global_privs) | set(a.db_privs) | set(a.table_privs) | set(a.column_privs) | \
+        set(a.routine_privs) | set(a.proxies) | set(a.role_grants)  # PUBLIC may hold grants without a row
+    for key in sorted(keys):
         user, host = key
-        if key in managed or s.is_recognised(user) or user == "" or user == "root" and u.plugin in SOCKET_PLUGINS:
+        u = a.users.get(key)
+        if key in managed or s.is_recognised(user, host) or user == "" or \
+                (user == "root" and host == "localhost" and u is not None and u.plugin in SOCKET_PLUGINS):
             continue  # anonymous accounts have their own check; root by socket is the OS administrator's
+        public = key == ("PUBLIC", "")
         glob, reached = _reach(s, key)
-        what = "role" if u.is_role else "account"
-        if glob:
-            yield Fail(_acct(user, host), f"{what} {_acct(user, host)} is not in the config and holds "
-                                          f"{', '.join(glob[:6])} ON *.*", "critical",
-                       fix=f"DROP {'ROLE' if u.is_role else 'USER'} {_acct(user, host) if not u.is_role else user};")
-        elif reached:
-            yield Fail(_acct(user, host), f"{what} {_acct(user, host)} is not in the config and reaches tenant "
-                                          f"data: {', '.join(reached[:6])}", "high",
-                       fix=f"DROP {'ROLE' if u.is_role else 'USER'} {_acct(user, host) if not u.is_role else user};")
+        if public:
+            who, what, drop = "PUBLIC", "PUBLIC (what every account holds)", "REVOKE ALL PRIVILEGES, GRANT OPTION " \
+                                                                            "FROM PUBLIC;"
+            if not glob and not reached:
+                continue  # PUBLIC itself is the server's; only what it holds matters
         else:
-            yield Fail(_acct(user, host), f"{what} {_acct(user, host)} is not in the config"
-                                          f"{' (locked)' if u.locked else ''}", "low" if u.locked else None,
-                       fix=f"DROP {'ROLE' if u.is_role else 'USER'} {_acct(user, host) if not u.is_role else user};"
-                           "  (or add its service as a tenant)")
+            role = u is not None and u.is_role
+            who = _acct(user, host)
+            what = f"{'role' if role else 'account'} {who} is not in the config and"
+            drop = f"DROP {'ROLE ' + user if role else 'USER ' + who};"
+        if glob:
+            yield Fail(who, f"{what} holds {', '.join(glob[:6])} ON *.*", "critical", fix=drop)
+        elif reached:
+            yield Fail(who, f"{what} reaches tenant data: {', '.join(reached[:6])}",
+                       "critical" if public else "high", fix=drop)
+        else:
+            yield Fail(who, f"{what} holds nothing{' (locked)' if u is not None and u.locked else ''}",
+                       "low" if u is not None and u.locked else None, fix=drop + "  (or add its service as a tenant)")
 
 
 @check("SRV-UNMANAGED-DATABASE", "server", "low", "Every database belongs to a tenant",
@@ -337,7 +388,7 @@ def unmanaged_account(s: ServerSnapshot):
 def unmanaged_database(s: ServerSnapshot):
     known = s.tenant_databases | set(SYSTEM_DATABASES) | {s.config.instance.database_name}
     for name in sorted(s.actual.databases):
-        if name not in known and name != "test" and not name.startswith("test_") and name != "mysql":
+        if name not in known and name != "test" and not name.startswith("test_"):
             yield Fail(f"database {name}", f"database {name} belongs to no tenant in the config")
 
 

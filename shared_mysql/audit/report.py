@@ -27,10 +27,13 @@ def run_audit(target, only: str | None = None, now: float | None = None) -> tupl
     unknown = [f"audit.ignore.{i}.id" for i, r in enumerate(ignore) if r.id not in checks]
     if unknown:
         i = int(unknown[0].split(".")[2])
-        raise SharedMySQLError(f"{unknown[0]}: no check {ignore[i].id}; `shared-mysql audit --list` shows the ids")
+        raise SharedMySQLError(f"{target.loaded.path.name}: {unknown[0]}: no check {ignore[i].id}; `shared-mysql "
+                               "audit --list` shows the ids")
     sources = [only] if only else [s for s in SOURCES if s != "aws" or config.target == "aws"]
     if "aws" in sources and config.target != "aws":
-        raise SharedMySQLError(f"audit --only aws: the config's target is {config.target}, not aws")
+        from ..errors import UsageError
+
+        raise UsageError(f"audit --only aws: the config's target is {config.target}, not aws")
     now = time.time() if now is None else now
     findings: list[Finding] = []
     for source in sources:
@@ -49,6 +52,15 @@ def run_audit(target, only: str | None = None, now: float | None = None) -> tupl
     return findings, sources
 
 
+def unused_suppressions(findings: list[Finding], ignore) -> list[str]:
+    """Suppressions that matched no finding (fixed since, or a typo in the resource): said, not hidden."""
+    import fnmatch
+
+    used = [(f.check, f.resource) for f in findings if f.status == "suppressed"]
+    return [f"{r.id} {r.resource}" for r in ignore
+            if not any(c == r.id and fnmatch.fnmatchcase(res, r.resource) for c, res in used)]
+
+
 def summary(findings: list[Finding], fail_on: str) -> dict:
     out = {"failed": 0, "passed": 0, "suppressed": 0, "errors": 0, "by_severity": {s: 0 for s in SEVERITIES},
            "fail_on": fail_on, "failing": len(failing(findings, fail_on))}
@@ -60,7 +72,7 @@ def summary(findings: list[Finding], fail_on: str) -> dict:
     return out
 
 
-def render_text(findings: list[Finding], fail_on: str, sources: list[str]) -> str:
+def render_text(findings: list[Finding], fail_on: str, sources: list[str], unused: list[str] = ()) -> str:
     from ..tenants.render import shown
 
     lines = []
@@ -81,6 +93,9 @@ def render_text(findings: list[Finding], fail_on: str, sources: list[str]) -> st
     if suppressed:
         lines.append(f"SUPPRESSED ({len(suppressed)})")
         lines += [f"  {f.check}  {shown(f.message)}  (reason: {shown(f.reason or '')})" for f in suppressed]
+    if unused:
+        lines.append("Suppressions that matched nothing (remove them, or fix their resource): "
+                     + ", ".join(shown(u) for u in unused))
     s = summary(findings, fail_on)
     sev = ", ".join(f"{n} {k}" for k, n in reversed(s["by_severity"].items()) if n) or "none"
     lines.append(f"Audit ({', '.join(sources)}): {s['failed']} failed ({sev}), {s['passed']} checks passed, "
@@ -88,8 +103,9 @@ def render_text(findings: list[Finding], fail_on: str, sources: list[str]) -> st
     return "\n".join(lines)
 
 
-def render_json(findings: list[Finding], fail_on: str, sources: list[str]) -> dict:
-    return {"sources": sources, "summary": summary(findings, fail_on), "findings": [f.to_json() for f in findings]}
+def render_json(findings: list[Finding], fail_on: str, sources: list[str], unused: list[str] = ()) -> dict:
+    return {"sources": sources, "summary": summary(findings, fail_on), "findings": [f.to_json() for f in findings],
+            "unused_suppressions": list(unused)}
 
 
 def _line_of(config_text: str, resource: str) -> int:

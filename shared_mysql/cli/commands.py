@@ -366,10 +366,12 @@ def register(app: typer.Typer) -> None:
         import json
 
         from ..audit import failing, load_checks
-        from ..audit.report import render_json, render_sarif, render_text, run_audit
+        from ..audit.report import render_json, render_sarif, render_text, run_audit, unused_suppressions
         from ..errors import FindingsFailed
 
         if list_checks:
+            if state.output.value == "sarif":
+                raise UsageError("audit --list: writes text or json (-o json); SARIF is for findings")
             checks = sorted(load_checks().values(), key=lambda c: c.id)
             if state.json:
                 emit_json([{"id": c.id, "source": c.source, "severity": c.severity, "title": c.title,
@@ -383,12 +385,13 @@ def register(app: typer.Typer) -> None:
 
         t = open_target(loaded)
         findings, sources = run_audit(t, only.value if only else None)
+        unused = unused_suppressions(findings, t.config.audit.ignore)
         if state.output.value == "sarif":
             sys.stdout.write(json.dumps(render_sarif(findings, loaded.path), indent=2) + "\n")
         elif state.json:
-            emit_json(render_json(findings, fail_on.value, sources))
+            emit_json(render_json(findings, fail_on.value, sources, unused))
         else:
-            echo(render_text(findings, fail_on.value, sources))
+            echo(render_text(findings, fail_on.value, sources, unused))
         bad = failing(findings, fail_on.value)
         if bad:
             raise FindingsFailed(f"audit: {len(bad)} finding(s) at or above {fail_on.value} (first: {bad[0].check} "

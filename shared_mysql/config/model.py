@@ -327,7 +327,7 @@ class AuditIgnore(BaseModel):
 
     model_config = _STRICT
     id: Text  # a check id, e.g. SRV-UNMANAGED-ACCOUNT
-    resource: Text = "*"  # the finding's resource; shell-style wildcards (`'reporting'@*`)
+    resource: Text = Field(default="*", min_length=1)  # the finding's resource; shell-style wildcards
     reason: Text
 
     @field_validator("id")

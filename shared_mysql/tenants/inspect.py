@@ -22,6 +22,7 @@ import re
 from ..db import Executor
 from ..errors import ServerError
 from ..secrets import CURRENT, PENDING, PREVIOUS, SecretStore
+from ..sql.accounts import PASSWORD_PLUGINS
 from ..sql.passwords import native_hash
 from ..sql.quoting import as_text as _s
 from .model import MANAGED_BY, Actual, ActualUser, SecretState
@@ -335,6 +336,7 @@ def _mariadb_account(a: Actual, user: str, host: str, p) -> None:
         expired=p.get("password_last_changed", 1) == 0,
         is_role=p.get("is_role", False) is True,
         other_auth=tuple(str(pl or "") for pl, _ in plugins[1:]) if len(plugins) > 1 else (),
+        other_empty=any(str(pl or "") in PASSWORD_PLUGINS and not auth for pl, auth in plugins[1:]),
         limits={k: v for k in _LIMIT_KEYS if (v := _num(p.get(k, 0), -1)) != 0},
         password_lifetime=None if lifetime == -1 else int(lifetime),
         ssl_detail=(str(p.get("ssl_cipher") or ""), str(p.get("x509_issuer") or ""), str(p.get("x509_subject") or "")),

@@ -174,6 +174,7 @@ class ActualUser:
     expired: bool = False  # PASSWORD EXPIRE: the service gets error 1820
     is_role: bool = False  # MariaDB roles live in the same table; they cannot log in
     other_auth: tuple[str, ...] = ()  # MariaDB `IDENTIFIED VIA a OR b`: plugins beyond the first
+    other_empty: bool = False  # one of those later methods checks a password and its string is empty
     limits: dict = field(default_factory=dict)  # non-zero per-hour limits / max_statement_time
     password_lifetime: int | None = None  # per-account PASSWORD EXPIRE INTERVAL (None: server default)
     ssl_detail: tuple[str, str, str] = ("", "", "")  # ssl_cipher, x509_issuer, x509_subject

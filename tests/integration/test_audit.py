@@ -227,3 +227,24 @@ def test_aws_checks_against_moto(tmp_path, monkeypatch):
         assert {"AWS-SG-OPEN", "AWS-SNAPSHOT-PUBLIC", "AWS-KMS-ROTATION", "AWS-ALARMS",
                 "AWS-INSTANCE-DRIFT"} <= failed, results
         aws_mod.session.cache_clear()
+
+
+def test_usage_errors_and_unused_suppressions(inst):
+    import yaml
+
+    res = inst.cli("audit", "--only", "aws")
+    assert res.returncode == 2 and "target is local, not aws" in res.stderr
+    res = inst.cli("audit", "--list", "-o", "sarif")
+    assert res.returncode == 2 and "--list" in res.stderr
+    doc = yaml.safe_load(inst.config_path.read_text())
+    doc["audit"] = {"ignore": [{"id": "SRV-UNMANAGED-ACCOUNT", "resource": "'gone'@'%'",
+                                "reason": "the old reporting account, dropped in Q2"}]}
+    inst.config_path.write_text(yaml.safe_dump(doc))
+    try:
+        code, data = audit(inst)
+        assert code == 0 and data["unused_suppressions"] == ["SRV-UNMANAGED-ACCOUNT 'gone'@'%'"]
+        text = inst.cli("audit", "--only", "server").stdout
+        assert "Suppressions that matched nothing" in text
+    finally:
+        del doc["audit"]
+        inst.config_path.write_text(yaml.safe_dump(doc))

@@ -393,3 +393,73 @@ def test_sarif_is_valid_2_1_0_and_has_what_code_scanning_needs(tmp_path):
     assert sup and sup[0]["suppressions"][0]["justification"] == "snapshots are tagged by the backup job"
     lines = {r["ruleId"]: r["locations"][0]["physicalLocation"]["region"]["startLine"] for r in run["results"]}
     assert GOOD.splitlines()[lines["CFG-BACKUP-RETENTION"] - 1].strip().startswith("backup_retention_period:")
+
+
+# -- found by a review: each was broken before the fix ----------------------------------------------------------
+def _fails(s, check_id):
+    return [f for f in findings_of("server", s) if f.check == check_id and f.status == "fail"]
+
+
+def test_grants_to_public_are_critical():
+    s = good_server_snapshot()
+    s.actual.global_privs[("PUBLIC", "")] = {"FILE", "PROCESS"}
+    s.actual.db_privs[("PUBLIC", "")] = {"orders\\_db": {"SELECT", "INSERT"}}
+    g = _fails(s, "SRV-GLOBAL-PRIVILEGES")
+    u = _fails(s, "SRV-UNMANAGED-ACCOUNT")
+    assert g and g[0].resource == "PUBLIC" and g[0].severity == "critical"
+    assert u and u[0].severity == "critical" and "every account" in u[0].message
+    s2 = good_server_snapshot()
+    s2.actual.db_privs[("PUBLIC", "")] = {"orders\\_db": {"SELECT"}}
+    assert _fails(s2, "SRV-UNMANAGED-ACCOUNT")[0].severity == "critical"
+
+
+def test_system_and_master_names_on_other_hosts_are_ordinary_accounts():
+    s = good_server_snapshot()
+    add_user(s, "mariadb.sys", "%", {"SELECT", "SUPER"}, ssl="")
+    add_user(s, "rdsadmin", "%", {"SUPER"})  # not an RDS target's own: this config is aws, but the host is '%'
+    add_user(s, "admin", "10.%", {"SELECT"})
+    flagged = {f.resource for f in findings_of("server", s) if f.status == "fail"}
+    assert {"'mariadb.sys'@'%'", "'rdsadmin'@'%'", "'admin'@'10.%'"} <= flagged
+
+
+def test_names_with_control_characters_are_escaped_never_collapsed():
+    s = good_server_snapshot()
+    add_user(s, "billing_user\t", "%", {"SELECT"})
+    f = next(f for f in _fails(s, "SRV-UNMANAGED-ACCOUNT"))
+    assert "billing_user\\t" in f.message and f.remediation == "DROP USER 'billing_user\\t'@'%';"
+    add_user(s, "x\u2028y", "%")
+    odd = [f for f in _fails(s, "SRV-UNMANAGED-ACCOUNT") if "2028" in f.message]
+    assert odd and odd[0].remediation.startswith("no SQL shown")
+
+
+def test_an_empty_password_behind_a_second_method_is_found():
+    s = good_server_snapshot()
+    add_user(s, "e2", "%", other_auth=("ed25519",), other_empty=True)
+    assert _fails(s, "SRV-NO-PASSWORD")
+
+
+def test_audit_log_user_filters_and_query_events():
+    s = good_server_snapshot()
+    s.variables["server_audit_excl_users"] = "admin"
+    assert _fails(s, "SRV-AUDIT-LOG")[0].resource == "server_audit_excl_users"
+    s = good_server_snapshot()
+    s.variables["server_audit_events"] = "CONNECT,QUERY"  # QUERY logs DDL and DCL too
+    assert not _fails(s, "SRV-AUDIT-LOG")
+
+
+def test_a_tenant_named_test_something_is_not_a_test_database():
+    s = good_server_snapshot(GOOD.replace("billing:", "test_svc:"))
+    assert not _fails(s, "SRV-TEST-DATABASE") and not _fails(s, "SRV-UNMANAGED-DATABASE")
+
+
+def test_write_access_to_the_grant_tables_or_an_admin_role_is_critical():
+    s = good_server_snapshot()
+    add_user(s, "ops", "10.0.0.1")
+    s.actual.db_privs[("ops", "10.0.0.1")] = {"mysql": {"SELECT", "UPDATE"}}
+    assert _fails(s, "SRV-UNMANAGED-ACCOUNT")[0].severity == "critical"
+    s = good_server_snapshot()
+    add_user(s, "ops", "10.0.0.1")
+    add_user(s, "dba", "", {"SELECT", "SUPER"}, is_role=True)
+    s.actual.role_grants[("ops", "10.0.0.1")] = {("dba", "")}
+    sev = {f.resource: f.severity for f in _fails(s, "SRV-UNMANAGED-ACCOUNT")}
+    assert sev["'ops'@'10.0.0.1'"] == "critical"
