@@ -47,6 +47,7 @@ class ConnectionInfo:
     ca: str | None = None
     database: str | None = None
     connect_timeout: float = 10.0
+    read_timeout: float | None = None  # a stalled server: fail after this many seconds (the exporter)
 
     def __str__(self) -> str:  # never shows the password
         return f"{self.user}@{self.host}:{self.port}"
@@ -89,7 +90,8 @@ def connect(info: ConnectionInfo, *, multi_statements: bool = False):
         conn = pymysql.connect(
             host=info.host, port=info.port, user=info.user, password=info.password, database=info.database,
             ssl=ctx,
-            connect_timeout=info.connect_timeout, autocommit=True, charset="utf8mb4",
+            connect_timeout=info.connect_timeout, read_timeout=info.read_timeout, write_timeout=info.read_timeout,
+            autocommit=True, charset="utf8mb4",
             client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0, defer_connect=True,
         )
         conn._connect_attrs.update(OPERATOR_ATTRS)  # PyMySQL sends this dict in the handshake

@@ -346,14 +346,14 @@ class Target:
         if put:
             self.exports.write(put, [])
 
-    def admin_info(self) -> ConnectionInfo:
+    def admin_info(self, read_timeout: float | None = None) -> ConnectionInfo:
         m = self.master_secret()
         user = m.get("username") or self.config.instance.master_username
-        return ConnectionInfo(self.host, self.port, user, m["password"], ca=self.ca)
+        return ConnectionInfo(self.host, self.port, user, m["password"], ca=self.ca, read_timeout=read_timeout)
 
-    def executor(self) -> PyMySQLExecutor:
+    def executor(self, read_timeout: float | None = None) -> PyMySQLExecutor:
         try:
-            return PyMySQLExecutor.open(self.admin_info())
+            return PyMySQLExecutor.open(self.admin_info(read_timeout))
         except ServerError as exc:
             if "error 1045" not in str(exc):
                 raise
@@ -590,10 +590,10 @@ class LocalTarget(Target):
 
     prepare = local_up
 
-    def executor(self) -> PyMySQLExecutor:
+    def executor(self, read_timeout: float | None = None) -> PyMySQLExecutor:
         if not Path(self.ca).exists():
             raise SharedMySQLError(f"{self.ca}: no CA certificate yet; run `shared-mysql local up` first")
-        return super().executor()
+        return super().executor(read_timeout)
 
 
 class ServerTarget(Target):

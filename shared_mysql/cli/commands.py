@@ -422,6 +422,9 @@ def register(app: typer.Typer) -> None:
         """Sessions per tenant: the seed's "too many connections" runbook."""
         from ..observe.sessions import kill, read_sessions, select
 
+        if kill_ and tenant is None and idle is None:
+            raise UsageError("connections --kill: say whose sessions (--tenant T) or which (--idle SECONDS); killing "
+                             "every service's sessions at once is refused")
         t = state.target()
         if tenant is not None and tenant not in t.config.tenants and tenant != "unmanaged":
             raise UsageError(f"--tenant {tenant[:64]!r}: no such tenant in the config (or use unmanaged)")
@@ -459,7 +462,7 @@ def register(app: typer.Typer) -> None:
 
         def frame(ex, desired, since):
             snap = snapshot(t, ex, desired)
-            counts = slow_counts(slow_log, since, owners(desired)) if slow_log else {}
+            counts = slow_counts(slow_log, since, owners(desired), desired.admin_users) if slow_log else {}
             for r in snap["tenants"]:
                 r["slow_queries"] = counts.get(r["tenant"], 0) if slow_log else None
             snap["interval_s"] = interval
@@ -503,8 +506,8 @@ def register(app: typer.Typer) -> None:
 
         seconds = parse_since(since)
         t = state.target()
-        if tenant is not None and tenant not in t.config.tenants:
-            raise UsageError(f"--tenant {tenant[:64]!r}: no such tenant in the config")
+        if tenant is not None and tenant not in t.config.tenants and tenant != "unmanaged":
+            raise UsageError(f"--tenant {tenant[:64]!r}: no such tenant in the config (or use unmanaged)")
         now = time.time()
         if t.kind == "local":
             records = read_local(t.server.paths.audit_log, now - seconds)
@@ -516,7 +519,8 @@ def register(app: typer.Typer) -> None:
         from ..sql import MARIADB_10_11, MYSQL_8_0
 
         desired = t.desired(MYSQL_8_0 if t.kind == "aws" else MARIADB_10_11)
-        out = summarise(records, owners(desired), tenant, int(t.config.instance.alarms.failed_login_threshold))
+        out = summarise(records, owners(desired), tenant, int(t.config.instance.alarms.failed_login_threshold),
+                        desired.admin_users)
         if state.json:
             emit_json(out)
         else:
@@ -532,14 +536,20 @@ def register(app: typer.Typer) -> None:
             from ..observe.exporter import serve
         except ImportError:
             raise SharedMySQLError("exporter needs prometheus-client: pip install 'shared-mysql[exporter]'") from None
+        from ..observe.exporter import check_listen
+
+        shown_host = check_listen(listen)
         gc.enable()  # a long-running command: the CLI's short-life setting does not apply
         t = state.target()
         try:
             serve(t, port, listen)
         except OSError as exc:
-            raise SharedMySQLError(f"exporter: cannot listen on {listen}:{port}: {exc.strerror}; choose another "
-                                   "--port") from None
-        sys.stderr.write(f"serving http://{listen}:{port}/metrics (Ctrl-C stops)\n")
+            import errno
+
+            fix = "choose another --port" if exc.errno == errno.EADDRINUSE else "give an address of this host " \
+                                                                               "in --listen"
+            raise SharedMySQLError(f"exporter: cannot listen on {shown_host}:{port}: {exc.strerror}; {fix}") from None
+        sys.stderr.write(f"serving http://{shown_host}:{port}/metrics (Ctrl-C stops)\n")
         try:
             while True:
                 time.sleep(3600)

@@ -5,7 +5,6 @@ Statements are shown with every literal masked: a password in an ALTER USER neve
 
 from __future__ import annotations
 
-import csv
 import re
 import time
 from datetime import datetime
@@ -14,8 +13,22 @@ from pathlib import Path
 from .sessions import mask
 
 BUCKET = 300
-_CHANGE = re.compile(r"^\s*(CREATE\s+(USER|ROLE)|ALTER\s+USER|DROP\s+(USER|ROLE)|RENAME\s+USER|GRANT|REVOKE|"
-                     r"SET\s+(PASSWORD|DEFAULT\s+ROLE))\b", re.IGNORECASE)
+_CHANGE = re.compile(r"^(CREATE\s+(OR\s+REPLACE\s+)?(USER|ROLE)|ALTER\s+(USER|ROLE)|DROP\s+(USER|ROLE)|RENAME\s+USER|"
+                     r"GRANT|REVOKE|SET\s+(PASSWORD|DEFAULT\s+ROLE))\b", re.IGNORECASE)
+_LEADING = re.compile(r"^(?:\s+|/\*.*?\*/|(?:--\s|\#)[^\n]*\n)*", re.S)
+_SECRET = re.compile(r"""((?:IDENTIFIED\s+(?:VIA|WITH)\s+\S+\s+(?:USING|BY|AS)|IDENTIFIED\s+BY(?:\s+PASSWORD)?|"""
+                     r"""PASSWORD\s*\(|SET\s+PASSWORD\b[^=]*=(?:\s*PASSWORD\s*\()?)\s*)"""
+                     r"""('(?:[^'\\]|\\.|'')*'?|"(?:[^"\\]|\\.|"")*"?)""", re.I | re.S)
+
+
+def mask_change(statement: str) -> str:
+    """An account change as it reads, with what secures the account (passwords, hashes) masked: the names it
+    changes stay readable. Anything ambiguous (a backslash-quote) is masked as every other statement is."""
+    if "\\'" in statement or '\\"' in statement:
+        return mask(statement)
+    text = _SECRET.sub(lambda m: m.group(1) + "?", statement)
+    text = re.sub(r"/\*.*?(\*/|\Z)", " ", text, flags=re.S)
+    return " ".join(text.split())[:300]
 _DURATION = re.compile(r"(\d+)\s*([smhd])")
 
 # The seed's Logs Insights queries (failed logins; GRANT/REVOKE tracking), run as they are on aws.
@@ -35,21 +48,33 @@ def parse_since(text: str) -> float:
     return float(sum(int(n) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[u] for n, u in parts))
 
 
+_HEAD = re.compile(r"^(\d{8} \d\d:\d\d:\d\d),([^,]*),")
+# Connection events end with a tail the server writes after the (unescaped) account name: read from the right,
+# so a name holding commas or a newline cannot pose as another field, another account or another record.
+_CONNECT_TAIL = re.compile(r",([^,]*),(\d+),(\d+),(CONNECT|DISCONNECT|FAILED_CONNECT|CHANGEUSER),([^,]*),([^,]*),"
+                           r"(-?\d+)$")
+_QUERY = re.compile(r"^(\d{8} \d\d:\d\d:\d\d),([^,]*),([^,]*),([^,]*),(\d+),(\d+),(QUERY[A-Z_]*),([^,]*),"
+                    r"'(.*)',(-?\d+)$", re.S)
+
+
 def parse_line(line: str):
-    """One audit-plugin line -> (epoch, user, host, operation, statement, retcode), or None."""
-    try:
-        row = next(csv.reader([line], quotechar="'", escapechar="\\"))
-    except (csv.Error, StopIteration):
-        return None
-    if len(row) < 10:
+    """One audit-plugin line -> (epoch, user, host, operation, statement, retcode), or None. A statement's record
+    needs an account name without commas (only authenticated accounts run statements; the admin makes them)."""
+    head = _HEAD.match(line)
+    if not head:
         return None
     try:
-        when = datetime.strptime(row[0], "%Y%m%d %H:%M:%S").timestamp()
-        retcode = int(row[-1] or 0)
+        when = datetime.strptime(head.group(1), "%Y%m%d %H:%M:%S").timestamp()
     except ValueError:
         return None
-    statement = ",".join(row[8:-1])
-    return when, row[2], row[3], row[6], statement, retcode
+    tail = _CONNECT_TAIL.search(line)
+    if tail and tail.start() >= head.end() - 1:
+        user = line[head.end():tail.start()]
+        return when, user, tail.group(1), tail.group(4), "", int(tail.group(7))
+    q = _QUERY.match(line)
+    if q:
+        return when, q.group(3), q.group(4), q.group(7), q.group(9).replace("\\'", "'"), int(q.group(10))
+    return None
 
 
 def read_local(path: Path, since: float) -> list[tuple]:
@@ -102,20 +127,33 @@ def read_cloudwatch(config, since: float, now: float, poll=time.sleep) -> list[t
     return sorted(seen.values())
 
 
-def summarise(records, who: dict[str, str], tenant: str | None = None, threshold: int = 10) -> dict:
-    """Failed logins per 5-minute bucket by user and host; account changes, masked."""
-    names = {u for u, t in who.items() if t == tenant} if tenant else None
+def summarise(records, who: dict[str, str], tenant: str | None = None, threshold: int = 10,
+              admins=()) -> dict:
+    """Failed logins per 5-minute bucket by user and host; account changes (in log order), passwords masked.
+    `tenant`: its accounts' failed logins and the changes made by or to them; `unmanaged`: accounts that are
+    neither a tenant's nor the admin's."""
+    admins = set(admins)
+    names = {u for u, t in who.items() if t == tenant} if tenant and tenant != "unmanaged" else None
+
+    def mine(user: str, statement: str = "") -> bool:
+        if tenant is None:
+            return True
+        if tenant == "unmanaged":
+            return user not in who and user not in admins
+        return user in names or any(re.search(rf"[`'\"]{re.escape(n)}[`'\"]", statement) for n in names)
+
     failed: dict[tuple, int] = {}
     changes = []
-    for when, user, host, op, statement, retcode in sorted(records):
-        if names is not None and user not in names:
-            continue
+    for when, user, host, op, statement, retcode in sorted(records, key=lambda r: r[0]):  # stable: log order
         if op == "FAILED_CONNECT" or (op == "CONNECT" and retcode != 0):
-            key = (int(when // BUCKET * BUCKET), user or "(no user)", host)
-            failed[key] = failed.get(key, 0) + 1
-        elif op.startswith("QUERY") and _CHANGE.match(statement or ""):
-            changes.append({"time": _iso(when), "user": user, "host": host, "statement": mask(statement),
-                            "ok": retcode == 0})
+            if mine(user):
+                key = (int(when // BUCKET * BUCKET), user or "(no user)", host)
+                failed[key] = failed.get(key, 0) + 1
+        elif op.startswith("QUERY"):
+            body = _LEADING.sub("", statement or "")
+            if _CHANGE.match(body) and mine(user, body):
+                changes.append({"time": _iso(when), "user": user, "host": host, "statement": mask_change(body),
+                                "ok": retcode == 0})
     buckets: dict[int, int] = {}
     for (start, _, _), n in failed.items():
         buckets[start] = buckets.get(start, 0) + n

@@ -18,6 +18,7 @@ GLOBAL_STATUS = ("Threads_connected", "Threads_running", "Max_used_connections",
 STATE_VALUE = {"OK": 0, "ALARM": 1, "INSUFFICIENT_DATA": 2}
 SLOW_CACHE_S = 60.0
 SAMPLE_EVERY_S = 60.0
+SCRAPE_TIMEOUT_S = 10.0
 
 
 class Collector:
@@ -33,13 +34,23 @@ class Collector:
         self.failed: dict[str, int] = {}
         self._offsets: dict[str, int] = {}
         self.last_sample = 0.0
+        self.scanner = None
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _executor(self):
         if self.ex is None:
-            self.ex = self.t.executor()
+            # A stalled server must not hang the scrape (Prometheus would see a failed scrape, not mysql_up 0).
+            self.ex = self.t.executor(read_timeout=SCRAPE_TIMEOUT_S)
             self.desired = self.t.desired(self.ex.flavor)
         return self.ex
+
+    def _drop(self) -> None:
+        if self.ex is not None:
+            try:
+                self.ex.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+        self.ex = None
 
     def _cached(self, key: str, fn):
         hit = self.cache.get(key)
@@ -75,11 +86,16 @@ class Collector:
             return
         paths = self.t.server.paths
 
+        from .sessions import SlowScanner
+
+        if self.scanner is None:
+            self.scanner = SlowScanner(who, self.desired.admin_users)
+
         def slow(text: str) -> None:
-            for line in text.splitlines():
-                if line.startswith("# User@Host:"):
-                    tenant = who.get(line[12:].strip().split("[", 1)[0].strip(), "unmanaged")
-                    self.slow[tenant] = self.slow.get(tenant, 0) + 1
+            for line in text.splitlines(keepends=True):
+                hit = self.scanner.feed(line)
+                if hit and hit[1] != "admin":
+                    self.slow[hit[1]] = self.slow.get(hit[1], 0) + 1
 
         def audit(text: str) -> None:
             from .auditlog import parse_line
@@ -100,18 +116,18 @@ class Collector:
         with self.lock:
             started = time.monotonic()
             up = GaugeMetricFamily("mysql_up", "Whether the last scrape could talk to the server.")
-            try:
-                families = self._scrape(GaugeMetricFamily, CounterMetricFamily)
-                up.add_metric([], 1)
-            except Exception:  # noqa: BLE001 - a scrape never fails: mysql_up says the server could not be read
-                if self.ex is not None:
-                    try:
-                        self.ex.close()
-                    except Exception:  # noqa: BLE001
-                        pass
-                self.ex = None
-                families = []
-                up.add_metric([], 0)
+            families = []
+            for attempt in (1, 2):  # a connection gone stale (the server restarted) is retried once, fresh
+                try:
+                    families = self._scrape(GaugeMetricFamily, CounterMetricFamily)
+                    up.add_metric([], 1)
+                    break
+                except Exception:  # noqa: BLE001 - a scrape never fails: mysql_up says the server could not be read
+                    stale = self.ex is not None
+                    self._drop()
+                    if attempt == 2 or not stale:
+                        up.add_metric([], 0)
+                        break
             yield up
             yield from families
             took = GaugeMetricFamily("shared_mysql_scrape_seconds", "How long this scrape took.")
@@ -229,3 +245,18 @@ def serve(target, port: int, address: str = "127.0.0.1"):
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Collector(target))
     return start_http_server(port, addr=address, registry=registry)
+
+
+def check_listen(address: str) -> str:
+    """An IP address to bind (or localhost); the URL form of it. One line naming the option otherwise."""
+    import ipaddress
+
+    from ..errors import UsageError
+
+    if address == "localhost":
+        return "localhost"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise UsageError(f"--listen {address[:60]!r}: give an IP address such as 127.0.0.1, ::1 or 0.0.0.0") from None
+    return f"[{ip}]" if ip.version == 6 else str(ip)

@@ -20,17 +20,39 @@ Q_LIMITS = "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('max_connections')"
 SERVER_USERS = {"system user", "event_scheduler", "unauthenticated user", "rdsadmin", "rdsrepladmin", "rdstopmgr"}
 SERVER_COMMANDS = {"Daemon", "Binlog Dump", "Binlog Dump GTID", "Slave_IO", "Slave_SQL", "Slave_worker"}
 
-_LITERAL = re.compile(r"""'(?:[^'\\]|\\.|'')*'?|"(?:[^"\\]|\\.|"")*"?|\b0x[0-9a-fA-F]+\b|\b\d+(?:\.\d+)?(?:e[+-]?\d+)?\b""",
-                      re.IGNORECASE)
+_TOKENS = re.compile(r"""
+    (?P<comment>/\*.*?(?:\*/|\Z) | (?:--(?=\s|\Z)|\#)[^\n]*)   # comments: dropped (they can carry anything)
+  | (?P<ident>`(?:[^`]|``)*`?)                                   # backquoted names: kept (a quote inside is no string)
+  | (?P<string>'(?:[^'\\]|\\.|'')*'?|"(?:[^"\\]|\\.|"")*"?)     # strings
+  | (?P<number>\b0x[0-9a-f]+\b|\b0b[01]+\b|\b\d+(?:\.\d+)?(?:e[+-]?\d+)?\b|\.\d+\b)
+""", re.S | re.I | re.X)
 
 
 def mask(sql: str | None) -> str:
-    """A statement with every literal (strings, numbers, hex) replaced by ?, on one line: a password in an ALTER
-    USER, a card number in a WHERE, none of them shows."""
+    """A statement with every literal (strings, numbers, hex, bit values) replaced by ?, comments dropped, on one
+    line: a password in an ALTER USER, a card number in a WHERE, none of them shows. A string holding a
+    backslash-quote could end earlier under NO_BACKSLASH_ESCAPES: everything from it on is masked."""
     if not sql:
         return ""
-    text = _LITERAL.sub("?", sql)
-    return " ".join(text.split())[:200]
+    out, pos = [], 0
+    for m in _TOKENS.finditer(sql):
+        out.append(sql[pos:m.start()])
+        pos = m.end()
+        kind = m.lastgroup
+        if kind == "comment":
+            out.append(" ")
+        elif kind == "ident":
+            out.append(m.group(0))
+        elif kind == "string":
+            out.append("?")
+            if "\\'" in m.group(0) or '\\"' in m.group(0):
+                out.append(" ...")
+                pos = len(sql)
+                break
+        else:
+            out.append("?")
+    out.append(sql[pos:])
+    return " ".join("".join(out).split())[:200]
 
 
 @dataclass
@@ -142,35 +164,64 @@ def snapshot(target, ex, desired) -> dict:
             "tenants": per_tenant(sessions, desired, sizes)}
 
 
-def slow_counts(path, since: float, who: dict[str, str]) -> dict[str, int]:
-    """Slow-log entries per tenant since `since` (epoch s), from a local slow log (MariaDB or MySQL format): each
-    entry's `# User@Host:` names the account; `# Time:` lines date the entries after them."""
+_USER_HOST = re.compile(r"^# User@Host: ([^\s\[\]]*)\[([^\s\[\]]*)\] @ (\S*) \[(\S*)\](?:\s+Id:\s*\d+)?\s*$")
+
+
+class SlowScanner:
+    """Slow-log lines in, (entry time, tenant) out, one per entry (at its `# Query_time:` line). An entry is
+    attributed only when it has exactly one well-formed `# User@Host: name[name] @ host [ip]` line: the server
+    writes account names as they are, so a name holding `[` or a newline (a forged header line) makes the entry
+    `unmanaged`, never another tenant's. The admin's own queries count as `admin`."""
+
+    def __init__(self, who: dict[str, str], admins=()):
+        self.who, self.admins = who, set(admins)
+        self.when = None
+        self.user: str | None = None
+        self.headers = 0
+
+    def feed(self, line: str):
+        if line.startswith("# Time:"):
+            self.when = _slow_time(line[7:].strip())
+        elif line.startswith("# User@Host:"):
+            self.headers += 1
+            m = _USER_HOST.match(line.rstrip("\n"))
+            self.user = m.group(2) if m and m.group(1) == m.group(2) else None
+        elif line.startswith("# Query_time:"):
+            user, tainted = self.user, self.headers != 1
+            self.user, self.headers = None, 0
+            if user is None or tainted:
+                return self.when, "unmanaged"
+            if user in self.admins:
+                return self.when, "admin"
+            return self.when, self.who.get(user, "unmanaged")
+        return None
+
+
+def _slow_time(stamp: str):
     from datetime import datetime, timezone
 
+    stamp = " ".join(stamp.split())
+    for fmt, utc in (("%y%m%d %H:%M:%S", False), ("%Y-%m-%dT%H:%M:%S.%fZ", True), ("%Y-%m-%dT%H:%M:%SZ", True)):
+        try:
+            t = datetime.strptime(stamp, fmt)
+        except ValueError:
+            continue
+        return (t.replace(tzinfo=timezone.utc) if utc else t.astimezone()).timestamp()  # MariaDB: local time
+    return None
+
+
+def slow_counts(path, since: float, who: dict[str, str], admins=()) -> dict[str, int]:
+    """Slow-log entries per tenant since `since` (epoch s), from a local slow log (MariaDB or MySQL format)."""
     counts: dict[str, int] = {}
-    when = None
+    scanner = SlowScanner(who, admins)
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
             fh.seek(max(0, size - (8 << 20)))  # the recent end is enough for an interval
             for raw in fh:
-                line = raw.decode("utf-8", "replace")
-                if line.startswith("# Time:"):
-                    stamp = line[7:].strip()
-                    for fmt in ("%y%m%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
-                        try:
-                            when = datetime.strptime(" ".join(stamp.split()), fmt)
-                            break
-                        except ValueError:
-                            continue
-                    if when is not None and when.tzinfo is None and "T" not in stamp:
-                        when = when.astimezone()  # MariaDB writes local time
-                    elif when is not None:
-                        when = when.replace(tzinfo=timezone.utc)
-                elif line.startswith("# User@Host:") and when is not None and when.timestamp() >= since:
-                    user = line[12:].strip().split("[", 1)[0].strip()
-                    tenant = who.get(user, "unmanaged")
-                    counts[tenant] = counts.get(tenant, 0) + 1
+                hit = scanner.feed(raw.decode("utf-8", "replace"))
+                if hit and hit[0] is not None and hit[0] >= since:
+                    counts[hit[1]] = counts.get(hit[1], 0) + 1
     except OSError:
         pass
     return counts

@@ -101,7 +101,9 @@ def take_sample(ex, *, pid: int | None = None, datadir: Path | None = None, now:
         "SHOW GLOBAL STATUS WHERE Variable_name IN ('Threads_connected', 'Access_denied_errors', 'Aborted_connects')"))
     s: dict = {"t": time.time() if now is None else now,
                "connections": int(rows.get("Threads_connected", 0))}
-    denied = rows.get("Access_denied_errors", rows.get("Aborted_connects"))
+    # Aborted_connects: connection attempts that failed (bad password, unknown account, refused TLS...).
+    # Access_denied_errors also counts statements refused for want of a privilege: not a login.
+    denied = rows.get("Aborted_connects")
     if denied is not None:
         s["denied"] = int(denied)
     if pid:
@@ -120,14 +122,32 @@ def take_sample(ex, *, pid: int | None = None, datadir: Path | None = None, now:
     return s
 
 
+MAX_HISTORY_BYTES = 8 << 20
+
+
 def load_history(path: Path) -> dict:
+    """The sample history, or a fresh one when it is missing, unreadable, too big, or not what this tool writes
+    (a FIFO, a symlink or a device is never read: the state dir's safe reader). Bad entries are dropped."""
+    from ..secrets.file import read_regular
+
+    fresh: dict = {"samples": [], "states": {}}
     try:
-        data = json.loads(path.read_text())
-        if isinstance(data, dict) and isinstance(data.get("samples"), list):
-            return data
+        if path.is_file() and path.stat().st_size > MAX_HISTORY_BYTES:
+            return fresh
+        raw = read_regular(path)
+        data = json.loads(raw) if raw else None
     except (OSError, ValueError):
-        pass
-    return {"samples": [], "states": {}}
+        return fresh
+    if not isinstance(data, dict):
+        return fresh
+    samples = [x for x in data.get("samples") or [] if isinstance(x, dict) and isinstance(x.get("t"), (int, float))
+               and not isinstance(x.get("t"), bool) and all(isinstance(v, (int, float, list, type(None)))
+                                                             for v in x.values())] \
+        if isinstance(data.get("samples"), list) else []
+    states = data.get("states")
+    states = {k: v for k, v in states.items() if isinstance(k, str) and v in (ALARM, "OK", INSUFFICIENT)} \
+        if isinstance(states, dict) else {}
+    return {"samples": samples, "states": states}
 
 
 def save_history(path: Path, data: dict, now: float) -> None:
@@ -147,8 +167,8 @@ def _rates(samples: list[dict]):
         if a.get("cpu_ticks") is not None and b.get("cpu_ticks") is not None:
             ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
             out["CPUUtilization"] = max(0.0, (b["cpu_ticks"] - a["cpu_ticks"]) / ticks / dt * 100 / b.get("ncpu", 1))
-        if a.get("disk") and b.get("disk"):
-            dr, dr_ms, dw, dw_ms = (y - x for x, y in zip(a["disk"], b["disk"]))
+        if isinstance(a.get("disk"), list) and isinstance(b.get("disk"), list) and len(a["disk"]) == len(b["disk"]) == 4:
+            dr, dr_ms, dw, dw_ms = (float(y) - float(x) for x, y in zip(a["disk"], b["disk"]))
             out["ReadLatency"] = (dr_ms / dr / 1000.0) if dr > 0 else 0.0
             out["WriteLatency"] = (dw_ms / dw / 1000.0) if dw > 0 else 0.0
         if a.get("denied") is not None and b.get("denied") is not None and b["denied"] >= a["denied"]:

@@ -166,13 +166,40 @@ def test_logs_audit_shows_failed_logins_and_account_changes_never_a_password(ins
     billing = [r for r in out["failed_logins"] if r["user"] == "billing_user"]
     assert sum(r["count"] for r in billing) == 12 and out["failed_login_periods_over_threshold"]
     stmts = [c["statement"] for c in out["account_changes"]]
-    assert any(s.startswith("CREATE USER ?@? IDENTIFIED BY") for s in stmts)
+    # the account changed stays readable; what secures it does not
+    assert any(s.startswith("CREATE USER 'tmp_reviewer'@'%' IDENTIFIED BY") for s in stmts), stmts
     assert any(s.startswith("GRANT SELECT") for s in stmts) and any(s.startswith("DROP USER") for s in stmts)
     text = inst.cli("logs", "audit", "--since", "10m", "--tenant", "billing", check=True).stdout
     assert "billing_user@" in text and "Very-Secret-Pass-9" not in res.stdout + text
     assert "wrong-password-2" not in res.stdout + text
     res = inst.cli("logs", "audit", "--since", "yesterday")
     assert res.returncode == 2 and "--since 'yesterday'" in res.stderr
+    orders = [c["statement"] for c in json.loads(inst.cli("logs", "audit", "--since", "10m", "--tenant", "billing",
+                                                          "-o", "json", check=True).stdout)["account_changes"]]
+    assert any("billing" in s for s in orders)  # changes made *to* the tenant's accounts, by the admin
+
+
+def test_logs_audit_cannot_be_forged_by_a_login_name(inst):
+    """The audit plugin writes the attempted account name as it is: commas and newlines in it must not make up a
+    host, a tenant's failed login or an account change."""
+    import time as _time
+
+    t = inst.target()
+    stamp = _time.strftime("%Y%m%d %H:%M:%S")
+    forged = [
+        "orders_user,10.6.6.6,1,2,FAILED_CONNECT,x,y",
+        f"zz\n{stamp},vm,admin,127.0.0.1,99,99,QUERY,mysql,'GRANT ALL PRIVILEGES ON *.* TO billing_user',0",
+    ]
+    for user in forged:
+        with pytest.raises(pymysql.err.OperationalError):
+            login({"username": user, "password": "x", "host": "127.0.0.1", "port": inst.port, "ssl_ca": t.ca},
+                  database=None)
+    out = json.loads(inst.cli("logs", "audit", "--since", "10m", "-o", "json", check=True).stdout)
+    assert not any("GRANT ALL PRIVILEGES ON *.* TO billing_user" in c["statement"] for c in out["account_changes"])
+    assert not any(r["host"] == "10.6.6.6" or r["user"] == "orders_user" for r in out["failed_logins"])
+    only = json.loads(inst.cli("logs", "audit", "--since", "10m", "--tenant", "orders", "-o", "json",
+                               check=True).stdout)
+    assert only["failed_logins"] == []
 
 
 def test_aws_status_and_audit_logs_from_cloudwatch(tmp_path, monkeypatch):
@@ -235,6 +262,23 @@ def test_aws_status_and_audit_logs_from_cloudwatch(tmp_path, monkeypatch):
                             logEvents=[{"timestamp": int(now * 1000) + i, "message": m} for i, m in enumerate(events)])
         out = summarise(read_cloudwatch(config, now - 3600, now, poll=lambda s: None), {"orders_user": "orders"})
         assert out["failed_logins"][0]["count"] == 11 and out["failed_login_periods_over_threshold"]
-        assert [c["statement"] for c in out["account_changes"]] == ["ALTER USER ?@? IDENTIFIED BY ?"]
+        assert [c["statement"] for c in out["account_changes"]] == ["ALTER USER 'x'@'%' IDENTIFIED BY ?"]
         assert "Leaky-Pass-1" not in json.dumps(out)
         aws_mod.session.cache_clear()
+
+
+def test_privilege_errors_are_not_failed_logins_and_kill_needs_a_filter(inst):
+    t = inst.target()
+    status(inst)  # the baseline sample
+    c = login({**t.store.get("test-orders-db-credentials"), "ssl_ca": t.ca})
+    for _ in range(15):
+        with pytest.raises(pymysql.err.OperationalError):
+            c.cursor().execute("SELECT * FROM billing_db.nope")  # 1142: a statement refused, not a login
+    c.close()
+    code, s = status(inst)
+    alarm = next(a for a in s["alarms"] if a["alarm"] == "failed-login-attempts")
+    assert alarm["state"] == "OK" and (alarm["values"][-1] or 0) < 10, alarm
+    res = inst.cli("connections", "--kill")
+    assert res.returncode == 2 and "--tenant" in res.stderr
+    res = inst.cli("exporter", "--listen", "0")
+    assert res.returncode == 2 and "--listen '0'" in res.stderr
