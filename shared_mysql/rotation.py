@@ -74,7 +74,7 @@ def age_days(store, name: str, now: float, names: dict | None = None) -> float |
 
 # -- tenants' accounts -----------------------------------------------------------------------------------------
 def rotate_accounts(target, ex: Executor, desired, accounts, *, now: float | None = None, force: bool = False,
-                    test_login=None, workers: int = 4) -> list[RotationResult | RotationError]:
+                    test_login=None, workers: int = 2) -> list[RotationResult | RotationError]:
     """Rotate tenant accounts' credentials, each step as one phase over all of them: one durable store write for
     createSecret, one batch of statements for setSecret, logins in parallel for testSecret, one write for
     finishSecret. An account that cannot be rotated gets a RotationError in its place; the others go on.
