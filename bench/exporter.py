@@ -25,7 +25,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _common import ROOT, embedded, free_port  # noqa: E402 (puts the repository on sys.path)
+from _common import embedded, free_port  # noqa: E402 (puts the repository on sys.path)
 
 
 def mysqld_exporter_binary(tmp: Path) -> str:

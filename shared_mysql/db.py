@@ -58,8 +58,8 @@ def _code(exc: BaseException) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
-# Who runs this process, sent as connection attributes (performance_schema.session_connect_attrs), so that an
-# operator waiting on the server-side lock is told who holds it: machine user, host and command. Set by the CLI.
+# Who runs this process (machine user, host, command): recorded beside the server-side operator lock, so that an
+# operator who waits on it is told who holds it (Target.server_lock). Set by the CLI.
 OPERATOR_ATTRS: dict[str, str] = {}
 
 
@@ -67,7 +67,7 @@ def set_operator(command: str) -> None:
     import getpass
     import socket
 
-    def clean(v: str) -> str:  # printable, short: the server's attribute buffer is small (512 bytes a session)
+    def clean(v: str) -> str:  # printable and short: it is shown in another operator's one-line error
         return "".join(ch if ch.isprintable() else "?" for ch in v)[:120]
 
     try:
@@ -87,16 +87,13 @@ def connect(info: ConnectionInfo, *, multi_statements: bool = False):
 
     try:
         ctx = tls_context(info.ca) if info.ca else None
-        conn = pymysql.connect(
+        return pymysql.connect(
             host=info.host, port=info.port, user=info.user, password=info.password, database=info.database,
             ssl=ctx,
             connect_timeout=info.connect_timeout, read_timeout=info.read_timeout, write_timeout=info.read_timeout,
             autocommit=True, charset="utf8mb4",
-            client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0, defer_connect=True,
+            client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0,
         )
-        conn._connect_attrs.update(OPERATOR_ATTRS)  # PyMySQL sends this dict in the handshake
-        conn.connect()
-        return conn
     except pymysql.err.MySQLError as exc:
         code = _code(exc)
         raise ServerError(f"cannot connect as {info}: {connect_hint(code, exc, info.ca)}") from None

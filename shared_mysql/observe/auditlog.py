@@ -77,6 +77,10 @@ def parse_line(line: str):
     return None
 
 
+def is_failed_login(op: str, retcode: int) -> bool:
+    return op == "FAILED_CONNECT" or (op == "CONNECT" and retcode != 0)
+
+
 def read_local(path: Path, since: float) -> list[tuple]:
     """The audit log and its rotations (audit.log.1 ... oldest last), entries since `since`."""
     files = sorted(path.parent.glob(path.name + ".*"), key=lambda p: -int(p.suffix[1:]) if p.suffix[1:].isdigit()
@@ -145,7 +149,7 @@ def summarise(records, who: dict[str, str], tenant: str | None = None, threshold
     failed: dict[tuple, int] = {}
     changes = []
     for when, user, host, op, statement, retcode in sorted(records, key=lambda r: r[0]):  # stable: log order
-        if op == "FAILED_CONNECT" or (op == "CONNECT" and retcode != 0):
+        if is_failed_login(op, retcode):
             if mine(user):
                 key = (int(when // BUCKET * BUCKET), user or "(no user)", host)
                 failed[key] = failed.get(key, 0) + 1

@@ -98,11 +98,11 @@ class Collector:
                     self.slow[hit[1]] = self.slow.get(hit[1], 0) + 1
 
         def audit(text: str) -> None:
-            from .auditlog import parse_line
+            from .auditlog import is_failed_login, parse_line
 
             for line in text.splitlines():
                 rec = parse_line(line)
-                if rec and (rec[3] == "FAILED_CONNECT" or (rec[3] == "CONNECT" and rec[5] != 0)):
+                if rec and is_failed_login(rec[3], rec[5]):
                     tenant = who.get(rec[1], "unmanaged")
                     self.failed[tenant] = self.failed.get(tenant, 0) + 1
 
@@ -137,7 +137,7 @@ class Collector:
     def _scrape(self, Gauge, Counter) -> list:
         from ..sql.quoting import as_text
         from .sessions import Q_SIZES, owners, read_sessions
-        from .status import ALARMS, datapoints, evaluate_all, take_sample, LOCAL_METRICS, SERVER_METRICS
+        from .status import ALARMS, record_and_evaluate
 
         ex = self._executor()
         desired = self.desired
@@ -191,20 +191,11 @@ class Collector:
         out.append(age)
 
         # The alarms: a sample into status's history at most once a minute, then the same evaluation.
-        from .status import load_history, save_history
-
-        path = self.t.state_dir / "metrics.json"
-        hist = load_history(path)
         now = time.time()
-        local = self.t.kind == "local"
-        if now - self.last_sample >= SAMPLE_EVERY_S:
-            hist["samples"].append(take_sample(ex, pid=self.t.server.pid() if local else None,
-                                               datadir=self.t.server.paths.datadir if local else None, now=now))
+        sample = now - self.last_sample >= SAMPLE_EVERY_S
+        rows = record_and_evaluate(self.t, ex, now, sample=sample)
+        if sample:
             self.last_sample = now
-        rows = evaluate_all(self.t.config, datapoints(hist["samples"], now), hist.get("states", {}),
-                            LOCAL_METRICS if local else SERVER_METRICS)
-        hist["states"] = {r["alarm"]: r["state"] for r in rows}
-        save_history(path, hist, now)
         state = Gauge("shared_mysql_alarm_state", "Alarm state: 0 OK, 1 ALARM, 2 INSUFFICIENT_DATA.", labels=["alarm"])
         value = Gauge("shared_mysql_alarm_value", "The alarm's most recent datapoint (its unit).", labels=["alarm"])
         threshold = Gauge("shared_mysql_alarm_threshold", "The alarm's threshold (instance.alarms).", labels=["alarm"])

@@ -98,7 +98,7 @@ def take_sample(ex, *, pid: int | None = None, datadir: Path | None = None, now:
     from ..sql.quoting import as_text
 
     rows = dict((as_text(k), as_text(v)) for k, v in ex.query(
-        "SHOW GLOBAL STATUS WHERE Variable_name IN ('Threads_connected', 'Access_denied_errors', 'Aborted_connects')"))
+        "SHOW GLOBAL STATUS WHERE Variable_name IN ('Threads_connected', 'Aborted_connects')"))
     s: dict = {"t": time.time() if now is None else now,
                "connections": int(rows.get("Threads_connected", 0))}
     # Aborted_connects: connection attempts that failed (bad password, unknown account, refused TLS...).
@@ -226,31 +226,37 @@ LOCAL_METRICS = {a.metric for a in ALARMS}
 SERVER_METRICS = {"DatabaseConnections", "FailedLoginAttempts"}
 
 
-def local_status(target, now: float | None = None) -> dict:
-    """Measure, record, evaluate (local / server)."""
-    now = time.time() if now is None else now
+def record_and_evaluate(target, ex, now: float, *, sample: bool = True, short_rate: bool = False) -> list[dict]:
+    """Add a sample to the target's history (when `sample`), evaluate the alarms over it, keep their states.
+    `short_rate`: with no recent sample to take rates from, take two, 0.25 s apart (CPU, I/O, failed logins).
+    Shared by `status` (every run) and the exporter (once a minute)."""
     pid = datadir = None
-    if target.kind == "local":
-        pid = target.server.pid()
-        datadir = target.server.paths.datadir
-    started = time.monotonic()
-    with target.executor() as ex:
-        version = ex.flavor.label
-        path = target.state_dir / "metrics.json"
-        hist = load_history(path)
+    if target.kind == "local":  # the host's figures only where the server runs here
+        pid, datadir = target.server.pid(), target.server.paths.datadir
+    path = target.state_dir / "metrics.json"
+    hist = load_history(path)
+    if sample:
         last = hist["samples"][-1] if hist["samples"] else None
         fresh = take_sample(ex, pid=pid, datadir=datadir, now=now)
-        if pid and (last is None or now - last.get("t", 0) > 2 * PERIOD):
-            # No recent sample to take a rate from: a short one now (CPU, I/O latency, failed logins).
+        if short_rate and pid and (last is None or now - last.get("t", 0) > 2 * PERIOD):
             time.sleep(0.25)
             first, fresh = fresh, take_sample(ex, pid=pid, datadir=datadir, now=now + 0.25)
             hist["samples"].append(first)
         hist["samples"].append(fresh)
-    points = datapoints(hist["samples"], now)
-    measurable = LOCAL_METRICS if pid else SERVER_METRICS
-    rows = evaluate_all(target.config, points, hist.get("states", {}), measurable)
+    rows = evaluate_all(target.config, datapoints(hist["samples"], now), hist.get("states", {}),
+                        LOCAL_METRICS if pid else SERVER_METRICS)
     hist["states"] = {r["alarm"]: r["state"] for r in rows}
     save_history(path, hist, now)
+    return rows
+
+
+def local_status(target, now: float | None = None) -> dict:
+    """Measure, record, evaluate (local / server)."""
+    now = time.time() if now is None else now
+    started = time.monotonic()
+    with target.executor() as ex:
+        version = ex.flavor.label
+        rows = record_and_evaluate(target, ex, now, short_rate=True)
     return {"target": target.kind, "server": version, "host": target.host, "port": target.port,
             "alarms": rows, "firing": [r["alarm"] for r in rows if r["state"] == ALARM],
             "seconds": round(time.monotonic() - started, 3)}

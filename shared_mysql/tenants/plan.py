@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..config.model import DATABASE_SUFFIX, ROTATION_SUFFIX, USER_SUFFIXES, check_tenant_name
-from ..errors import ConfigError, SharedMySQLError
+from ..errors import ConfigError
 from ..secrets import SCHEDULE_TAG
 from ..sql.accounts import PASSWORD_PLUGINS, RDS_ACCOUNTS, SERVER_ACCOUNTS, SOCKET_PLUGINS
 from ..sql.quoting import db_pattern_matches, db_pattern_matches_exactly, escape_db_pattern, unescape_db_pattern

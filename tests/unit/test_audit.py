@@ -1,7 +1,6 @@
 """The audit's checks as pure functions: every registered check fails on its mistake and passes on a clean snapshot
 (a table below, kept complete by a meta-test), errors and suppressions, the query count, text and SARIF output."""
 
-import copy
 import json
 import re
 import time
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_mysql.audit import REGISTRY, SEVERITIES, Fail, check, failing, load_checks, run_checks
+from shared_mysql.audit import REGISTRY, SEVERITIES, check, failing, load_checks, run_checks
 from shared_mysql.audit.checks_aws import AwsSnapshot
 from shared_mysql.audit.checks_server import AUDIT_QUERIES, server_snapshot
 from shared_mysql.audit.report import check_table, render_json, render_sarif, render_text
