@@ -28,7 +28,7 @@ _TOKENS = re.compile(r"""
 """, re.S | re.I | re.X)
 
 
-def mask(sql: str | None) -> str:
+def mask(sql: str | None, limit: int = 200) -> str:
     """A statement with every literal (strings, numbers, hex, bit values) replaced by ?, comments dropped, on one
     line: a password in an ALTER USER, a card number in a WHERE, none of them shows. A string holding a
     backslash-quote could end earlier under NO_BACKSLASH_ESCAPES: everything from it on is masked."""
@@ -52,7 +52,7 @@ def mask(sql: str | None) -> str:
         else:
             out.append("?")
     out.append(sql[pos:])
-    return " ".join("".join(out).split())[:200]
+    return " ".join("".join(out).split())[:limit]
 
 
 @dataclass
