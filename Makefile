@@ -14,6 +14,7 @@ up: setup server ## set up everything and run shared-mysql up on the embedded de
 
 test: setup server ## set up and run the whole test suite (unit, integration on a real server, infra)
 	@scripts/ensure-promtool.sh $(BIN)
+	@scripts/ensure-pt.sh
 	$(BIN)/python -m pytest -q -ra
 
 setup: $(STAMP)
@@ -35,6 +36,7 @@ bench: setup server ## apply/plan vs the raw-SQL floor (ARGS="--ansible" adds An
 	$(BIN)/python bench/rotation.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/exporter.py
+	$(BIN)/python bench/slowlog.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -60,7 +60,7 @@ _CACHE_MAX = 200_000
 
 
 def _collapse_union(q: bytes) -> bytes:
-    """pt's s/\b(select\s.*?)(?:(\sunion(?:\sall)?)\s\1)+/$1 \/*repeat$2*\//g without its backtracking (a
+    r"""pt's s/\b(select\s.*?)(?:(\sunion(?:\sall)?)\s\1)+/$1 \/*repeat$2*\//g without its backtracking (a
     backreference after a lazy .*? is quadratic per SELECT, cubic overall): for each SELECT, leftmost first, the
     shortest X = "select ..." that ends where a UNION [ALL] is followed by X again; then as many more as follow.
     `.` does not match a newline: X never spans one."""
@@ -93,7 +93,7 @@ def _collapse_union(q: bytes) -> bytes:
 
 
 def _repeat(q: bytes, u: int, x: bytes) -> tuple[int, bytes]:
-    """From a UNION at `u`: the end of the repetitions of `x` ((\sunion(?:\sall)?)\s\1)+ and the last
+    r"""From a UNION at `u`: the end of the repetitions of `x` ((\sunion(?:\sall)?)\s\1)+ and the last
     separator, or (0, b"")."""
     end, sep = 0, b""
     while True:

@@ -37,7 +37,7 @@ _ENTRY = re.compile(
     rb"(?:# Rows_affected: [0-9]+ +Bytes_sent: [0-9]+\n)?"  # MariaDB's usual line
     rb"((?:#[^\n]*\n)*)"  # other header lines after it (Percona's and MariaDB's log_slow_verbosity extras)
     rb"(?:use [^\n]*\n)?"
-    rb"(?:SET (?=last_insert_id|insert_id|timestamp)(?:[a-z_]+=[0-9]+,\s*)*(?:timestamp=([0-9]+))?[^\n]*\n)?")
+    rb"(?:SET (?=last_insert_id|insert_id|timestamp)(?:[a-z_]+=[0-9]+,\s*)*(?:timestamp=([0-9]+))?[^\n]*(?:\n|\Z))?")
 _FIELDS = re.compile(rb"([A-Za-z_][A-Za-z0-9_]*): ")
 _NOT_SHAPE = b"0123456789."
 _USER_HOST = re.compile(rb"([^\s\[\]]*)\[([^\s\[\]]*)\] @ (\S*) \[(\S*)\](?:\s+Id:\s*[0-9]+)?\s*\Z")
@@ -49,11 +49,11 @@ KNOWN_FIELDS = frozenset(x.encode() for x in (
     "Id Time User Host Full_scan Full_join Tmp_table Tmp_table_on_disk Filesort Filesort_on_disk Merge_passes "
     "Priority_queue Tmp_tables Tmp_disk_tables Tmp_table_sizes Pages_accessed Pages_read Pages_updated "
     "Old_rows_read Pages_read_time Engine_lock_time Explain Log_slow_rate_type Log_slow_rate_limit Errno Killed "
-    "Read_first Read_last Read_key Read_next Read_prev Read_rnd Read_rnd_next Sort_merge_passes Sort_range_rows "
+    "Read_first Read_last Read_key Read_next Read_prev Read_rnd Read_rnd_next Sort_merge_passes Sort_range_count "
     "Sort_rows Sort_scan_count Created_tmp_disk_tables Created_tmp_tables Count_hit_tmp_table_size Start End "
     "Select_full_join Select_full_range_join Select_range Select_range_check Select_scan InnoDB_IO_r_ops "
     "InnoDB_IO_r_bytes InnoDB_IO_r_wait InnoDB_rec_lock_wait InnoDB_queue_wait InnoDB_pages_distinct "
-    "InnoDB_trx_id Rows_read Rows_affected Last_errno Killed Bytes_received Cpu_time".split()))
+    "InnoDB_trx_id Rows_read Last_errno Cpu_time Sort_range_rows".split()))
 LOG_BASE = math.log(1.05)  # pt-query-digest's buckets: 5% wide, so p95 is within 5%
 
 
@@ -144,6 +144,7 @@ class Options:
 
 
 _INF = float("inf")
+MAX_SECONDS = 366 * 86400.0  # a Query_time or Lock_time beyond this is not a measurement
 
 
 def digest_buffer(buf: bytes, opts: Options, *, last: bool = True, fallback_ts=None) -> Digest:
@@ -209,9 +210,14 @@ def digest_buffer(buf: bytes, opts: Options, *, last: bool = True, fallback_ts=N
                     d.garbage += 1
                     d.garbage_bytes += len(q) - k - 2
                 q = q[:k]
-        if not q:
-            d.garbage += 1
+        if not q:  # headers and no statement
+            if is_last:
+                d.truncated += 1
+            else:
+                d.garbage += 1
             continue
+        if q.startswith(b"# administrator command: "):  # MySQL: a command (Quit, Prepare...), not a statement
+            q = q[2:]
         uh, other1, qt, lt, sent, exam, extra, other2, ts = m.groups()
         if other1 or extra or other2:
             shape_key = (other1 + extra + other2).translate(None, _NOT_SHAPE)
@@ -253,17 +259,23 @@ def digest_buffer(buf: bytes, opts: Options, *, last: bool = True, fallback_ts=N
         if tenant_only is not None and tenant != tenant_only:
             d.filtered += 1
             continue
+        try:
+            query_time, lock_time, n_sent, n_exam = float(qt), float(lt), int(sent), int(exam)
+        except ValueError:  # "1.2.3": a number only by its characters
+            query_time = _INF
+        if not query_time < MAX_SECONDS or not lock_time < MAX_SECONDS:  # inf, nan, or longer than a year
+            d.garbage += 1
+            continue
         entries += 1
-        query_time = float(qt)
         key = (fp_of(q), tenant)
         c = cells.get(key)
         if c is None:
             c = cells[key] = [0, 0.0, 0.0, 0, 0, -1.0, _INF, _INF, -_INF, {}, None]
         c[0] += 1
         c[1] += query_time
-        c[2] += float(lt)
-        c[3] += int(sent)
-        c[4] += int(exam)
+        c[2] += lock_time
+        c[3] += n_sent
+        c[4] += n_exam
         if query_time > c[5]:
             c[5], c[10] = query_time, q[:limit]
         if query_time < c[6]:

@@ -119,7 +119,7 @@ def render_text(r: dict) -> str:
              f"# window {r['window']['first'] or '-'} .. {r['window']['last'] or '-'}; skipped: "
              f"{sk['truncated']} truncated, {sk['garbage']} garbage ({sk['garbage_bytes']} bytes), "
              f"{sk['filtered_out']} filtered out"
-             + (f"; unknown header fields: " + ", ".join(f"{shown(k)} ({v})" for k, v in r["unknown_fields"].items())
+             + ("; unknown header fields: " + ", ".join(f"{shown(k)} ({v})" for k, v in r["unknown_fields"].items())
                 if r["unknown_fields"] else "")]
     for e in src.get("errors") or []:
         lines.append(f"# warning: {shown(e)}")

@@ -39,19 +39,28 @@ def rotation_order(paths: list[str]) -> list[Path]:
 
 
 def _open(path: Path):
+    """(reader, raw file): gzip is recognised by its magic bytes, not its name. Opened without blocking and
+    checked to be a regular file first: a FIFO would wait for a writer for ever."""
+    import fcntl
+    import stat
+
     try:
-        fh = open(path, "rb")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such slow-log file") from None
     except IsADirectoryError:
         raise UsageError(f"{path}: is a directory; give the slow-log files in it") from None
     except OSError as exc:
         raise SharedMySQLError(f"{path}: cannot read ({exc.strerror})") from None
-    import stat
-
-    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-        fh.close()
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISDIR(mode):
+        os.close(fd)
+        raise UsageError(f"{path}: is a directory; give the slow-log files in it")
+    if not stat.S_ISREG(mode):
+        os.close(fd)
         raise UsageError(f"{path}: not a regular file (a FIFO or device would never end); copy the log to a file")
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    fh = os.fdopen(fd, "rb")
     magic = fh.read(2)
     fh.seek(0)
     if magic == b"\x1f\x8b":
@@ -74,9 +83,10 @@ def chunks(paths: list[Path], size: int):
         reader, raw = _open(path)
         try:
             buf = b""
+            step = size if reader is raw else min(size, 64 << 10)  # gzip: a cut file loses at most this much
             while True:
                 try:
-                    data = reader.read(size)
+                    data = reader.read(step)
                 except (OSError, EOFError, gzip.BadGzipFile) as exc:  # a cut or corrupt gzip: keep what was read
                     yield buf, True, path, f"{exc.__class__.__name__}: {exc}"
                     buf = b""
@@ -84,6 +94,8 @@ def chunks(paths: list[Path], size: int):
                 if not data:
                     break
                 buf += data
+                if len(buf) < size:
+                    continue
                 cut = _cut(buf)
                 if cut > 0:
                     yield buf[:cut], False, path, None
@@ -167,7 +179,9 @@ def digest_files(paths: list[Path], opts: Options, workers: int | None = None) -
         return out, {"files": [str(p) for p in paths], "bytes_on_disk": total, "workers": 1, "errors": errors}
     import multiprocessing
 
-    from . import fingerprint  # noqa: F401 - compiled once, before the workers fork
+    from . import fingerprint
+
+    fingerprint.checksum(b"")  # its regexes compiled once, here, before the workers fork
 
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers) as pool:
@@ -204,13 +218,13 @@ def _iso(ms: int) -> bytes:
 
 
 def digest_cloudwatch(config, group: str, since: float | None, until: float | None, opts: Options,
-                      client=None) -> tuple[Digest, dict]:
+                      client=None, page_limit: int = 10000) -> tuple[Digest, dict]:
     """RDS exports one event per slow-log entry; an event without `# Time:` gets its event timestamp (the
     entry's own `SET timestamp`, when present, still wins). Paged with nextToken, 10,000 events a page."""
     from ..aws import client_for, describe_error
 
     logs = client or client_for(config, "logs")
-    kw: dict = {"logGroupName": group, "limit": 10000}
+    kw: dict = {"logGroupName": group, "limit": page_limit}
     if since is not None:
         kw["startTime"] = int(since * 1000)
     if until is not None:
@@ -231,7 +245,7 @@ def digest_cloudwatch(config, group: str, since: float | None, until: float | No
             if parts:
                 out.merge(digest_buffer(b"".join(parts), opts, last=True))
             token = page.get("nextToken")
-            if not token or token == kw.get("nextToken") or not page.get("events") and pages > 10000:
+            if not token or token == kw.get("nextToken"):
                 break
             kw["nextToken"] = token
     except SharedMySQLError:
