@@ -213,6 +213,9 @@ _SIGN = re.compile(("[-+](?:" + "|".join(f"(?<={k}[-+])|(?<={k} [-+])" for k in 
 _BOOL = re.compile(rb"(?<![a-z0-9_$])(?:true|false)(?![a-z0-9_$])")
 _NULL = re.compile(rb"(?<![a-z0-9_$])(?<!not )(?<!is )null(?![a-z0-9_$])")
 _ASC = re.compile(rb" asc\b(?=[ ,)]|\Z)")
+# Rows of a multi-row VALUES that read the same once their literals are ? (`(?, ?, now())` n times): one row,
+# as pt's cut to the first row gives, but keeping what follows (ON DUPLICATE KEY UPDATE ...).
+_SAME_ROWS = re.compile(rb"(\bvalues? ?)(\((?:[^()]++|\([^()]*+\))*+\))(?: ?, ?\2)++")
 
 
 class _Ambiguous(Exception):
@@ -275,6 +278,8 @@ def _ours_uncached(q: bytes) -> bytes:
     if b"null" in q:
         q = _NULL.sub(b"?", q)
     if b"(" in q:
+        if b"value" in q:
+            q = _SAME_ROWS.sub(rb"\1\2", q)
         q = _PT_LIST.sub(rb"\1(?+)", q)
     if b"union" in q:
         q = _collapse_union(q)

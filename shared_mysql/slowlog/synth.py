@@ -54,8 +54,12 @@ def _statements(r: random.Random):
                 f"`updated_at` = '2026-11-26 10:{r.randint(10, 59)}:00' WHERE `id` = {i} AND `balance` >= 0")
     if w < 0.98:
         return f"SELECT * FROM t_{r.choice(('a', 'b'))} WHERE flag = {r.choice(('TRUE', 'FALSE'))} AND v IS NOT NULL"
+    if w < 0.985:
+        return f"UPDATE counters SET n = n + 1 WHERE id = {i}"
+    if w < 0.99:  # pt 3.2.1 merges this with the one above: `n ? ?`
+        return f"UPDATE counters SET n = n - 1 WHERE id = {i}"
     if w < 0.995:
-        return f"UPDATE counters SET n = n {r.choice('+-')} 1 WHERE id = {i}"
+        return f"SELECT 1 FROM DUAL WHERE @a = {i}"
     return f"SELECT name FROM people WHERE name = '{r.choice(('it', 'o'))}''s' LIMIT 1"
 
 
