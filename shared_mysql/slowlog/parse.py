@@ -262,7 +262,7 @@ def digest_buffer(buf: bytes, opts: Options, *, last: bool = True, fallback_ts=N
         try:
             query_time, lock_time, n_sent, n_exam = float(qt), float(lt), int(sent), int(exam)
         except ValueError:  # "1.2.3": a number only by its characters
-            query_time = _INF
+            query_time = lock_time = _INF
         if not query_time < MAX_SECONDS or not lock_time < MAX_SECONDS:  # inf, nan, or longer than a year
             d.garbage += 1
             continue

@@ -125,6 +125,7 @@ def test_broken_input_is_skipped_and_counted_never_a_crash(tmp_path):
         "nul-and-crlf": entry.replace(b"\n", b"\r\n") + entry.replace(b"SELECT 1", b"SELECT \x00 1"),
         "huge-number": entry.replace(b"1.0", b"9" * 400) + entry.replace(b"Rows_sent: 0", b"Rows_sent: " + b"9" * 50),
         "zero-time": entry.replace(b"1.0", b"0.000000"),
+        "dotted-number": entry.replace(b"1.0", b"1.2.3") + entry,
         "forged-header": entry.replace(b"SELECT 1;", b"SELECT 1 -- \n# User@Host: y[y] @ h []\n# Query_time: 5"),
     }
     for name, data in cases.items():
@@ -144,6 +145,8 @@ def test_broken_input_is_skipped_and_counted_never_a_crash(tmp_path):
     assert d.entries == 6 and d.garbage == 1
     d, _ = digest_files([tmp_path / "banner-mid-file"], Options(), workers=1)
     assert (d.entries, d.garbage, d.truncated) == (2, 0, 0)
+    d, _ = digest_files([tmp_path / "dotted-number"], Options(), workers=1)
+    assert (d.entries, d.garbage) == (1, 1)
     d, _ = digest_files([tmp_path / "header-only-file"], Options(), workers=1)
     assert (d.entries, d.garbage) == (0, 0)
     for bad in ("truncated.gz",):
@@ -244,3 +247,21 @@ def test_pt_compatible_groups_exactly_as_pt_query_digest(tmp_path):
             assert ours == theirs
         else:  # the default splits what pt merges (n + 1 / n - 1) and merges 'it''s' with 'its'
             assert ours != theirs and sum(n for n, _ in ours.values()) == sum(n for n, _ in theirs.values())
+
+
+def test_the_start_up_fast_path_gives_the_typer_commands_output(tmp_path):
+    """`slowlog digest` of files runs without building the Typer app; anything it does not fully understand
+    (here --debug) takes the Typer path: same report either way."""
+    from shared_mysql.slowlog.command import fast_args
+
+    assert fast_args(["slowlog", "digest", "a.log", "--limit", "0", "--output", "json"])["limit"] == 0
+    for odd in (["slowlog", "digest", "--help"], ["slowlog", "digest", "--limit", "x"], ["slowlog", "digest", "--debug"],
+                ["slowlog", "digest", "--since", "1h", "--since", "2h"], ["slowlog", "digest", "--bogus"],
+                ["--output", "sarif", "slowlog", "digest"], ["slowlog", "other"], ["slowlog", "digest", "--workers", "0"]):
+        assert fast_args(odd) is None, odd
+    fast = cli("slowlog", "digest", str(MYSQL8), "-o", "json", "--limit", "0", cwd=tmp_path)
+    typer_path = cli("--debug", "slowlog", "digest", str(MYSQL8), "-o", "json", "--limit", "0", cwd=tmp_path)
+    assert fast.returncode == typer_path.returncode == 0
+    assert json.loads(fast.stdout) == json.loads(typer_path.stdout)
+    bad = cli("slowlog", "digest", str(tmp_path / "missing.log"), cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and len(bad.stderr.splitlines()) == 1
