@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from shared_mysql.slowlog import synth
-from shared_mysql.slowlog.parse import Options, digest_buffer
+from shared_mysql.slowlog.parse import Options
 from shared_mysql.slowlog.sources import digest_files, rotation_order
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "slowlog"
