@@ -168,10 +168,15 @@ def digest_buffer(buf: bytes, opts: Options, *, last: bool = True, fallback_ts=N
     shapes: dict[bytes, tuple] = {}  # header block without numbers -> unknown field names
     users: dict[bytes, tuple] = {}  # User@Host line -> (tenant, user)
     parts = _SPLIT.split(b"\n" + buf)
-    head = _BANNER.sub(b"", parts[0].strip(b"\n"))
-    if head.strip():
+    head = parts[0]
+    if len(head) > 65536:  # no banner is this long: garbage, counted without copying it around
         d.garbage += 1
-        d.garbage_bytes += len(head)
+        d.garbage_bytes += len(head) - 1  # the newline put in front above
+    else:
+        head = _BANNER.sub(b"", head.strip(b"\n"))
+        if head.strip():
+            d.garbage += 1
+            d.garbage_bytes += len(head)
     n_parts = len(parts)
     when = fallback_ts
     entries = 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import SharedMySQLError, UsageError
 from .parse import SPLIT, Digest, Options, digest_buffer
 
-MAX_PENDING = 256 << 20  # an input with no entry start in this many bytes is passed on as it is (bounded memory)
+MAX_PENDING = 64 << 20  # an input with no entry start in this many bytes is passed on as it is (bounded memory)
 _ROTATED = re.compile(r"^(?P<stem>.*?)(?:[.-](?P<n>\d{1,4})|[.-](?P<date>\d{8}(?:[-T]?\d{2,6})?))?$")
 
 
@@ -78,33 +78,40 @@ def _cut(buf: bytes) -> int:
 
 
 def chunks(paths: list[Path], size: int):
-    """(bytes, is_last_of_its_file, path) pieces of whole entries, oldest file first."""
+    """(bytes, is_last_of_its_file, path, error) pieces of whole entries, oldest file first. Linear whatever the
+    input: an entry start is looked for only once at least `size` bytes wait, and after a miss only when twice as
+    many do (a gzip bomb of zeros is read at decompression speed, in bounded memory)."""
     for path in paths:
         reader, raw = _open(path)
         try:
-            buf = b""
+            buf = bytearray()
+            check_at = size
             step = size if reader is raw else min(size, 64 << 10)  # gzip: a cut file loses at most this much
             while True:
                 try:
                     data = reader.read(step)
                 except (OSError, EOFError, gzip.BadGzipFile) as exc:  # a cut or corrupt gzip: keep what was read
-                    yield buf, True, path, f"{exc.__class__.__name__}: {exc}"
-                    buf = b""
+                    yield bytes(buf), True, path, f"{exc.__class__.__name__}: {exc}"
+                    buf = bytearray()
                     break
                 if not data:
                     break
                 buf += data
-                if len(buf) < size:
+                if len(buf) < check_at:
                     continue
                 cut = _cut(buf)
                 if cut > 0:
-                    yield buf[:cut], False, path, None
-                    buf = buf[cut:]
+                    yield bytes(buf[:cut]), False, path, None
+                    del buf[:cut]
+                    check_at = size
                 elif len(buf) > MAX_PENDING:
-                    yield buf, False, path, None
-                    buf = b""
+                    yield bytes(buf), False, path, None
+                    buf = bytearray()
+                    check_at = size
+                else:
+                    check_at = min(2 * len(buf), MAX_PENDING + 1)
             if buf:
-                yield buf, True, path, None
+                yield bytes(buf), True, path, None
         finally:
             raw.close()
 

@@ -265,3 +265,13 @@ def test_the_start_up_fast_path_gives_the_typer_commands_output(tmp_path):
     assert json.loads(fast.stdout) == json.loads(typer_path.stdout)
     bad = cli("slowlog", "digest", str(tmp_path / "missing.log"), cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and len(bad.stderr.splitlines()) == 1
+
+
+def test_a_gzip_bomb_is_read_in_bounded_memory_and_linear_time(tmp_path):
+    """64 MiB of zeros (no entry at all) behind 64 KiB of gzip: counted as garbage, chunk by chunk."""
+    bomb = tmp_path / "bomb.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as fh:
+        for _ in range(64):
+            fh.write(b"\0" * (1 << 20))
+    d, _ = digest_files([bomb], Options(), workers=1)
+    assert d.entries == 0 and d.garbage_bytes == 64 << 20
