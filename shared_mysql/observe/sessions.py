@@ -21,7 +21,7 @@ SERVER_USERS = {"system user", "event_scheduler", "unauthenticated user", "rdsad
 SERVER_COMMANDS = {"Daemon", "Binlog Dump", "Binlog Dump GTID", "Slave_IO", "Slave_SQL", "Slave_worker"}
 
 _TOKENS = re.compile(r"""
-    (?P<comment>/\*.*?(?:\*/|\Z) | (?:--(?=\s|\Z)|\#)[^\n]*)   # comments: dropped (they can carry anything)
+    (?P<comment>/\*(?!!|M!).*?(?:\*/|\Z) | (?:--(?=[\x00-\x20\x7f]|\Z)|\#)[^\n]*)  # comments: dropped; /*! is code
   | (?P<ident>`(?:[^`]|``)*`?)                                   # backquoted names: kept (a quote inside is no string)
   | (?P<string>'(?:[^'\\]|\\.|'')*'?|"(?:[^"\\]|\\.|"")*"?)     # strings
   | (?P<number>\b0x[0-9a-f]+\b|\b0b[01]+\b|\b\d+(?:\.\d+)?(?:e[+-]?\d+)?\b|\.\d+\b)

@@ -34,8 +34,8 @@ _PT_CALL = re.compile(rb"\s*(call\s+\S+)\(", re.I)
 _PT_INSERT = re.compile(rb"(?:INSERT|REPLACE)(?: IGNORE)?\s+INTO", re.I)
 _PT_VALUES = re.compile(rb"VALUES\s*\(", re.I)
 _PT_NEXT_ROW = re.compile(rb"\)\s*,\s*\(")
-_PT_MLC = re.compile(rb"/\*[^!].*?\*/", re.S)
-_PT_OLC = re.compile(rb"(?:--|#)[^'\"\r\n]*(?=[\r\n]|\Z)")
+_PT_OLC_START = re.compile(rb"--|#")
+_PT_EOL = re.compile(rb"[\r\n]")
 _PT_USE = re.compile(rb"\Ause \S+(?=\n?\Z)", re.I)
 _PT_BSQ = re.compile(rb"\\[\"']")
 _PT_DQ = re.compile(rb'".*?"', re.S)
@@ -55,7 +55,8 @@ _PT_ORDER = re.compile(rb"\bORDER BY ", re.I)
 _PT_ASC = re.compile(rb"(.+?)\s+ASC", re.I)
 
 # Statements that can carry a credential: never fingerprinted by pt's string handling.
-_SECRETISH = re.compile(rb"identified|password", re.I)
+_SECRETISH = re.compile(rb"\bidentified\s+(?:by|with|via|as)\b|\bpassword\s*[(=]|\bset\s+password\b|"
+                        rb"\b(?:master|source)_password\b", re.I)
 _CACHE_MAX = 200_000
 
 
@@ -112,6 +113,47 @@ def _repeat(q: bytes, u: int, x: bytes) -> tuple[int, bytes]:
     return end, sep
 
 
+def _pt_strip_mlc(q: bytes) -> bytes:
+    r"""pt's s#/\*[^!].*?\*/##sg in one pass (the regex retries every /* to the end when no */ follows:
+    quadratic). A /* with no */ after it matches nothing, and then no later /* can either."""
+    out, pos = [], 0
+    while True:
+        i = q.find(b"/*", pos)
+        if i < 0 or i + 2 >= len(q):
+            break
+        if q[i + 2] == 33:  # /*! is code
+            out.append(q[pos:i + 2])
+            pos = i + 2
+            continue
+        j = q.find(b"*/", i + 3)
+        if j < 0:
+            break
+        out.append(q[pos:i])
+        pos = j + 2
+    out.append(q[pos:])
+    return b"".join(out)
+
+
+def _pt_strip_olc(q: bytes) -> bytes:
+    r"""pt's s/(?:--|#)[^'"\r\n]*(?=[\r\n]|\Z)//g in one pass per line (the regex rescans the rest of the line
+    from every -- or #: quadratic): on each line, the first -- or # after the line's last quote to its end."""
+    out, pos, n = [], 0, len(q)
+    while pos <= n:
+        m = _PT_EOL.search(q, pos)
+        end = m.start() if m else n
+        last = max(q.rfind(b"'", pos, end), q.rfind(b'"', pos, end))
+        c = _PT_OLC_START.search(q, last + 1 if last >= pos else pos, end)
+        if c and (c.group() == b"#" or c.end() <= end):
+            out.append(q[pos:c.start()])
+        else:
+            out.append(q[pos:end])
+        if not m:
+            break
+        out.append(q[end:end + 1])
+        pos = end + 1
+    return b"".join(out)
+
+
 def _pt_uncached(q: bytes) -> bytes:
     if _PT_MYSQLDUMP.match(q):
         return b"mysqldump"
@@ -129,9 +171,9 @@ def _pt_uncached(q: bytes) -> bytes:
         if r:
             q = q[:r.start() + 1]
     if b"/*" in q:
-        q = _PT_MLC.sub(b"", q)
+        q = _pt_strip_mlc(q)
     if b"#" in q or b"--" in q:
-        q = _PT_OLC.sub(b"", q)
+        q = _pt_strip_olc(q)
     if q[:4].lower() == b"use ":
         q, n = _PT_USE.subn(b"use ?", q, count=1)
         if n:
@@ -178,7 +220,7 @@ def _pt_uncached(q: bytes) -> bytes:
 # Pass 1 (only when the statement has a quote, a comment or a quoted name): strings -> ?, comments -> space,
 # quoted names kept (a quote or a comment marker inside one is no string or comment).
 _LEX = re.compile(rb"""
-    (?P<c>/\*(?!!)(?:[^*]++|\*(?!/))*+(?:\*/|\Z) | (?:--(?=[ \t\r\n\f\v]|\Z)|\#)[^\n]*+)
+    (?P<c>/\*(?!!|M!)(?:[^*]++|\*(?!/))*+(?:\*/|\Z) | (?:--(?=[\x00-\x20\x7f]|\Z)|\#)[^\n]*+)
   | (?P<q>`(?:[^`]++|``)*+`?)
   | (?P<s>'(?:[^'\\]++|\\.|'')*+'?|"(?:[^"\\]++|\\.|"")*+"?)
 """, re.S | re.X)
@@ -250,7 +292,26 @@ def _name_digits(m: re.Match) -> bytes:
     return b"?"
 
 
+_AMBIGUOUS_MARKS = re.compile(rb'--|#|/\*|\\|"')
+_FIRST_MARK = re.compile(rb"""--|#|/\*|\\|["'`]""")
+
+
+def guarded(q: bytes) -> bytes | None:
+    """For a statement that can carry a credential and holds something whose reading depends on the server's
+    settings (a comment marker: `--` without a space is one under sql_mode=ORACLE; a backslash:
+    NO_BACKSLASH_ESCAPES; a double quote: ANSI_QUOTES), only what comes before the first quote or marker, then
+    `?`: no reading of the rest can show a password. None for every other statement."""
+    if not _SECRETISH.search(q) or not _AMBIGUOUS_MARKS.search(q):
+        return None
+    m = _FIRST_MARK.search(q)
+    head = b" ".join(q[:m.start()].split()).lower()
+    return _NUM.sub(b"?", head) + b" ?" if head else b"?"
+
+
 def _ours_uncached(q: bytes) -> bytes:
+    g = guarded(q)
+    if g is not None:
+        return g
     if _PT_MYSQLDUMP.match(q):
         return b"mysqldump"
     if b"/*" in q and _PT_TOOLKIT.search(q):

@@ -30,7 +30,7 @@ SPLIT = b"\n# User@Host: "
 _SPLIT = re.compile(rb"\n(?:# Time: ([^\n]*)\n)?# User@Host: ")
 _ENTRY = re.compile(
     rb"([^\n]*)\n"  # the User@Host line
-    rb"(?:# Thread_id: [0-9]+ +Schema: [^\n]* +QC_hit: [A-Za-z]+\n)?"  # MariaDB's usual line
+    rb"(?:# Thread_id: [0-9]+ +Schema: [^\n]*?QC_hit: [A-Za-z]+\n)?"  # MariaDB's usual line (lazy: linear)
     rb"((?:#[^\n]*\n)*?)"  # other header lines before Query_time
     rb"# Query_time: +([0-9.]+)\s+Lock_time: +([0-9.]+)\s+Rows_sent: +([0-9]+)\s+Rows_examined: +([0-9]+)"
     rb"([^\n]*)\n"  # MySQL's log_slow_extra fields, on the same line
@@ -42,8 +42,29 @@ _FIELDS = re.compile(rb"([A-Za-z_][A-Za-z0-9_]*): ")
 _NOT_SHAPE = b"0123456789."
 _USER_HOST = re.compile(rb"([^\s\[\]]*)\[([^\s\[\]]*)\] @ (\S*) \[(\S*)\](?:\s+Id:\s*[0-9]+)?\s*\Z")
 # A server (re)start writes its banner into the log: three lines, not a statement.
-_BANNER = re.compile(rb"^[^\n]*, Version: [^\n]*started with:\n(?:Tcp port:[^\n]*\n)?(?:Time\s+Id\s+Command[^\n]*\n?)?",
-                     re.M)
+_BANNER_TAIL = re.compile(rb"(?:Tcp port:[^\n]*\n)?(?:Time\s+Id\s+Command[^\n]*\n?)?")
+
+
+def _strip_banners(text: bytes) -> bytes:
+    """Remove every `<path>, Version: ... started with:` line and the two that follow it (found by its fixed
+    end, so a hostile line of repeated ", Version: " costs one pass)."""
+    out, pos = [], 0
+    while True:
+        k = text.find(b"started with:\n", pos)
+        if k < 0:
+            break
+        start = text.rfind(b"\n", 0, k) + 1
+        end = k + len(b"started with:\n")
+        if start < pos or text.find(b", Version: ", start, k) < 0:
+            out.append(text[pos:end])
+            pos = end
+            continue
+        out.append(text[pos:start])
+        pos = _BANNER_TAIL.match(text, end).end()
+    out.append(text[pos:])
+    return b"".join(out)
+
+
 KNOWN_FIELDS = frozenset(x.encode() for x in (
     "Query_time Lock_time Rows_sent Rows_examined Rows_affected Bytes_sent Bytes_received Thread_id Schema QC_hit "
     "Id Time User Host Full_scan Full_join Tmp_table Tmp_table_on_disk Filesort Filesort_on_disk Merge_passes "
@@ -173,7 +194,7 @@ def digest_buffer(buf: bytes, opts: Options, *, last: bool = True, fallback_ts=N
         d.garbage += 1
         d.garbage_bytes += len(head) - 1  # the newline put in front above
     else:
-        head = _BANNER.sub(b"", head.strip(b"\n"))
+        head = _strip_banners(head.strip(b"\n"))
         if head.strip():
             d.garbage += 1
             d.garbage_bytes += len(head)
@@ -196,7 +217,7 @@ def digest_buffer(buf: bytes, opts: Options, *, last: bool = True, fallback_ts=N
         else:
             q = p[m.end():]
             if b"started with:\n" in q:  # a restart banner after the statement
-                q = _BANNER.sub(b"", q)
+                q = _strip_banners(q)
             q = q.rstrip(b"\n")
             if q.endswith(b";"):
                 q = q[:-1]

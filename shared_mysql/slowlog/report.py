@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from .fingerprint import checksum
+from .fingerprint import checksum, guarded
 from .parse import Digest, percentile
 
 SAMPLE_CHARS = 1000
@@ -50,7 +50,9 @@ def build(d: Digest, meta: dict, *, limit: int = 20, pt_compatible: bool = False
     ranked = sorted(by_fp.items(), key=lambda kv: (-kv[1]["sum"], -kv[1]["count"], kv[0]))
     classes = []
     for rank, (fp, x) in enumerate(ranked, 1):
-        sample = mask((x["sample"] or b"").decode("utf-8", "replace"), SAMPLE_CHARS)
+        g = guarded(x["sample"] or b"")
+        sample = g.decode("utf-8", "replace") if g is not None else \
+            mask((x["sample"] or b"").decode("utf-8", "replace"), SAMPLE_CHARS)
         classes.append({
             "rank": rank, "checksum": checksum(fp), "fingerprint": fp.decode("utf-8", "replace"),
             "share": round(x["sum"] / total, 6) if total else 0.0, "count": x["count"],

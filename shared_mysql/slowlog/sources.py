@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 import re
 from collections import deque
 from pathlib import Path
@@ -90,7 +91,7 @@ def chunks(paths: list[Path], size: int):
             while True:
                 try:
                     data = reader.read(step)
-                except (OSError, EOFError, gzip.BadGzipFile) as exc:  # a cut or corrupt gzip: keep what was read
+                except (OSError, EOFError, zlib.error) as exc:  # a cut or corrupt gzip: keep what was read
                     yield bytes(buf), True, path, f"{exc.__class__.__name__}: {exc}"
                     buf = bytearray()
                     break

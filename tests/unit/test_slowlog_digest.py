@@ -275,3 +275,42 @@ def test_a_gzip_bomb_is_read_in_bounded_memory_and_linear_time(tmp_path):
             fh.write(b"\0" * (1 << 20))
     d, _ = digest_files([bomb], Options(), workers=1)
     assert d.entries == 0 and d.garbage_bytes == 64 << 20
+
+
+LEAKS = [b"create user u --\x01 '\n identified by 'SECRETxyz'", b"/*!50000 CREATE USER u IDENTIFIED BY 'a*/SECRETxyz' */",
+         b"/*M!100000 CREATE USER u IDENTIFIED BY 'a*/SECRETxyz' */",
+         b"create user u identified by 'x' /*!50000 '*/SECRETxyz' */",
+         b"create user u --'\n identified by 'SECRETxyz'",  # sql_mode=ORACLE: -- alone starts a comment
+         b"CHANGE MASTER TO MASTER_PASSWORD='SECRETxyz'", b"ALTER USER u IDENTIFIED VIA ed25519 USING PASSWORD('SECRETxyz')",
+         b'SET PASSWORD = "SECRETxyz"', b"GRANT ALL ON *.* TO u IDENTIFIED BY 'a\\'SECRETxyz'",
+         b"create user u identified by 'x' # '\n, v identified by 'SECRETxyz'"]
+
+
+def test_no_reading_of_a_credential_statement_shows_the_password(tmp_path):
+    """The review's reproducers: comment markers MySQL and MariaDB read differently from a naive lexer (`--` and a
+    control character, `--` alone under sql_mode=ORACLE), a */ inside a string inside /*! ... */ or /*M! ... */."""
+    log = b"".join(b"# User@Host: admin[admin] @ localhost [127.0.0.1]\n# Query_time: 0.5  Lock_time: 0.0  Rows_sent: 0"
+                   b"  Rows_examined: 0\nSET timestamp=1795688100;\n" + s + b";\n" for s in LEAKS)
+    (tmp_path / "leaks.log").write_bytes(log)
+    for args in ([], ["-o", "json"], ["--pt-compatible"], ["--pt-compatible", "-o", "json"]):
+        res = cli("slowlog", "digest", str(tmp_path / "leaks.log"), "--limit", "0", *args, cwd=tmp_path)
+        assert res.returncode == 0 and "secretxyz" not in res.stdout.lower(), (args, res.stdout)
+        assert json.loads(res.stdout)["queries"] == len(LEAKS) if "-o" in args else True
+
+
+def test_hostile_headers_and_gzip_bodies(tmp_path):
+    """A statement forging a MariaDB header line of 200k spaces, a line of 40,000 ", Version: ", a gzip whose body
+    is random bytes: each read in one pass, counted, no traceback."""
+    entry = b"# User@Host: x[x] @ h []\n# Query_time: 1.0  Lock_time: 0.0 Rows_sent: 0  Rows_examined: 0\nSELECT 1;\n"
+    forged = entry.replace(b"SELECT 1;", b"SELECT 1\n# User@Host: y[y] @ h []\n# Thread_id: 8  Schema: " + b" " * 200_000
+                           + b"X\n# Query_time: 1.0  Lock_time: 0.0 Rows_sent: 0  Rows_examined: 0\nSELECT 2;")
+    (tmp_path / "forged.log").write_bytes(forged + entry)
+    (tmp_path / "banner.log").write_bytes(b", Version: " * 40_000 + b"\n" + entry)
+    (tmp_path / "corrupt.gz").write_bytes(gzip.compress(entry * 10)[:10] + os.urandom(5000))
+    for name, proc in (("forged.log", 2), ("banner.log", 1), ("corrupt.gz", 0)):  # forged: the cut entry is garbage
+        res = cli("slowlog", "digest", str(tmp_path / name), "-o", "json", cwd=tmp_path)
+        assert res.returncode == 0 and "Traceback" not in res.stderr, (name, res.stderr)
+        r = json.loads(res.stdout)
+        assert r["queries"] == proc, (name, r["queries"])
+    assert "error" in json.loads(cli("slowlog", "digest", str(tmp_path / "corrupt.gz"), "-o", "json",
+                                      cwd=tmp_path).stdout)["source"]["errors"][0].lower()

@@ -173,7 +173,8 @@ N = 262144
 for q in [b"'" * N, b'"' * N, b"\\\\" * N, b"\\\\'" * (N // 2), b"/*" * (N // 2), b"/*" + b"*" * N, b"`" * N,
           b"select a union " * (N // 15), b"select " * (N // 7) + b"union", b"INSERT INTO t " + b"VALUES (1) " * (N // 11),
           b"in (" * (N // 4), b"ORDER BY " + b"a ASC x " * (N // 8), b"a1 " * (N // 3), b"=-" * (N // 2),
-          b"--" * (N // 2), b"#'" * (N // 2), b"values (?, ?), " * (N // 14), b"\\xff\\x00" * (N // 2)]:
+          b"--" * (N // 2), b"#'" * (N // 2), b"values (?, ?), " * (N // 14), b"\\xff\\x00" * (N // 2),
+          b"SELECT " + b"#" * N + b"'", b"--" * (N // 2) + b"'", b"/*a" * (N // 3)]:
     for fn in (_ours_uncached, _pt_uncached, fingerprint, pt_fingerprint):
         fn(q)
 print("done")
