@@ -410,35 +410,56 @@ def _key(q: bytes) -> bytes | None:
     return key
 
 
+# Two levels: the statement with its digits made 0 (one C call: a hit costs a dict lookup), then the key. The key
+# is a function of that text (emptying strings and collapsing digit runs do not look at a digit's value), so an
+# entry stored under it holds for every statement that maps to it.
+_pt_l1: dict[bytes, bytes] = {}
+_our_l1: dict[bytes, bytes] = {}
+
+
 def pt_fingerprint(q: bytes) -> bytes:
-    """pt-query-digest 3.2.1's fingerprint (secret-bearing statements: ours)."""
-    key = _key(q)
-    fp = _pt_cache.get(key)
+    """pt-query-digest 3.2.1's fingerprint (statements that can carry a credential: ours)."""
+    t = q.translate(_DIGIT0)
+    fp = _pt_l1.get(t)
     if fp is not None:
         return fp
-    # (read on the key: its strings are empty, so a word inside a string literal does not decide)
-    fp = _ours_uncached(q) if _SECRETISH.search(q if key is None else key) else _pt_uncached(q)
-    # A fingerprint without digits does not depend on the statement's digits (every rule reads a digit run's
-    # shape only): it holds for every statement with this key. One with digits (CALL p1, administrator
-    # commands, a name such as utf8mb4 or t1a) is computed each time.
-    if key is not None and not _DIGIT.search(fp):
+    key = _key(q)
+    fp = _pt_cache.get(key)
+    if fp is None:
+        # (read on the key: its strings are empty, so a word inside a string literal does not decide)
+        fp = _ours_uncached(q) if _SECRETISH.search(q if key is None else key) else _pt_uncached(q)
+        # A fingerprint without digits does not depend on the statement's digits (every rule reads a digit
+        # run's shape only): it holds for every statement with this key. One with digits (CALL p1,
+        # administrator commands, a name such as utf8mb4 or t1a) is computed each time.
+        if key is None or _DIGIT.search(fp):
+            return fp
         if len(_pt_cache) >= _CACHE_MAX:
             _pt_cache.clear()
         _pt_cache[key] = fp
+    if len(_pt_l1) >= _CACHE_MAX:
+        _pt_l1.clear()
+    _pt_l1[t] = fp
     return fp
 
 
 def fingerprint(q: bytes) -> bytes:
     """The default fingerprint: pt's rules, tokenised (right where pt 3.2.1 is wrong)."""
-    key = _key(q)
-    fp = _our_cache.get(key)
+    t = q.translate(_DIGIT0)
+    fp = _our_l1.get(t)
     if fp is not None:
         return fp
-    fp = _ours_uncached(q)
-    if key is not None and not _DIGIT.search(fp):
+    key = _key(q)
+    fp = _our_cache.get(key)
+    if fp is None:
+        fp = _ours_uncached(q)
+        if key is None or _DIGIT.search(fp):
+            return fp
         if len(_our_cache) >= _CACHE_MAX:
             _our_cache.clear()
         _our_cache[key] = fp
+    if len(_our_l1) >= _CACHE_MAX:
+        _our_l1.clear()
+    _our_l1[t] = fp
     return fp
 
 

@@ -111,15 +111,15 @@ def _random_statements(seed: int, n: int) -> list[bytes]:
 def test_the_memo_never_changes_a_fingerprint():
     """The memo serves statements that share a key (digits collapsed, strings emptied where provably safe): for
     thousands of random statements, many sharing keys, memoised == computed, in both modes."""
-    F._pt_cache.clear()
-    F._our_cache.clear()
+    for memo in (F._pt_cache, F._our_cache, F._pt_l1, F._our_l1):
+        memo.clear()
     stmts = _random_statements(1, 6000)
     stmts += [s.replace(b"1", b"7") for s in stmts[:2000]] + [s.replace(b"'a", b"'zz") for s in stmts[:2000]]
     for s in stmts:
         assert fingerprint(s) == F._ours_uncached(s), s
         want = F._ours_uncached(s) if F._SECRETISH.search(F._key(s) or s) else F._pt_uncached(s)
         assert pt_fingerprint(s) == want, s
-    assert len(F._our_cache) < len(stmts)  # it did share entries
+    assert len(F._our_cache) < len(stmts) and len(F._our_l1) < len(stmts)  # it did share entries
 
 
 ORACLE = textwrap.dedent(r"""
