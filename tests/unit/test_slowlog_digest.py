@@ -314,3 +314,45 @@ def test_hostile_headers_and_gzip_bodies(tmp_path):
         assert r["queries"] == proc, (name, r["queries"])
     assert "error" in json.loads(cli("slowlog", "digest", str(tmp_path / "corrupt.gz"), "-o", "json",
                                       cwd=tmp_path).stdout)["source"]["errors"][0].lower()
+
+
+def test_the_aws_target_reads_its_slowquery_log_group_through_the_cli(tmp_path, monkeypatch, capsys):
+    """`slowlog digest` with no FILE on an aws config: the instance's slowquery group, the last 24 h by default,
+    accounts attributed from the config."""
+    import time
+
+    import boto3
+    from moto import mock_aws
+
+    from shared_mysql import aws as aws_mod
+    from shared_mysql.cli import main
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_DEFAULT_REGION": "ap-northeast-2"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shared-mysql.yaml").write_text(
+        "environment: prod\ntarget: aws\ninstance: {host: db, ca_bundle: ca.pem}\ntenants: {orders: {max_connections: 5}}\n")
+    now = int(time.time())
+    with mock_aws():
+        aws_mod.session.cache_clear()
+        logs = boto3.client("logs")
+        group = "/aws/rds/instance/prod-shared-mysql/slowquery"
+        logs.create_log_group(logGroupName=group)
+        logs.create_log_stream(logGroupName=group, logStreamName="s")
+        msg = ("# User@Host: orders_user[orders_user] @  [10.0.1.5]  Id: 5\n# Query_time: 2.0  Lock_time: 0.0 "
+               "Rows_sent: 1  Rows_examined: 100\nSELECT * FROM orders WHERE id = {};")
+        logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
+            {"timestamp": (now - 30 * 3600) * 1000, "message": msg.format(2)},  # older than the default 24 h
+            {"timestamp": (now - 7200) * 1000, "message": msg.format(1)}])
+        with pytest.raises(SystemExit) as exit_:
+            main(["slowlog", "digest", "-o", "json"])
+        assert exit_.value.code == 0
+        r = json.loads(capsys.readouterr().out)
+        assert r["queries"] == 1 and r["source"]["log_group"] == group
+        assert r["tenants"] == [{"tenant": "orders", "count": 1, "query_time": 2.0, "top": r["tenants"][0]["top"],
+                                 "share": 1.0}]
+        with pytest.raises(SystemExit):
+            main(["slowlog", "digest", "--since", "2d", "-o", "json"])
+        assert json.loads(capsys.readouterr().out)["queries"] == 2
