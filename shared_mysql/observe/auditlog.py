@@ -38,14 +38,22 @@ INSIGHTS_CHANGES = ("fields @timestamp, @message | filter @message like /(?i)(GR
                     "DROP USER|RENAME USER|SET PASSWORD)/ | sort @timestamp desc | limit 10000")
 
 
-def parse_since(text: str) -> float:
-    """`1h`, `30m`, `2d`, `90s` (or combinations such as 1h30m) -> seconds."""
+def duration(text: str) -> float | None:
+    """`1h`, `30m`, `2d`, `90s` (or combinations such as 1h30m) -> seconds; None when it is not one."""
     parts = _DURATION.findall(text.strip().lower())
     if not parts or "".join(n + u for n, u in parts) != re.sub(r"\s+", "", text.strip().lower()):
+        return None
+    return float(sum(int(n) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[u] for n, u in parts))
+
+
+def parse_since(text: str) -> float:
+    """`1h`, `30m`, `2d`, `90s` (or combinations such as 1h30m) -> seconds."""
+    seconds = duration(text)
+    if seconds is None:
         from ..errors import UsageError
 
         raise UsageError(f"--since {text[:40]!r}: write a duration such as 90s, 30m, 1h or 2d")
-    return float(sum(int(n) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[u] for n, u in parts))
+    return seconds
 
 
 _HEAD = re.compile(r"^(\d{8} \d\d:\d\d:\d\d),([^,]*),")

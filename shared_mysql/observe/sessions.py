@@ -198,16 +198,9 @@ class SlowScanner:
 
 
 def _slow_time(stamp: str):
-    from datetime import datetime, timezone
+    from ..slowlog.parse import parse_time  # one reader of `# Time:` (MariaDB local time, MySQL 8 UTC)
 
-    stamp = " ".join(stamp.split())
-    for fmt, utc in (("%y%m%d %H:%M:%S", False), ("%Y-%m-%dT%H:%M:%S.%fZ", True), ("%Y-%m-%dT%H:%M:%SZ", True)):
-        try:
-            t = datetime.strptime(stamp, fmt)
-        except ValueError:
-            continue
-        return (t.replace(tzinfo=timezone.utc) if utc else t.astimezone()).timestamp()  # MariaDB: local time
-    return None
+    return parse_time(stamp.encode("utf-8", "replace"))
 
 
 def slow_counts(path, since: float, who: dict[str, str], admins=()) -> dict[str, int]:

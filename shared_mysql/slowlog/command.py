@@ -13,14 +13,14 @@ from ..errors import SharedMySQLError, UsageError
 def parse_when(text: str, now: float, option: str) -> float:
     """A duration back from now (90s, 30m, 1h, 2d, 1h30m) or a time: 2026-11-26 10:15[:00], ISO 8601 with T, Z
     or an offset (no zone: this machine's local time)."""
-    import re
     from datetime import datetime
 
+    from ..observe.auditlog import duration
+
+    back = duration(text)
+    if back is not None:
+        return now - back
     t = text.strip()
-    low = t.lower().replace(" ", "")
-    parts = re.findall(r"(\d+)\s*([smhd])", low)
-    if parts and "".join(n + u for n, u in parts) == low:
-        return now - sum(int(n) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[u] for n, u in parts)
     try:
         dt = datetime.fromisoformat(t.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:

@@ -417,50 +417,42 @@ _pt_l1: dict[bytes, bytes] = {}
 _our_l1: dict[bytes, bytes] = {}
 
 
-def pt_fingerprint(q: bytes) -> bytes:
-    """pt-query-digest 3.2.1's fingerprint (statements that can carry a credential: ours)."""
+def _memoised(q: bytes, l1: dict, l2: dict, compute) -> bytes:
     t = q.translate(_DIGIT0)
-    fp = _pt_l1.get(t)
+    fp = l1.get(t)
     if fp is not None:
         return fp
     key = _key(q)
-    fp = _pt_cache.get(key)
+    fp = l2.get(key)
     if fp is None:
-        # (read on the key: its strings are empty, so a word inside a string literal does not decide)
-        fp = _ours_uncached(q) if _SECRETISH.search(q if key is None else key) else _pt_uncached(q)
+        fp = compute(q, key)
         # A fingerprint without digits does not depend on the statement's digits (every rule reads a digit
         # run's shape only): it holds for every statement with this key. One with digits (CALL p1,
         # administrator commands, a name such as utf8mb4 or t1a) is computed each time.
         if key is None or _DIGIT.search(fp):
             return fp
-        if len(_pt_cache) >= _CACHE_MAX:
-            _pt_cache.clear()
-        _pt_cache[key] = fp
-    if len(_pt_l1) >= _CACHE_MAX:
-        _pt_l1.clear()
-    _pt_l1[t] = fp
+        if len(l2) >= _CACHE_MAX:
+            l2.clear()
+        l2[key] = fp
+    if len(l1) >= _CACHE_MAX:
+        l1.clear()
+    l1[t] = fp
     return fp
+
+
+def _pt_or_ours(q: bytes, key: bytes | None) -> bytes:
+    # (read on the key: its strings are empty, so a word inside a string literal does not decide)
+    return _ours_uncached(q) if _SECRETISH.search(q if key is None else key) else _pt_uncached(q)
+
+
+def pt_fingerprint(q: bytes) -> bytes:
+    """pt-query-digest 3.2.1's fingerprint (statements that can carry a credential: ours)."""
+    return _memoised(q, _pt_l1, _pt_cache, _pt_or_ours)
 
 
 def fingerprint(q: bytes) -> bytes:
     """The default fingerprint: pt's rules, tokenised (right where pt 3.2.1 is wrong)."""
-    t = q.translate(_DIGIT0)
-    fp = _our_l1.get(t)
-    if fp is not None:
-        return fp
-    key = _key(q)
-    fp = _our_cache.get(key)
-    if fp is None:
-        fp = _ours_uncached(q)
-        if key is None or _DIGIT.search(fp):
-            return fp
-        if len(_our_cache) >= _CACHE_MAX:
-            _our_cache.clear()
-        _our_cache[key] = fp
-    if len(_our_l1) >= _CACHE_MAX:
-        _our_l1.clear()
-    _our_l1[t] = fp
-    return fp
+    return _memoised(q, _our_l1, _our_cache, lambda q, key: _ours_uncached(q))
 
 
 def checksum(fp: bytes) -> str:

@@ -113,6 +113,14 @@ class Digest:
         self.unknown_fields: dict[str, int] = {}
         self.bytes = 0
 
+    def skip(self, last: bool, nbytes: int = 0) -> None:
+        """An entry that cannot be read: `truncated` when the input ends with it, else garbage."""
+        if last:
+            self.truncated += 1
+        else:
+            self.garbage += 1
+            self.garbage_bytes += nbytes
+
     def merge(self, other: "Digest") -> None:
         cells = self.cells
         for k, o in other.cells.items():
@@ -206,11 +214,7 @@ def digest_buffer(buf: bytes, opts: Options, *, last: bool = True, fallback_ts=N
         is_last = last and i == n_parts - 1
         m = entry_match(p)
         if m is None:
-            if is_last:
-                d.truncated += 1
-            else:
-                d.garbage += 1
-                d.garbage_bytes += len(p)
+            d.skip(is_last, len(p))
             continue
         if p[-1:] == b";" and b"started with:\n" not in p:  # the usual: the statement and its ;
             q = p[m.end():-1]
@@ -224,23 +228,12 @@ def digest_buffer(buf: bytes, opts: Options, *, last: bool = True, fallback_ts=N
             else:
                 k = q.rfind(b";\n")
                 if k < 0:  # the statement itself is cut off (or no statement at all)
-                    if is_last:
-                        d.truncated += 1
-                    else:
-                        d.garbage += 1
-                        d.garbage_bytes += len(p)
+                    d.skip(is_last, len(p))
                     continue
-                if is_last:  # an entry cut off after this one's statement
-                    d.truncated += 1
-                else:
-                    d.garbage += 1
-                    d.garbage_bytes += len(q) - k - 2
+                d.skip(is_last, len(q) - k - 2)  # bytes after the statement: an entry cut off, or garbage
                 q = q[:k]
         if not q:  # headers and no statement
-            if is_last:
-                d.truncated += 1
-            else:
-                d.garbage += 1
+            d.skip(is_last)
             continue
         if q.startswith(b"# administrator command: "):  # MySQL: a command (Quit, Prepare...), not a statement
             q = q[2:]

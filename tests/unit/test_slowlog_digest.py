@@ -174,7 +174,7 @@ def test_cli_errors_are_one_line(tmp_path):
     assert res.returncode == 0 and json.loads(res.stdout)["queries"] == 2
 
 
-def test_cloudwatch_events_are_paged_and_timed(monkeypatch):
+def test_cloudwatch_events_are_paged_and_timed(fake_aws_env):
     """RDS exports one event per entry; `# Time:` may be absent (the event's timestamp is used)."""
     import time
 
@@ -185,10 +185,6 @@ def test_cloudwatch_events_are_paged_and_timed(monkeypatch):
     from shared_mysql.config import parse_config
     from shared_mysql.slowlog.sources import digest_cloudwatch, slowquery_group
 
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "ap-northeast-2"}.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     config = parse_config("environment: prod\ntarget: aws\ninstance: {host: db, ca_bundle: ca.pem}\n"
                           "tenants: {orders: {max_connections: 5}}\n")
     now = int(time.time())
@@ -316,7 +312,7 @@ def test_hostile_headers_and_gzip_bodies(tmp_path):
                                       cwd=tmp_path).stdout)["source"]["errors"][0].lower()
 
 
-def test_the_aws_target_reads_its_slowquery_log_group_through_the_cli(tmp_path, monkeypatch, capsys):
+def test_the_aws_target_reads_its_slowquery_log_group_through_the_cli(tmp_path, monkeypatch, capsys, fake_aws_env):
     """`slowlog digest` with no FILE on an aws config: the instance's slowquery group, the last 24 h by default,
     accounts attributed from the config."""
     import time
@@ -327,10 +323,6 @@ def test_the_aws_target_reads_its_slowquery_log_group_through_the_cli(tmp_path, 
     from shared_mysql import aws as aws_mod
     from shared_mysql.cli import main
 
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "ap-northeast-2"}.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "shared-mysql.yaml").write_text(
         "environment: prod\ntarget: aws\ninstance: {host: db, ca_bundle: ca.pem}\ntenants: {orders: {max_connections: 5}}\n")
