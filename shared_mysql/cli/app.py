@@ -70,10 +70,11 @@ def build_app():
 
             logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="debug: %(name)s: %(message)s")
 
-    from . import commands, infra, local, slowlog
+    from . import backup, commands, infra, local, slowlog
 
     commands.register(app)
     slowlog.register(app)
+    backup.register(app)
     app.add_typer(local.build(), name="local", help="Manage the embedded server only.")
     app.add_typer(infra.build(), name="infra", help="The AWS infrastructure as a CDK app (needs the infra extra).")
     return app

@@ -352,6 +352,14 @@ class Audit(BaseModel):
     ignore: tuple[AuditIgnore, ...] = ()
 
 
+class Backup(BaseModel):
+    """Logical backups and the binlog archive of the local and server targets (`shared-mysql backup`)."""
+
+    model_config = _STRICT
+    dir: Text | None = None  # default: backups/ in the state dir; relative paths are from the config's directory
+    workers: Int = Field(default=2, ge=1, le=32)  # dump and load sessions at once
+
+
 class Config(BaseModel):
     """The whole file. `path` is where it was read from (state lives in `.shared-mysql/` beside it)."""
 
@@ -364,6 +372,7 @@ class Config(BaseModel):
     secrets: Secrets = Field(default_factory=Secrets)
     exports: Exports = Field(default_factory=Exports)
     audit: Audit = Field(default_factory=Audit)
+    backup: Backup = Field(default_factory=Backup)
     tenants: dict[Text, Tenant] = Field(default_factory=dict)
 
     @field_validator("environment")

@@ -1,0 +1,206 @@
+"""`backup create|archive|list|verify|prune|test` and `restore`: logical backups and PITR (local/server)."""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import typer
+
+from .app import UsageError, echo, emit_json, state
+
+
+def _target():
+    t = state.target()
+    if t.kind == "aws":
+        raise UsageError("backups of the aws target are RDS snapshots and PITR (a later release); `backup` works on "
+                         "the local and server targets")
+    t.prepare()
+    return t
+
+
+def _mb(n) -> str:
+    return f"{(n or 0) / 1e6:.1f} MB"
+
+
+def _err(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
+
+
+def register(app: typer.Typer) -> None:
+    backup = typer.Typer(no_args_is_help=True, help="Consistent encrypted backups, binlog archiving, restore tests.")
+    app.add_typer(backup, name="backup")
+
+    @backup.command("create")
+    def create_cmd(
+        tenant: Optional[List[str]] = typer.Option(None, "--tenant", help="Only this tenant's database (repeat)."),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, max=32, help="Dump sessions [config]."),
+    ):
+        """A consistent backup (no global lock), compressed and encrypted, with a manifest."""
+        from ..backup.create import create
+
+        t = _target()
+        s = create(t, tenants=tenant or None, workers=workers)
+        if state.json:
+            emit_json(s)
+            return
+        echo(f"backup {s['id']}: {len(s['databases'])} database(s), {_mb(s['raw_size'])} of rows in "
+             f"{_mb(s['size'])}, {s['duration_s']:.2f} s")
+        echo(f"  position {s['position']['file']}:{s['position']['pos']}"
+             + (f" (GTID {s['position']['gtid']})" if s["position"].get("gtid") else "")
+             + f"; commits held {s['lock_ms']} ms")
+
+    @backup.command("archive")
+    def archive_cmd(follow: bool = typer.Option(False, "--follow", help="Keep copying until stopped (SIGTERM).")):
+        """Copy the server's binlogs into the archive (resumes; safe from cron; one archiver at a time)."""
+        from ..backup.archive import Archive, ArchiveBusy
+
+        t = _target()
+        arch = Archive(t)
+        try:
+            if follow:
+                _err(f"archiving binlogs into {arch.dir} until stopped")
+                arch.follow(on_event=lambda m: _err(f"archive: {m}"))
+                s = arch.summary()
+            else:
+                s = arch.run_once()
+        except ArchiveBusy as exc:
+            _err(str(exc))
+            return
+        if state.json:
+            emit_json(s)
+        else:
+            echo(f"archive {s['dir']}: {s['files']} binlog(s) {s['first']}..{s['last']}, RPO {s['rpo_s']} s"
+                 + (f"; sealed {', '.join(s.get('sealed') or [])}" if s.get("sealed") else ""))
+        if s.get("new_gaps") or (follow and s.get("gaps")):
+            from ..errors import FindingsFailed
+
+            g = (s.get("new_gaps") or s["gaps"])[0]
+            raise FindingsFailed(f"binlog gap: {g['from']}..{g['to']} {g['reason']}; point-in-time restores across "
+                                 "it are impossible: take a new backup now (`shared-mysql backup create`)")
+
+    @backup.command("list")
+    def list_cmd():
+        """Backups (id, time, position, size, verified) and the archive's RPO and gaps."""
+        from ..backup.archive import Archive
+        from ..backup.store import BackupDir, backup_dir
+
+        t = state.target()
+        store = BackupDir(backup_dir(t))
+        items = [b.summary() for b in store.list()]
+        arch = Archive(t).summary()
+        broken = store.broken()
+        if state.json:
+            emit_json({"backups": items, "archive": arch, "incomplete": broken})
+            return
+        for b in items:
+            v = b["verified"]
+            mark = "never verified" if v is None else ("verified " + v["at"] if v["ok"] else "FAILED verify " + v["at"])
+            echo(f"{b['id']}  {b['time']}  {b['position']['file']}:{b['position']['pos']}  {_mb(b['size']):>10}  "
+                 f"{'partial ' if b['partial'] else ''}{mark}")
+        if not items:
+            echo("no backups yet (`shared-mysql backup create`)")
+        for n in broken:
+            echo(f"{n}  incomplete (interrupted or damaged; never restored from; `backup prune` removes it)")
+        echo(f"archive: {arch['files']} binlog(s), RPO {arch['rpo_s']} s"
+             + "".join(f"; GAP {g['from']}..{g['to']}" for g in arch["gaps"]))
+
+    @backup.command("verify")
+    def verify_cmd(backup_id: str = typer.Argument(..., metavar="ID", help="A backup id (`backup list`).")):
+        """Check every file of a backup (present, size, checksum, decrypts, rows); exit 3 when anything is wrong."""
+        from ..backup.manage import verify
+        from ..backup.store import BackupDir, backup_dir
+        from ..errors import FindingsFailed
+
+        t = state.target()
+        b = BackupDir(backup_dir(t)).get(backup_id)
+        res = verify(t, b)
+        if state.json:
+            emit_json(res)
+        else:
+            for p in res["problems"]:
+                echo(f"✗ {p}")
+            for w in res["warnings"]:
+                echo(f"! {w}")
+            echo(f"backup {b.id}: {res['files']} file(s), {res['rows']} rows: " + ("OK" if res["ok"] else "FAILED"))
+        if not res["ok"]:
+            raise FindingsFailed(f"backup {b.id}: {len(res['problems'])} problem(s); the first: {res['problems'][0]}")
+
+    @backup.command("prune")
+    def prune_cmd(dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be deleted.")):
+        """Delete what backup_retention_period no longer needs (never the newest verified backup)."""
+        from ..backup.manage import prune, prune_plan
+
+        t = state.target()
+        plan = prune_plan(t)
+        if not state.json:
+            for b in plan["backups"]:
+                echo(f"- backup {b}")
+            for n in plan["binlogs"]:
+                echo(f"- binlog {n}")
+            for n in plan["partials"]:
+                echo(f"- {n}")
+            if not (plan["backups"] or plan["binlogs"] or plan["partials"]):
+                echo(f"nothing to prune (retention {plan['retention_days']} days, cutoff {plan['cutoff']})")
+        res = plan if dry_run else prune(t, plan)
+        if state.json:
+            emit_json({**res, "dry_run": dry_run})
+        elif not dry_run and (plan["backups"] or plan["binlogs"] or plan["partials"]):
+            echo(f"pruned {len(res['backups'])} backup(s), {len(res['binlogs'])} binlog(s), "
+                 f"{len(res['partials'])} incomplete backup(s)")
+
+    @backup.command("test")
+    def test_cmd(
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, max=32, help="Load sessions [config]."),
+        keep: bool = typer.Option(False, "--keep", help="Keep the scratch server's directory (debugging)."),
+    ):
+        """Restore the latest backup + binlogs into a scratch server, compare with the manifest and the live
+        server; report RTO and RPO; exit 3 when verification fails."""
+        from ..backup.drill import VerificationFailed, run
+
+        t = _target()
+        r = run(t, workers=workers, keep=keep)
+        if state.json:
+            emit_json(r)
+        else:
+            for p in r["problems"]:
+                echo(f"✗ {p}")
+            echo(f"backup test of {r['backup']} ({r['backup_time']}) to {r['position'][0]}:{r['position'][1]}: "
+                 + ("OK" if r["ok"] else "FAILED"))
+            if "rto_s" in r:
+                echo(f"  {r['tables']} table(s), {r['rows']} rows; RTO {r['rto_s']} s (load {r['load_s']} s, "
+                     f"binlog replay {r['replay_s']} s); RPO {r['rpo_s']} s; scratch server removed: "
+                     f"{'yes' if r['scratch_removed'] else 'NO'}")
+        if not r["ok"]:
+            raise VerificationFailed(f"backup test: {len(r['problems'])} difference(s); the first: {r['problems'][0]}")
+
+    @app.command("restore")
+    def restore_cmd(
+        to_time: Optional[str] = typer.Option(None, "--to-time", help="Roll forward to this time (local, or with Z "
+                                                                      "/ +09:00): every commit at or before it."),
+        tenant: Optional[str] = typer.Option(None, "--tenant", help="Only this tenant's database."),
+        into: Optional[str] = typer.Option(None, "--into", help="With --tenant: restore as this new database, next "
+                                                                "to the live one."),
+        backup_id: Optional[str] = typer.Option(None, "--backup", help="Start from this backup [newest before T]."),
+        allow_destructive: bool = typer.Option(False, "--allow-destructive", help="Replace existing databases."),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, max=32, help="Load sessions [config]."),
+    ):
+        """Restore a backup, to a point in time with the archived binlogs; never overwrites without
+        --allow-destructive."""
+        from ..backup.restore import parse_time, restore
+
+        t = _target()
+        when = parse_time(to_time) if to_time else None
+        r = restore(t, to_time=when, tenant=tenant, into=into, allow_destructive=allow_destructive,
+                    backup_id=backup_id, workers=workers)
+        if state.json:
+            emit_json(r)
+            return
+        for src, dst in r["databases"].items():
+            echo(f"restored {src}" + (f" as {dst}" if dst != src else ""))
+        echo(f"from backup {r['backup']} ({r['backup_time']})"
+             + (f", rolled forward to {r['to_time']} through {r['binlogs']} binlog(s)" if r["to_time"] else "")
+             + f": {r['rows_loaded']} rows, {r['rto_s']} s")
+
+
+__all__ = ["register"]
