@@ -217,8 +217,8 @@ class Archive:
             key = self.key(st, create=True)
             server = self._server_logs()
             began = time.time() if now is None else now
-            start = self._start(st, server, began)
             gaps_before = len(st["gaps"])
+            start = self._start(st, server, began)
             self.save(st)
             private_dirs(self.incoming)
             with tempfile.TemporaryDirectory(prefix="shared-mysql-archive-") as tmp:

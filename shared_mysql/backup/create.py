@@ -344,7 +344,8 @@ class Snapshot:
 
 
 def create(target, *, tenants: list[str] | None = None, workers: int | None = None, progress=None) -> dict:
-    """Make one backup; returns its manifest summary. Interrupted, it leaves only a .partial- directory."""
+    """Make one backup; returns its manifest summary. Interrupted, it leaves only a .partial- directory (never
+    latest; the next create or `prune` removes it)."""
     from .store import Backup
 
     store = BackupDir(backup_dir(target))
@@ -365,31 +366,20 @@ def create(target, *, tenants: list[str] | None = None, workers: int | None = No
     snap = Snapshot(info, workers, flavor)
     try:
         snap.open()
-        control = snap.conns[0]
-        tables = read_tables(control, dbs)
-        databases: dict = {}
-        for db in dbs:
-            cs, coll = _q(control, f"SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM "
-                                   f"information_schema.SCHEMATA WHERE SCHEMA_NAME={literal(db)}")[0]
-            for t in tables[db]:
-                t.create_sql = _q(control, f"SHOW CREATE TABLE {t.qname}")[0][1]
-            databases[db] = {"charset": cs, "collation": coll, "tenant": owners.get(db),
-                             "objects": read_objects(control, db),
-                             "tables": {t.name: {"create": t.create_sql, "pk": t.pk,
-                                                 "columns": [[c.name, c.data_type, c.generated] for c in t.columns],
-                                                 "rows": 0, "files": []} for t in tables[db]}}
-        tasks = plan_tasks(control, [t for db in dbs for t in tables[db]])
-        results = _run_parallel(snap.conns, tasks, key, part, bid, progress)
-        raw = size = 0
-        for r in sorted(results, key=lambda r: r.name):
-            ent = databases[r.schema]["tables"][r.table]
-            ent["rows"] += r.rows
-            ent["files"].append({"name": r.name, "rows": r.rows, "crc32": r.crc, "raw_bytes": r.raw_bytes,
-                                 "size": r.size, "sha256": r.sha256, **r.extra})
-            raw += r.raw_bytes
-            size += r.size
+        databases = describe(snap.conns[0], dbs, owners)
+        tables = [t for db in databases.values() for t in db.pop("_tables")]
+        results = _run_parallel(snap.conns, plan_tasks(snap.conns[0], tables), key, part, bid, progress)
     finally:
         snap.close()
+        os.close(lockfd)
+    raw = size = 0
+    for r in sorted(results, key=lambda r: r.name):
+        ent = databases[r.schema]["tables"][r.table]
+        ent["rows"] += r.rows
+        ent["files"].append({"name": r.name, "rows": r.rows, "crc32": r.crc, "raw_bytes": r.raw_bytes,
+                             "size": r.size, "sha256": r.sha256, **r.extra})
+        raw += r.raw_bytes
+        size += r.size
     finished = time.time()
     manifest = {
         "format": FORMAT, "id": bid, "instance": target.config.identifier, "environment": target.config.environment,
@@ -402,8 +392,25 @@ def create(target, *, tenants: list[str] | None = None, workers: int | None = No
     }
     manifest["mac"] = manifest_mac(manifest, mac_key(data_key))
     store.commit(bid, manifest)
-    os.close(lockfd)
     return Backup(bid, store.root / bid, manifest).summary()
+
+
+def describe(control, dbs: list[str], owners: dict[str, str]) -> dict:
+    """Each database's character set, objects and tables (CREATE TABLE, key, columns), read in the snapshot's
+    session; `_tables` carries the Table objects for planning (removed before the manifest is written)."""
+    tables = read_tables(control, dbs)
+    databases: dict = {}
+    for db in dbs:
+        cs, coll = _q(control, f"SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM "
+                               f"information_schema.SCHEMATA WHERE SCHEMA_NAME={literal(db)}")[0]
+        for t in tables[db]:
+            t.create_sql = _q(control, f"SHOW CREATE TABLE {t.qname}")[0][1]
+        databases[db] = {"charset": cs, "collation": coll, "tenant": owners.get(db),
+                         "objects": read_objects(control, db), "_tables": tables[db],
+                         "tables": {t.name: {"create": t.create_sql, "pk": t.pk,
+                                             "columns": [[c.name, c.data_type, c.generated] for c in t.columns],
+                                             "rows": 0, "files": []} for t in tables[db]}}
+    return databases
 
 
 def _run_parallel(conns, tasks: list[Task], key: DataKey, root, bid: str, progress) -> list[Result]:
@@ -415,20 +422,19 @@ def _run_parallel(conns, tasks: list[Task], key: DataKey, root, bid: str, progre
     done = threading.Lock()
 
     def work(conn):
-        while not errors:
-            try:
-                task = q.get_nowait()
-            except queue.Empty:
-                return
-            try:
+        try:
+            while not errors:
+                try:
+                    task = q.get_nowait()
+                except queue.Empty:
+                    return
                 r = run_task(conn, task, key, root, bid)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
-                errors.append(exc)
-                return
-            with done:
-                results.append(r)
-                if progress:
-                    progress(len(results), len(tasks), r)
+                with done:
+                    results.append(r)
+                    if progress:
+                        progress(len(results), len(tasks), r)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+            errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(c,), daemon=True) for c in conns]
     for th in threads:
@@ -436,12 +442,7 @@ def _run_parallel(conns, tasks: list[Task], key: DataKey, root, bid: str, progre
     for th in threads:
         th.join()
     if errors:
-        exc = errors[0]
-        if isinstance(exc, SharedMySQLError):
-            raise exc
-        if isinstance(exc, ServerError):
-            raise exc
-        raise exc
+        raise errors[0]
     return results
 
 

@@ -201,6 +201,9 @@ def register(app: typer.Typer) -> None:
         echo(f"from backup {r['backup']} ({r['backup_time']})"
              + (f", rolled forward to {r['to_time']} through {r['binlogs']} binlog(s)" if r["to_time"] else "")
              + f": {r['rows_loaded']} rows, {r['rto_s']} s")
+        if any(src == dst for src, dst in r["databases"].items()):
+            echo("take a backup now (`shared-mysql backup create`): no point-in-time restore from an older backup "
+                 "can roll forward across this restore")
 
 
 __all__ = ["register"]
