@@ -28,6 +28,7 @@ from ..sql.quoting import ident as qi
 from ..sql.quoting import literal
 from ..tenants.model import DATABASE_SUFFIX
 from .archive import Archive, _cnf, _env, _first_line
+from .batch import batched
 from .load import Destination, Loader, RestoreFailed, q, scrub, session, staging_name
 from .sealed import unwrap_key
 from .store import BackupDir, backup_dir, iso, mac_key, manifest_mac
@@ -343,21 +344,37 @@ def replay(binlogs: list[Path], start: int, src: str, stage: str, to_time, stop_
     client = [tool("mariadb", "mysql"), f"--defaults-extra-file={cnf}", "--binary-mode", "--batch",
               "--init-command=SET SESSION foreign_key_checks=0" + ("" if dest.log_bin else ", sql_log_bin=0")]
     producer = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
-    consumer = subprocess.Popen(client, stdin=producer.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    consumer = subprocess.Popen(client, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 env=_env())
-    producer.stdout.close()
     perr: list[bytes] = []
-    t = threading.Thread(target=lambda: perr.append(producer.stderr.read()), daemon=True)
-    t.start()
-    cerr = consumer.stderr.read()
+    cerr: list[bytes] = []
+    readers = [threading.Thread(target=lambda: perr.append(producer.stderr.read()), daemon=True),
+               threading.Thread(target=lambda: cerr.append(consumer.stderr.read()), daemon=True)]
+    for r in readers:
+        r.start()
+    try:
+        for piece in batched(producer.stdout):
+            consumer.stdin.write(piece)
+    except BrokenPipeError:
+        pass  # the client stopped (an error): its message is reported below
+    finally:
+        try:
+            consumer.stdin.close()
+        except BrokenPipeError:
+            pass
+        producer.stdout.close()
     consumer.wait()
+    if producer.poll() is None:
+        producer.kill()
     producer.wait()
-    t.join()
+    for r in readers:
+        r.join()
+    cerr_b = b"".join(cerr)
     if producer.returncode != 0:
         raise RestoreFailed(f"mariadb-binlog failed reading the archived binlogs for {src}: "
                             f"{scrub(_first_line(b''.join(perr).decode(errors='replace')))}")
     if consumer.returncode != 0:
         raise RestoreFailed(f"replaying the binlog into {src} failed: "
-                            f"{scrub(_first_line(cerr.decode(errors='replace')))}")
+                            f"{scrub(_first_line(cerr_b.decode(errors='replace')))}")
     return 1
 

@@ -208,3 +208,57 @@ def test_crc_of_a_file_is_the_crc_of_its_bytes():
         crc = zlib.crc32(ln, crc)
         crc = zlib.crc32(b"\n", crc)
     assert crc == zlib.crc32(b"1\ta\n2\tb\n")
+
+
+# -- batching the roll-forward ------------------------------------------------------------------------------------
+def _stream(n, cut=False, ddl_after=None):
+    out = [b"/*!50530 SET @@SESSION.PSEUDO_SLAVE_MODE=1*/;", b"DELIMITER /*!*/;", b"# at 4",
+           b"#261127  0:13:08 server id 1  end_log_pos 256 Start", b"BINLOG '", b"AAAA", b"'/*!*/;"]
+    for k in range(n):
+        out += [b"# at %d" % (100 + k), b"#261127 GTID 0-1-%d trans" % k,
+                b"/*M!100001 SET @@session.gtid_seq_no=%d*//*!*/;" % k, b"START TRANSACTION", b"/*!*/;",
+                b"# at 1", b"BINLOG '", b"ROW%d" % k, b"'/*!*/;"]
+        if not (cut and k == n - 1):
+            out += [b"# at 2", b"COMMIT/*!*/;"]
+        if ddl_after == k:
+            out += [b"# at 3", b"SET TIMESTAMP=1/*!*/;", b"ALTER TABLE t ADD c INT", b"/*!*/;"]
+    out += [b"DELIMITER ;", b"# End of log file", b"ROLLBACK /* added by mysqlbinlog */;",
+            b"/*!50003 SET COMPLETION_TYPE=@OLD_COMPLETION_TYPE*/;"]
+    return [x + b"\n" for x in out]
+
+
+def _replayed(text: bytes):
+    """Which rows end up committed, reading the batched text as the client would (DDL commits implicitly)."""
+    committed, pending = [], []
+    for line in text.split(b"\n"):
+        if line.startswith(b"ROW"):
+            pending.append(line)
+        elif line.startswith(b"COMMIT") or line.startswith(b"ALTER"):
+            committed += pending
+            pending = []
+    return committed
+
+
+@pytest.mark.parametrize("n", [0, 1, 999, 1000, 1001, 2500])
+def test_batching_commits_every_transaction_once(n):
+    from shared_mysql.backup.batch import batched
+
+    out = b"".join(batched(_stream(n), every=1000))
+    assert _replayed(out) == [b"ROW%d" % k for k in range(n)]
+    assert out.count(b"COMMIT/*!*/;") == (n + 999) // 1000 and b"gtid_seq_no" not in out
+    assert b"added by mysqlbinlog" not in out
+
+
+def test_a_transaction_cut_by_the_stop_point_is_never_sent():
+    from shared_mysql.backup.batch import batched
+
+    out = b"".join(batched(_stream(1500, cut=True), every=1000))
+    assert _replayed(out) == [b"ROW%d" % k for k in range(1499)] and b"ROW1499" not in out
+
+
+def test_ddl_between_transactions_starts_a_new_batch():
+    from shared_mysql.backup.batch import batched
+
+    out = b"".join(batched(_stream(10, ddl_after=4), every=1000))
+    assert _replayed(out) == [b"ROW%d" % k for k in range(10)]
+    assert out.count(b"START TRANSACTION") == 2 and out.index(b"ALTER") < out.index(b"ROW5")
