@@ -30,13 +30,15 @@ server:
 	@scripts/ensure-server.sh
 
 
-bench: setup server ## apply/plan vs the raw-SQL floor (ARGS="--ansible" adds Ansible), client connects, rotation under load
+bench: setup server ## apply/plan vs the raw-SQL floor (ARGS="--ansible" adds Ansible), client connects, rotation under load, backups
 	$(BIN)/python bench/tenants.py --tenants 100 $(ARGS)
 	$(BIN)/python bench/client.py
 	$(BIN)/python bench/rotation.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/exporter.py
 	$(BIN)/python bench/slowlog.py
+	@command -v mydumper >/dev/null || echo "(bench/backup.py: apt-get install mydumper adds the mydumper/myloader columns)"
+	$(BIN)/python bench/backup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

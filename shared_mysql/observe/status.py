@@ -259,7 +259,20 @@ def local_status(target, now: float | None = None) -> dict:
         rows = record_and_evaluate(target, ex, now, short_rate=True)
     return {"target": target.kind, "server": version, "host": target.host, "port": target.port,
             "alarms": rows, "firing": [r["alarm"] for r in rows if r["state"] == ALARM],
-            "seconds": round(time.monotonic() - started, 3)}
+            "backups": backup_status(target, now), "seconds": round(time.monotonic() - started, 3)}
+
+
+def backup_status(target, now: float) -> dict:
+    """The newest backup and the binlog archive's RPO and gaps (local/server: what `backup list` shows)."""
+    from ..backup.archive import Archive
+    from ..backup.store import BackupDir, backup_dir
+
+    store = BackupDir(backup_dir(target))
+    latest = store.latest()
+    arch = Archive(target).summary(now)
+    return {"latest": latest.summary() if latest else None,
+            "latest_age_s": round(now - latest.time, 1) if latest else None,
+            "rpo_s": arch["rpo_s"], "archived_binlogs": arch["files"], "gaps": arch["gaps"]}
 
 
 def aws_status(target, now: float | None = None) -> dict:
@@ -333,4 +346,13 @@ def render(status: dict) -> str:
         note = f"  ({r['note']})" if r["note"] else ""
         lines.append(f"  {r['state']:<17} {r['alarm']:<22} {op.get(r['comparison'], '?')} "
                      f"{fmt(r['threshold'], r['unit']):<8} last 5 periods: {values}{cw}{note}")
+    b = status.get("backups")
+    if b is not None:
+        latest = b["latest"]
+        lines.append("  backups: " + (f"latest {latest['id']} ({b['latest_age_s']:.0f} s ago, "
+                                       + ("verified" if (latest.get("verified") or {}).get("ok") else "not verified")
+                                       + ")" if latest else "none yet (`shared-mysql backup create`)")
+                     + (f"; binlog archive RPO {b['rpo_s']} s" if b["rpo_s"] is not None else
+                        "; no binlog archive (`shared-mysql backup archive --follow`)")
+                     + "".join(f"; GAP {g['from']}..{g['to']}" for g in b["gaps"]))
     return "\n".join(lines)

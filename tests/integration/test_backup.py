@@ -550,3 +550,30 @@ def test_backup_refuses_hostile_tenant_names_and_unknown_ids(inst):
         res = inst.cli("backup", "verify", bad)
         assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert os.path.exists(inst.dir)
+
+
+def test_a_server_we_cannot_hand_files_to_gets_the_same_rows_by_insert(inst):
+    """The `server` target path: no FIFO in secure_file_priv, rows go in as multi-row INSERTs of hex literals."""
+    from shared_mysql.backup.load import Destination
+    from shared_mysql.backup.restore import restore
+
+    c = admin(inst, "ledger_db")
+    run(c, "CREATE TABLE IF NOT EXISTS raw (id INT PRIMARY KEY, b BLOB, t TEXT, d DECIMAL(20,5), x BIT(3), "
+           "f DOUBLE)")
+    with c.cursor() as cur:
+        cur.executemany("INSERT INTO raw VALUES (%s, %s, %s, %s, b'101', %s)",
+                        [(k, bytes([k % 256]) * (k % 7) + b"\t\n\\N\x00", f"t{k}\t\\😀", f"{k}.12345", k / 3)
+                         for k in range(1, 3001)])
+        cur.execute("INSERT INTO raw VALUES (0, NULL, NULL, NULL, NULL, NULL)")
+    c.close()
+    inst.cli("backup", "create", "--tenant", "ledger", check=True)
+    t = inst.target()
+    dest = Destination(t.admin_info(), secure_files=None, is_live=True, label="server")
+    res = restore(t, tenant="ledger", into="ledger_ins", dest=dest)
+    assert res["rows_loaded"] >= 3001
+    a = sums(inst, ["ledger_db"])
+    b = sums(inst, ["ledger_ins"])
+    assert {k.replace("ledger_ins.", "ledger_db."): v for k, v in b.items()} == a
+    c = admin(inst)
+    run(c, "DROP DATABASE ledger_ins")
+    c.close()
