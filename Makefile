@@ -15,7 +15,7 @@ up: setup server ## set up everything and run shared-mysql up on the embedded de
 test: setup server ## set up and run the whole test suite (unit, integration on a real server, infra)
 	@scripts/ensure-promtool.sh $(BIN)
 	@scripts/ensure-pt.sh
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile
 
 setup: $(STAMP)
 
