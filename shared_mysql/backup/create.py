@@ -138,6 +138,16 @@ def read_objects(conn, db: str) -> list[dict]:
     return objs
 
 
+def safe_name(name: str) -> str:
+    """A file name for a database or table: any identifier (backticks, slashes are impossible but spaces, dots,
+    64 four-byte characters are not) becomes short, portable and unique: its ASCII-safe part plus a hash."""
+    import hashlib
+    import re
+
+    plain = re.sub(r"[^A-Za-z0-9_$-]", "_", name)[:40]
+    return f"{plain}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 @dataclass
 class Task:
     table: sqlgen.Table
@@ -148,7 +158,7 @@ class Task:
 
     @property
     def name(self) -> str:
-        return f"{self.table.schema}/{self.table.name}.{self.index:05d}.tsv.sme"
+        return f"{safe_name(self.table.schema)}/{safe_name(self.table.name)}.{self.index:05d}.tsv.sme"
 
 
 @dataclass
@@ -256,7 +266,7 @@ def table_pieces(conn, task: "Task", counters: dict):
 def run_task(conn, task: Task, key: DataKey, root, bid: str) -> Result:
     t = task.table
     res = Result(task.name, t.schema, t.name)
-    (root / t.schema).mkdir(mode=0o700, exist_ok=True)
+    (root / task.name).parent.mkdir(mode=0o700, exist_ok=True)
     counters = {"rows": 0}
     w = write_file(root / task.name, key, f"{bid}/{task.name}", table_pieces(conn, task, counters))
     res.rows = counters["rows"]
@@ -462,7 +472,7 @@ def _remove_stale_partials(store: BackupDir) -> list[str]:
     if not store.root.is_dir():
         return removed
     for d in store.root.iterdir():
-        if not d.name.startswith(".partial-") or not d.is_dir():
+        if not d.name.startswith((".partial-", ".restore-")) or not d.is_dir() or d.is_symlink():
             continue
         try:
             fd = os.open(d, os.O_RDONLY)

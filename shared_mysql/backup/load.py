@@ -67,6 +67,22 @@ class Destination:
     is_live: bool = False  # the target's own server (events stay enabled on an in-place restore)
 
 
+def open_regular(path: Path, label: str):
+    """Open a backup file for reading: a regular file only (a FIFO planted in its place would block forever)."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise RestoreFailed(f"{label}: {exc.strerror}; the backup is incomplete or was changed (run `backup "
+                            "verify`)") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RestoreFailed(f"{label}: not a regular file; the backup was changed (run `backup verify`)")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def staging_name(dst: str) -> str:
     """A database name for loading `dst`, stable across runs (a re-run finds and drops a stale one), <= 64."""
     return "_smr_" + hashlib.sha256(dst.encode()).hexdigest()[:10] + "_" + dst[:40]
@@ -185,10 +201,7 @@ class Loader:
 
     def _plain(self, f: dict):
         label = f"backup {self.backup.id}: {f['name']}"
-        try:
-            fh = open(self._file(f), "rb")
-        except OSError as exc:
-            raise RestoreFailed(f"{label}: {exc.strerror}; the backup is incomplete (run `backup verify`)") from None
+        fh = open_regular(self._file(f), label)
         with fh:
             yield from read_sealed(fh, self.key, f"{self.backup.id}/{f['name']}", label)
 

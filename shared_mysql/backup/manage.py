@@ -32,8 +32,11 @@ def verify(target, backup: Backup) -> dict:
                 files += 1
                 p = backup.path / f["name"]
                 label = f"{backup.id}/{f['name']}"
+                if p.is_symlink() or not p.exists():
+                    problems.append(f"{label}: missing" + (" (a symlink in its place)" if p.is_symlink() else ""))
+                    continue
                 if not p.is_file():
-                    problems.append(f"{label}: missing")
+                    problems.append(f"{label}: not a regular file (changed)")
                     continue
                 size = p.stat().st_size
                 if size != f["size"]:
@@ -110,7 +113,7 @@ def prune_plan(target, now: float | None = None) -> dict:
     if kept:
         oldest = min(number(b.position["file"]) for b in kept)
         binlogs = [n for n in arch.files() if number(n) < oldest]
-    partials = [n for n in store.broken() if n.startswith(".partial-")]
+    partials = [n for n in store.broken() if n.startswith((".partial-", ".restore-"))]
     return {"cutoff": iso(cutoff), "retention_days": days, "backups": [b.id for b in drop],
             "kept": [b.id for b in kept], "binlogs": binlogs, "partials": partials}
 

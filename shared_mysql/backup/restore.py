@@ -131,6 +131,24 @@ def restore(target, *, to_time: float | None = None, tenant: str | None = None, 
     dest = dest or live_destination(target)
     live = dest.is_live
 
+    if (to_time is not None or stop_position is not None) and any(not DB_NAME.fullmatch(s) for s in srcs):
+        bad = next(s for s in srcs if not DB_NAME.fullmatch(s))
+        raise UsageError(f"database {bad!r}: its name has characters mariadb-binlog's --database/--rewrite-db "
+                         "cannot take; restore it without --to-time, or restore the tenants one by one (--tenant)")
+    if dest.is_live:
+        from contextlib import ExitStack
+
+        with ExitStack() as stack:  # one operator at a time: the lock apply and rotate take (GET_LOCK)
+            ex = stack.enter_context(target.executor())
+            stack.enter_context(target.server_lock(ex, what="restore"))
+            return _restore(target, store, base, key, plan, srcs, dest, live, to_time, stop_position, workers,
+                            progress, archive_first, after_load, t0, tenant, into, allow_destructive)
+    return _restore(target, store, base, key, plan, srcs, dest, live, to_time, stop_position, workers, progress,
+                    archive_first, after_load, t0, tenant, into, allow_destructive)
+
+
+def _restore(target, store, base, key, plan, srcs, dest, live, to_time, stop_position, workers, progress,
+             archive_first, after_load, t0, tenant, into, allow_destructive) -> dict:
     conn = session(dest)
     try:
         _check_version(conn, base, dest)
@@ -144,7 +162,6 @@ def restore(target, *, to_time: float | None = None, tenant: str | None = None, 
                                        "--allow-destructive")
     finally:
         conn.close()
-
     # Roll-forward inputs first: fail before the long load when the archive cannot reach T.
     arch = Archive(target)
     if to_time is not None or stop_position is not None:
@@ -158,8 +175,14 @@ def restore(target, *, to_time: float | None = None, tenant: str | None = None, 
             raise SharedMySQLError(f"the binlog archive reaches {iso(covered) if covered else 'nothing'}, before "
                                    f"--to-time {iso(to_time)}; run `shared-mysql backup archive` (or pick an "
                                    "earlier time)")
-    tmp = tempfile.mkdtemp(prefix="shared-mysql-restore-")
+    # Decrypted binlogs live in a private directory of the backup dir, held (flock) while in use: a killed
+    # restore's is removed by the next backup or prune.
+    from .create import _hold
+
+    store.ensure()
+    tmp = tempfile.mkdtemp(prefix=".restore-", dir=store.root)
     os.chmod(tmp, 0o700)
+    held = _hold(Path(tmp))
     try:
         binlogs: list[Path] = []
         if to_time is not None or stop_position is not None:
@@ -191,6 +214,7 @@ def restore(target, *, to_time: float | None = None, tenant: str | None = None, 
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
+        os.close(held)
     return {"backup": base.id, "backup_time": iso(base.time), "to_time": iso(to_time) if to_time else None,
             "stop_position": list(stop_position) if stop_position else None,
             "databases": {src: dst for src, dst in plan}, "rows_loaded": loader.rows, "binlogs": len(binlogs),

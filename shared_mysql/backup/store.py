@@ -131,8 +131,8 @@ class BackupDir:
         if not self.root.is_dir():
             return []
         return sorted(d.name for d in self.root.iterdir()
-                      if d.is_dir() and (d.name.startswith(".partial-") or (ID_RE.fullmatch(d.name)
-                                                                            and d.name not in good)))
+                      if d.is_dir() and (d.name.startswith((".partial-", ".restore-")) or (ID_RE.fullmatch(d.name)
+                                                                                             and d.name not in good)))
 
     def get(self, bid: str) -> Backup:
         if not ID_RE.fullmatch(bid or ""):

@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
         store = BackupDir(backup_dir(t))
         items = [b.summary() for b in store.list()]
         arch = Archive(t).summary()
-        broken = store.broken()
+        broken = [n for n in store.broken() if not n.startswith(".restore-")]  # a running restore's own
         if state.json:
             emit_json({"backups": items, "archive": arch, "incomplete": broken})
             return

@@ -577,3 +577,42 @@ def test_a_server_we_cannot_hand_files_to_gets_the_same_rows_by_insert(inst):
     c = admin(inst)
     run(c, "DROP DATABASE ledger_ins")
     c.close()
+
+
+def test_odd_table_names_a_planted_fifo_and_a_concurrent_restore(inst):
+    long_name = "가 나" * 12  # multibyte characters and spaces (the server stores it as @-encoded file names)
+    c = admin(inst, "billing_db")
+    run(c, f"CREATE TABLE IF NOT EXISTS `{long_name}` (id INT PRIMARY KEY, v VARCHAR(5))",
+        "CREATE TABLE IF NOT EXISTS `we``ird name.x` (id INT PRIMARY KEY, `co``l` INT)",
+        f"INSERT IGNORE INTO `{long_name}` VALUES (1, 'a'), (2, NULL)",
+        "INSERT IGNORE INTO `we``ird name.x` VALUES (1, 7)")
+    s = json.loads(inst.cli("-o", "json", "backup", "create", "--tenant", "billing", check=True).stdout)
+    res = inst.cli("restore", "--tenant", "billing", "--into", "billing_odd")
+    assert res.returncode == 0, res.stderr
+    assert sums(inst, ["billing_odd"]) == {k.replace("billing_db.", "billing_odd."): v
+                                           for k, v in sums(inst, ["billing_db"]).items()}
+    run(c, "DROP DATABASE billing_odd")
+    # a FIFO in place of a backup file: refused at once, never a hang
+    b = BackupDir(backup_dir(inst.target())).get(s["id"])
+    victim = sorted(b.path.rglob("*.sme"))[0]
+    saved = victim.read_bytes()
+    victim.unlink()
+    os.mkfifo(victim)
+    try:
+        res = inst.cli("restore", "--tenant", "billing", "--into", "billing_odd", timeout=60)
+        assert res.returncode == 1 and "not a regular file" in res.stderr, res.stderr
+        res = inst.cli("backup", "verify", s["id"], timeout=60)
+        assert res.returncode == 3 and "not a regular file" in res.stdout
+    finally:
+        victim.unlink()
+        victim.write_bytes(saved)
+        victim.chmod(0o600)
+    left = [r[0] for r in run(c, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '\\_smr\\_%'")]
+    for name in left:
+        run(c, f"DROP DATABASE `{name}`")
+    # two restores at once: the second waits for nobody and says who holds the lock
+    t = inst.target()
+    with t.executor() as ex, t.server_lock(ex, what="test"):
+        res = inst.cli("restore", "--tenant", "billing", "--into", "billing_two")
+        assert res.returncode == 1 and "another shared-mysql command" in res.stderr, res.stderr
+    c.close()
