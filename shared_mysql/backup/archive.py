@@ -163,13 +163,9 @@ class Archive:
 
     # -- copying --------------------------------------------------------------------------------------------
     def _defaults_file(self, tmp: Path) -> Path:
-        info = self.target.admin_info()
-        p = tmp / "client.cnf"
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(f"[client]\nuser={_cnf(info.user)}\npassword={_cnf(info.password)}\nhost={_cnf(info.host)}\n"
-                    f"port={int(info.port)}\nssl-ca={_cnf(str(info.ca))}\nssl-verify-server-cert\n")
-        return p
+        from .tools import client_cnf
+
+        return client_cnf(self.target.admin_info(), tmp)
 
     def _command(self, cnf: Path, start: str, follow: bool) -> list[str]:
         from .tools import tool
@@ -410,13 +406,6 @@ def _replica_id(target) -> int:
     import zlib
 
     return 1_000_000 + zlib.crc32(str(target.state_dir).encode()) % 1_000_000
-
-
-def _cnf(v: str) -> str:
-    """A value for an option file: one line, quoted (the client unescapes \\\\ and \\" inside quotes)."""
-    if "\n" in v or "\r" in v:
-        raise SharedMySQLError("a credential with a newline cannot be handed to the client tools")
-    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _env() -> dict:

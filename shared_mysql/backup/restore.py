@@ -27,12 +27,12 @@ from ..errors import SharedMySQLError, UsageError
 from ..sql.quoting import ident as qi
 from ..sql.quoting import literal
 from ..tenants.model import DATABASE_SUFFIX
-from .archive import Archive, _cnf, _env, _first_line
+from .archive import Archive, _env, _first_line
 from .batch import batched
 from .load import Destination, Loader, RestoreFailed, q, scrub, session, staging_name
 from .sealed import unwrap_key
 from .store import BackupDir, backup_dir, iso, mac_key, manifest_mac
-from .tools import tool
+from .tools import client_cnf, tool
 
 DB_NAME = re.compile(r"[A-Za-z0-9_$]{1,64}")
 SYSTEM = ("mysql", "information_schema", "performance_schema", "sys")
@@ -203,7 +203,7 @@ def _restore(target, store, base, key, plan, srcs, dest, live, to_time, stop_pos
         t_replay = time.monotonic()
         replayed = 0
         if binlogs:
-            cnf = _client_cnf(dest, Path(tmp))
+            cnf = client_cnf(dest.info, Path(tmp))
             for src, stage in staged:
                 replayed += replay(binlogs, base.position["pos"], src, stage, to_time, stop_position, cnf, dest)
         replay_s = time.monotonic() - t_replay
@@ -299,16 +299,6 @@ def _word(v: str) -> str:
     if not re.fullmatch(r"\w+", v or ""):
         raise RestoreFailed(f"{v!r} is not a character set or collation name")
     return v
-
-
-def _client_cnf(dest: Destination, tmp: Path) -> Path:
-    info = dest.info
-    p = tmp / "client.cnf"
-    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(f"[client]\nuser={_cnf(info.user)}\npassword={_cnf(info.password)}\nhost={_cnf(info.host)}\n"
-                f"port={int(info.port)}\nssl-ca={_cnf(str(info.ca))}\nssl-verify-server-cert\n")
-    return p
 
 
 def _binlog_args(binlogs: list[Path], start: int, to_time: float | None, stop_position) -> list[str]:

@@ -262,3 +262,15 @@ def test_ddl_between_transactions_starts_a_new_batch():
     out = b"".join(batched(_stream(10, ddl_after=4), every=1000))
     assert _replayed(out) == [b"ROW%d" % k for k in range(10)]
     assert out.count(b"START TRANSACTION") == 2 and out.index(b"ALTER") < out.index(b"ROW5")
+
+
+def test_client_option_files_quote_every_character_a_password_may_hold(tmp_path):
+    from shared_mysql.backup.tools import client_cnf, cnf_value
+    from shared_mysql.db import ConnectionInfo
+    from shared_mysql.errors import SharedMySQLError
+
+    assert cnf_value('q"u\\o\'te #;x') == '"q\\"u\\\\o\'te #;x"'
+    p = client_cnf(ConnectionInfo("127.0.0.1", 3306, "admin", "pw", ca="/ca.pem"), tmp_path)
+    assert oct(p.stat().st_mode & 0o777) == "0o600" and "ssl-verify-server-cert" in p.read_text()
+    with pytest.raises(SharedMySQLError, match="newline"):
+        cnf_value("a\nb")
