@@ -89,12 +89,14 @@ def read_tables(conn, dbs: list[str]) -> dict[str, list[sqlgen.Table]]:
                                             f"TABLE_SCHEMA IN ({inlist}) AND TABLE_TYPE='BASE TABLE' "
                                             f"ORDER BY TABLE_SCHEMA, TABLE_NAME"):
         tables[(schema, name)] = sqlgen.Table(schema, name, [], rows_estimate=int(rows), avg_row_length=int(avg))
-    for schema, name, col, dtype, extra in _q(
-            conn, f"SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS "
+    for schema, name, col, dtype, extra, octets in _q(
+            conn, f"SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, EXTRA, CHARACTER_OCTET_LENGTH FROM "
+                  f"information_schema.COLUMNS "
                   f"WHERE TABLE_SCHEMA IN ({inlist}) ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"):
         t = tables.get((schema, name))
         if t is not None:
-            t.columns.append(sqlgen.Column(col, dtype.lower(), "GENERATED" in (extra or "").upper()))
+            t.columns.append(sqlgen.Column(col, dtype.lower(), "GENERATED" in (extra or "").upper(),
+                                           None if octets is None else int(octets)))
     for schema, name, col in _q(
             conn, f"SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE "
                   f"TABLE_SCHEMA IN ({inlist}) AND INDEX_NAME='PRIMARY' ORDER BY TABLE_SCHEMA, TABLE_NAME, SEQ_IN_INDEX"):
@@ -418,7 +420,8 @@ def describe(control, dbs: list[str], owners: dict[str, str]) -> dict:
         databases[db] = {"charset": cs, "collation": coll, "tenant": owners.get(db),
                          "objects": read_objects(control, db), "_tables": tables[db],
                          "tables": {t.name: {"create": t.create_sql, "pk": t.pk,
-                                             "columns": [[c.name, c.data_type, c.generated] for c in t.columns],
+                                             "columns": [[c.name, c.data_type, c.generated, c.octets]
+                                                         for c in t.columns],
                                              "rows": 0, "files": []} for t in tables[db]}}
     return databases
 

@@ -89,7 +89,7 @@ def staging_name(dst: str) -> str:
 
 
 def table_of(schema: str, name: str, ent: dict) -> sqlgen.Table:
-    cols = [sqlgen.Column(c[0], c[1], bool(c[2])) for c in ent["columns"]]
+    cols = [sqlgen.Column(c[0], c[1], bool(c[2]), c[3] if len(c) > 3 else None) for c in ent["columns"]]
     return sqlgen.Table(schema, name, cols, pk=list(ent.get("pk") or []), create_sql=ent["create"])
 
 
@@ -288,10 +288,12 @@ class Loader:
         return n
 
     # -- objects --------------------------------------------------------------------------------------------
-    def objects(self, conn, src: str, dst: str, *, disable_events: bool) -> None:
+    def objects(self, conn, src: str, dst: str, *, disable_events: bool, only: tuple[str, ...] | None = None,
+                skip: tuple[str, ...] = ()) -> None:
         """Views (in dependency order: retried until no progress), routines, triggers, events, under the sql_mode
-        and character set each was created with."""
-        objs = self.backup.manifest["databases"][src].get("objects", [])
+        and character set each was created with (`only`/`skip`: some kinds)."""
+        objs = [o for o in self.backup.manifest["databases"][src].get("objects", [])
+                if (only is None or o["type"] in only) and o["type"] not in skip]
         q(conn, f"USE {qi(dst)}")
         views = [o for o in objs if o["type"] == "VIEW"]
         rest = [o for o in objs if o["type"] != "VIEW"]

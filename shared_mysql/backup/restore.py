@@ -149,6 +149,12 @@ def restore(target, *, to_time: float | None = None, tenant: str | None = None, 
 
 def _restore(target, store, base, key, plan, srcs, dest, live, to_time, stop_position, workers, progress,
              archive_first, after_load, t0, tenant, into, allow_destructive) -> dict:
+    from .create import _remove_stale_partials
+
+    _remove_stale_partials(store)  # a killed restore's decrypted binlogs
+    if dest.secure_files is not None and dest.is_live:  # under the operator lock: no other restore's FIFO
+        for fifo in dest.secure_files.glob("restore-*.fifo"):
+            fifo.unlink(missing_ok=True)
     conn = session(dest)
     try:
         _check_version(conn, base, dest)
@@ -245,9 +251,9 @@ class Journal:
     """Databases a restore is swapping in: an interrupted swap leaves its entry, so the re-run may replace
     what it half-made without --allow-destructive (and nothing else)."""
 
-    def __init__(self, store: BackupDir, dest: Destination):
+    def __init__(self, store: BackupDir, dest: Destination | None = None):
         self.path = store.root / "restore-journal.json"
-        self.server = f"{dest.info.host}:{dest.info.port}"
+        self.server = f"{dest.info.host}:{dest.info.port}" if dest else ""
 
     def _read(self) -> dict:
         try:
@@ -255,6 +261,10 @@ class Journal:
             return d if isinstance(d, dict) else {}
         except (OSError, ValueError):
             return {}
+
+    def pending(self) -> dict[str, list[str]]:
+        """Restores interrupted while swapping in: server -> databases (re-run the same restore to finish)."""
+        return {k: v for k, v in self._read().items() if v}
 
     def owns(self, dst: str) -> bool:
         return dst in self._read().get(self.server, [])
@@ -287,9 +297,13 @@ def swap(dest: Destination, loader: Loader, plan, staged, *, disable_events: boo
                                             f"TABLE_SCHEMA={literal(stage)} AND TABLE_TYPE='BASE TABLE'")]
             q(conn, f"DROP DATABASE IF EXISTS {qi(dst)}")
             q(conn, f"CREATE DATABASE {qi(dst)} CHARACTER SET {_word(db['charset'])} COLLATE {_word(db['collation'])}")
+            # Routines need no table: in before the tables, so a kill in between leaves fewer objects missing
+            # (triggers and views need the tables; the journal marks the window, `backup list` reports it).
+            routines = ("PROCEDURE", "FUNCTION")
+            loader.objects(conn, src, dst, disable_events=disable_events, only=routines)
             if tables:
                 q(conn, "RENAME TABLE " + ", ".join(f"{qi(stage)}.{qi(t)} TO {qi(dst)}.{qi(t)}" for t in tables))
-            loader.objects(conn, src, dst, disable_events=disable_events)
+            loader.objects(conn, src, dst, disable_events=disable_events, skip=routines)
             q(conn, f"DROP DATABASE IF EXISTS {qi(stage)}")
     finally:
         conn.close()

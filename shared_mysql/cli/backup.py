@@ -90,8 +90,11 @@ def register(app: typer.Typer) -> None:
         items = [b.summary() for b in store.list()]
         arch = Archive(t).summary()
         broken = [n for n in store.broken() if not n.startswith(".restore-")]  # a running restore's own
+        from ..backup.restore import Journal
+
+        unfinished = Journal(store).pending()
         if state.json:
-            emit_json({"backups": items, "archive": arch, "incomplete": broken})
+            emit_json({"backups": items, "archive": arch, "incomplete": broken, "unfinished_restores": unfinished})
             return
         for b in items:
             v = b["verified"]
@@ -104,6 +107,9 @@ def register(app: typer.Typer) -> None:
             echo(f"{n}  incomplete (interrupted or damaged; never restored from; `backup prune` removes it)")
         echo(f"archive: {arch['files']} binlog(s), RPO {arch['rpo_s']} s"
              + "".join(f"; GAP {g['from']}..{g['to']}" for g in arch["gaps"]))
+        for server, dbs in unfinished.items():
+            echo(f"UNFINISHED restore into {', '.join(dbs)} on {server} (interrupted while swapping in: its views, "
+                 "routines or triggers may be missing); re-run the same restore to finish it")
 
     @backup.command("verify")
     def verify_cmd(backup_id: str = typer.Argument(..., metavar="ID", help="A backup id (`backup list`).")):

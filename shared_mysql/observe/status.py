@@ -265,6 +265,7 @@ def local_status(target, now: float | None = None) -> dict:
 def backup_status(target, now: float) -> dict:
     """The newest backup and the binlog archive's RPO and gaps (local/server: what `backup list` shows)."""
     from ..backup.archive import Archive
+    from ..backup.restore import Journal
     from ..backup.store import BackupDir, backup_dir
 
     store = BackupDir(backup_dir(target))
@@ -272,7 +273,8 @@ def backup_status(target, now: float) -> dict:
     arch = Archive(target).summary(now)
     return {"latest": latest.summary() if latest else None,
             "latest_age_s": round(now - latest.time, 1) if latest else None,
-            "rpo_s": arch["rpo_s"], "archived_binlogs": arch["files"], "gaps": arch["gaps"]}
+            "rpo_s": arch["rpo_s"], "archived_binlogs": arch["files"], "gaps": arch["gaps"],
+            "unfinished_restores": Journal(store).pending()}
 
 
 def aws_status(target, now: float | None = None) -> dict:
@@ -354,5 +356,7 @@ def render(status: dict) -> str:
                                        + ")" if latest else "none yet (`shared-mysql backup create`)")
                      + (f"; binlog archive RPO {b['rpo_s']} s" if b["rpo_s"] is not None else
                         "; no binlog archive (`shared-mysql backup archive --follow`)")
-                     + "".join(f"; GAP {g['from']}..{g['to']}" for g in b["gaps"]))
+                     + "".join(f"; GAP {g['from']}..{g['to']}" for g in b["gaps"])
+                     + "".join(f"; UNFINISHED restore into {', '.join(v)} (re-run it)"
+                               for v in b.get("unfinished_restores", {}).values()))
     return "\n".join(lines)

@@ -616,3 +616,40 @@ def test_odd_table_names_a_planted_fifo_and_a_concurrent_restore(inst):
         res = inst.cli("restore", "--tenant", "billing", "--into", "billing_two")
         assert res.returncode == 1 and "another shared-mysql command" in res.stderr, res.stderr
     c.close()
+
+
+def test_a_restore_killed_while_swapping_in_is_reported_and_the_rerun_finishes_it(inst, monkeypatch):
+    from shared_mysql.backup import load
+    from shared_mysql.backup.restore import restore
+
+    c = admin(inst, "orders_db")
+    run(c, "CREATE TABLE IF NOT EXISTS big (id INT PRIMARY KEY, b LONGBLOB)",
+        "CREATE OR REPLACE TRIGGER big_bi BEFORE INSERT ON big FOR EACH ROW SET NEW.id = NEW.id")
+    blob = os.urandom(3 << 20) + b"\t\n\\" * 50000  # a long value full of what the escaping would multiply
+    with c.cursor() as cur:
+        cur.execute("REPLACE INTO big VALUES (1, %s)", (blob,))
+    inst.cli("backup", "create", "--tenant", "orders", check=True)
+    real = load.Loader.objects
+
+    def killed(self, conn, src, dst, *, disable_events, only=None, skip=()):
+        if only is None:
+            raise KeyboardInterrupt  # after the tables are renamed in, before the triggers and views
+        return real(self, conn, src, dst, disable_events=disable_events, only=only, skip=skip)
+
+    monkeypatch.setattr(load.Loader, "objects", killed)
+    with pytest.raises(KeyboardInterrupt):
+        restore(inst.target(), tenant="orders", into="orders_swap")
+    monkeypatch.setattr(load.Loader, "objects", real)
+    listing = inst.cli("backup", "list")
+    assert "UNFINISHED restore into orders_swap" in listing.stdout, listing.stdout
+    assert json.loads(inst.cli("-o", "json", "backup", "list").stdout)["unfinished_restores"]
+    assert "UNFINISHED" in inst.cli("status").stdout
+    res = inst.cli("restore", "--tenant", "orders", "--into", "orders_swap")  # no --allow-destructive needed
+    assert res.returncode == 0, res.stderr
+    assert "UNFINISHED" not in inst.cli("backup", "list").stdout
+    assert run(c, "SELECT b FROM orders_swap.big WHERE id = 1")[0][0] == blob
+    assert run(c, "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'orders_swap'")[0][0] == 1
+    res = inst.cli("restore", "--tenant", "orders", "--into", "orders_swap")  # finished: it is not ours any more
+    assert res.returncode == 1 and "exists" in res.stderr
+    run(c, "DROP DATABASE orders_swap", "DROP TABLE big")
+    c.close()

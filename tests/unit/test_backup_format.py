@@ -95,17 +95,17 @@ def test_an_impossible_record_length_is_refused_before_reading_it():
 # -- SQL ----------------------------------------------------------------------------------------------------------
 T = sqlgen.Table("orders_db", "t`x", [sqlgen.Column("id", "bigint"), sqlgen.Column("doc", "json"),
                                       sqlgen.Column("flags", "bit"), sqlgen.Column("total", "decimal"),
-                                      sqlgen.Column("g", "int", generated=True), sqlgen.Column("name", "varchar")],
+                                      sqlgen.Column("g", "int", generated=True),
+                                      sqlgen.Column("name", "varchar", octets=400)],
                  pk=["id"])
 
 
 def test_chunk_query_is_exact_and_hex_only():
     assert sqlgen.chunk_query(T, 1, 100) == (
-        "SELECT COUNT(*), GROUP_CONCAT(CONCAT_WS(0x09,IFNULL(`id`,0x5c4e),IFNULL(REPLACE(REPLACE(REPLACE("
-        "CAST(`doc` AS BINARY),0x5c,0x5c5c),0x09,0x5c74),0x0a,0x5c6e),0x5c4e),IFNULL(CAST(`flags` AS UNSIGNED),"
-        "0x5c4e),IFNULL(`total`,0x5c4e),IFNULL(REPLACE(REPLACE(REPLACE(CAST(`name` AS BINARY),0x5c,0x5c5c),0x09,"
-        "0x5c74),0x0a,0x5c6e),0x5c4e)) SEPARATOR 0x0a) FROM `orders_db`.`t``x` FORCE INDEX (PRIMARY) WHERE `id` "
-        "BETWEEN 1 AND 100")
+        "SELECT COUNT(*), GROUP_CONCAT(CONCAT_WS(0x09,IFNULL(`id`,0x5c4e),IFNULL(HEX(`doc`),0x5c4e),"
+        "IFNULL(CAST(`flags` AS UNSIGNED),0x5c4e),IFNULL(`total`,0x5c4e),IFNULL(REPLACE(REPLACE(REPLACE(CAST(`name` "
+        "AS BINARY),0x5c,0x5c5c),0x09,0x5c74),0x0a,0x5c6e),0x5c4e)) SEPARATOR 0x0a) FROM `orders_db`.`t``x` FORCE "
+        "INDEX (PRIMARY) WHERE `id` BETWEEN 1 AND 100")
     assert "'" not in sqlgen.chunk_query(T, 1, 2)  # no string literal: same meaning under every sql_mode
 
 
@@ -113,9 +113,17 @@ def test_generated_columns_are_not_dumped_and_load_sets_bit_and_mysql8_json():
     assert [c.name for c in T.stored] == ["id", "doc", "flags", "total", "name"]
     assert sqlgen.load_statement(T, "/s/f.fifo") == (
         "LOAD DATA INFILE '/s/f.fifo' INTO TABLE `orders_db`.`t``x` CHARACTER SET binary "
-        "(`id`,`doc`,@v2,`total`,`name`) SET `flags`=CAST(@v2 AS UNSIGNED)")
+        "(`id`,@v1,@v2,`total`,`name`) SET `doc`=UNHEX(@v1),`flags`=CAST(@v2 AS UNSIGNED)")
     assert sqlgen.load_statement(T, "/s/f.fifo", mysql8=True).endswith(
-        "(`id`,@v1,@v2,`total`,`name`) SET `doc`=CONVERT(@v1 USING utf8mb4),`flags`=CAST(@v2 AS UNSIGNED)")
+        "(`id`,@v1,@v2,`total`,`name`) SET `doc`=CONVERT(UNHEX(@v1) USING utf8mb4),`flags`=CAST(@v2 AS UNSIGNED)")
+
+
+def test_long_strings_blobs_json_and_spatial_travel_as_hex_short_ones_escaped():
+    kinds = {c: sqlgen.Column("x", t, octets=o).kind for c, (t, o) in {
+        "char120": ("char", 480), "vc255": ("varchar", 1020), "blob": ("blob", 65535), "json": ("json", None),
+        "point": ("point", None), "enum": ("enum", 12), "int": ("int", None), "bit": ("bit", None)}.items()}
+    assert kinds == {"char120": "bytes", "vc255": "hex", "blob": "hex", "json": "hex", "point": "hex",
+                     "enum": "bytes", "int": "plain", "bit": "bit"}
 
 
 def test_tables_without_an_integer_key_stream_in_key_order():
@@ -151,12 +159,14 @@ def test_escaping_round_trips_through_the_insert_path(raw):
 
 
 def test_insert_values_are_hex_and_plain_values_are_checked():
-    t = sqlgen.Table("d", "t", [sqlgen.Column("id", "int"), sqlgen.Column("s", "varchar"),
-                                sqlgen.Column("b", "bit")])
-    assert sqlgen.insert_values(t, [b"1\tab\t5", b"2\t\\N\t\\N", b"3\t\t0"]) == (
-        "INSERT INTO `d`.`t` (`id`,`s`,`b`) VALUES ('1',X'6162',5),('2',NULL,NULL),('3','',0)")
+    t = sqlgen.Table("d", "t", [sqlgen.Column("id", "int"), sqlgen.Column("s", "varchar", octets=40),
+                                sqlgen.Column("b", "bit"), sqlgen.Column("h", "blob", octets=65535)])
+    assert sqlgen.insert_values(t, [b"1\tab\t5\t00FF", b"2\t\\N\t\\N\t\\N", b"3\t\t0\t"]) == (
+        "INSERT INTO `d`.`t` (`id`,`s`,`b`,`h`) VALUES ('1',X'6162',5,X'00FF'),('2',NULL,NULL,NULL),('3','',0,'')")
+    with pytest.raises(ValueError, match="hexadecimal"):
+        sqlgen.insert_values(t, [b"1\tab\t5\t00'); DROP"])
     with pytest.raises(ValueError):
-        sqlgen.insert_values(t, [b"1); DROP TABLE x; --\tab\t1"])
+        sqlgen.insert_values(t, [b"1); DROP TABLE x; --\tab\t1\t"])
     with pytest.raises(ValueError, match="fields"):
         sqlgen.insert_values(t, [b"1\tab"])
 
