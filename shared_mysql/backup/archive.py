@@ -37,10 +37,15 @@ HEADER = struct.Struct("<IBIIIH")  # timestamp, type, server_id, event_size, log
 ROTATE, STOP, FORMAT_DESCRIPTION = 4, 3, 15
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]+\.(\d{6,})")
 STATE = "archive.json"
+KEY_COPY = "archive-key.json"  # the wrapped key again: a lost or edited state file never orphans the archive
 
 
 class ArchiveBusy(SharedMySQLError):
     exit_code = 0
+
+
+class ArchiveReset(SharedMySQLError):
+    exit_code = 3
 
 
 @dataclass
@@ -94,23 +99,33 @@ class Archive:
 
     # -- state ----------------------------------------------------------------------------------------------
     def state(self) -> dict:
+        st = {"files": {}, "gaps": [], "key": None, "caught_up_at": None}
         try:
-            st = json.loads((self.dir / STATE).read_text())
-            if isinstance(st, dict) and isinstance(st.get("files"), dict):
-                return st
+            got = json.loads((self.dir / STATE).read_text())
+            if isinstance(got, dict) and isinstance(got.get("files"), dict):
+                st = got
         except (OSError, ValueError):
             pass
-        return {"files": {}, "gaps": [], "key": None, "caught_up_at": None}
+        if st.get("key") is None:
+            try:
+                st["key"] = json.loads((self.dir / KEY_COPY).read_text())
+            except (OSError, ValueError):
+                pass
+        return st
 
     def save(self, st: dict) -> None:
         write_private(self.dir / STATE, json.dumps(st, indent=1, sort_keys=True).encode())
 
     def key(self, st: dict, create: bool = False) -> DataKey:
         if st.get("key") is None:
+            if any(self.dir.glob("*.sme")):  # a new key would make every sealed binlog unreadable
+                raise SharedMySQLError(f"{self.dir / STATE}: the archive's key is missing but sealed binlogs exist; "
+                                       f"restore {STATE} (its copy is {KEY_COPY}) instead of starting a new key")
             if not create:
                 raise SharedMySQLError(f"{self.dir}: the archive has no key yet; run `shared-mysql backup archive`")
             raw = DataKey.generate()
             st["key"] = wrap_key(self.target, raw, f"binlog-archive-{self.target.config.identifier}")
+            write_private(self.dir / KEY_COPY, json.dumps(st["key"]).encode())
             self.save(st)
             return DataKey(raw)
         return unwrap_key(self.target, st["key"], f"{self.dir / STATE}")
@@ -186,9 +201,21 @@ class Archive:
         if not names:
             raise SharedMySQLError("the server lists no binary logs (SHOW BINARY LOGS is empty); enable log_bin")
         have = self.files()
+        for p in (self.incoming.iterdir() if self.incoming.is_dir() else ()):
+            if p.is_symlink() or not p.is_file():  # a FIFO here would block the copier forever
+                raise SharedMySQLError(f"{p}: not a regular file in the archive's incoming directory; remove it")
         if have:
             newest = next(reversed(have))
             want = newest if "raw" in have[newest] else successor(newest)
+            sizes = dict(server)
+            reset = number(names[-1]) < number(newest) or (
+                "raw" in have[newest] and newest in sizes and sizes[newest] < have[newest]["raw"].stat().st_size)
+            if reset:  # never overwrite the old server's binlogs with a new history under the same names
+                raise ArchiveReset(
+                    f"the server's binlogs start over ({names[-1]} is its newest, {sizes.get(newest, 'no')} bytes "
+                    f"of {newest}) but the archive holds the old history up to {newest}: the server was rebuilt "
+                    f"or its binlogs reset. Move {self.dir} aside (it restores the old history), then take a new "
+                    "backup and archive again")
         else:
             oldest = self.store.list()
             want = oldest[0].position["file"] if oldest else names[0]
@@ -350,11 +377,16 @@ class Archive:
             dest = into / name
             src = files[name]
             if "sealed" in src:
-                with open(src["sealed"], "rb") as f, open(dest, "wb") as o:
+                from .load import open_regular
+
+                with open_regular(src["sealed"], str(src["sealed"])) as f, open(dest, "wb") as o:
                     for piece in read_sealed(f, key, f"binlog/{name}", str(src["sealed"])):
                         o.write(piece)
             else:
-                dest.write_bytes(src["raw"].read_bytes())
+                from .load import open_regular
+
+                with open_regular(src["raw"], str(src["raw"])) as f:
+                    dest.write_bytes(f.read())
             os.chmod(dest, 0o600)
             out.append(dest)
             nxt = successor(name)

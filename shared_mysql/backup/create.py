@@ -75,7 +75,7 @@ def databases_for(target, ex, tenants: list[str] | None) -> tuple[list[str], dic
             raise SharedMySQLError(f"database {missing[0]} does not exist on the server; run `shared-mysql apply`")
         dbs = [owned[t] for t in tenants]
     else:
-        dbs = [d for d in existing if d.lower() not in SYSTEM_SCHEMAS]
+        dbs = [d for d in existing if d.lower() not in SYSTEM_SCHEMAS and not d.startswith("_smr_")]
     return dbs, {owned[t]: t for t in owned if owned[t] in dbs}
 
 
@@ -83,6 +83,11 @@ def read_tables(conn, dbs: list[str]) -> dict[str, list[sqlgen.Table]]:
     if not dbs:
         return {}
     inlist = ",".join(literal(d) for d in dbs)
+    odd = _q(conn, f"SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA IN "
+                   f"({inlist}) AND TABLE_TYPE NOT IN ('BASE TABLE', 'VIEW') LIMIT 1")
+    if odd:  # never a backup that silently leaves a table out
+        raise BackupFailed(f"{odd[0][0]}.{odd[0][1]} is a {odd[0][2]}, which backups do not hold yet; back up the "
+                           "other tenants with --tenant, or convert it")
     tables: dict[tuple[str, str], sqlgen.Table] = {}
     for schema, name, rows, avg in _q(conn, f"SELECT TABLE_SCHEMA, TABLE_NAME, IFNULL(TABLE_ROWS,0), "
                                             f"IFNULL(AVG_ROW_LENGTH,0) FROM information_schema.TABLES WHERE "
@@ -210,18 +215,27 @@ def _chunk_lines(conn, t: sqlgen.Table, lo: int, hi: int):
     rows = int(rows or 0)
     if rows == 0:
         return
+    warned = warnings(conn)
     data = data or b""
     if isinstance(data, str):
         data = data.encode()
-    if data.count(b"\n") + 1 != rows:  # cut by the server: too big for one value
+    # Cut by the server (GROUP_CONCAT past group_concat_max_len, or HEX() past max_allowed_packet gives NULL):
+    # both raise a warning, and a cut inside the last row keeps the line count, so the warning decides.
+    if warned or data.count(b"\n") + 1 != rows:
         if lo == hi:
-            raise BackupFailed(f"{t.qname}: one row is bigger than group_concat_max_len/max_allowed_packet; "
-                               "raise max_allowed_packet")
+            raise BackupFailed(f"{t.qname}: the row with {t.int_pk} = {lo} does not fit in one packet once encoded "
+                               "(max_allowed_packet); raise max_allowed_packet to over twice its largest value "
+                               "and run the backup again")
         mid = lo + (hi - lo) // 2
         yield from _chunk_lines(conn, t, lo, mid)
         yield from _chunk_lines(conn, t, mid + 1, hi)
         return
     yield rows, data
+
+
+def warnings(conn) -> int:
+    """Warnings of the statement just run (a value the server cut or turned into NULL is never silent)."""
+    return int(_q(conn, "SHOW COUNT(*) WARNINGS")[0][0])
 
 
 def _stream_lines(conn, t: sqlgen.Table, sums: list):
@@ -235,12 +249,15 @@ def _stream_lines(conn, t: sqlgen.Table, sums: list):
         while True:
             batch = cur.fetchmany(5000)
             if not batch:
-                return
+                break
             lines = [r[0] if isinstance(r[0], bytes) else r[0].encode() for r in batch]
             sums[0] += sum(zlib.crc32(ln) for ln in lines)
             yield len(lines), b"\n".join(lines)
     finally:
         cur.close()
+    if warnings(conn):
+        raise BackupFailed(f"{t.qname}: the server cut or nulled a value while reading it (a value over "
+                           "max_allowed_packet once encoded); raise max_allowed_packet and run the backup again")
 
 
 def table_pieces(conn, task: "Task", counters: dict):

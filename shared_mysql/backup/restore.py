@@ -41,6 +41,9 @@ SYSTEM = ("mysql", "information_schema", "performance_schema", "sys")
 def parse_time(text: str) -> float:
     """'2026-11-26 10:15:00' (this machine's local time), or with Z / +09:00; ISO 'T' accepted."""
     s = text.strip().replace("T", " ")
+    if not s:
+        raise UsageError("--to-time is empty; give a time like '2026-11-26 10:15:00' (or leave the option out to "
+                         "restore the backup as it was)")
     try:
         if s.endswith("Z"):
             dt = datetime.fromisoformat(s[:-1]).replace(tzinfo=timezone.utc)
@@ -119,7 +122,10 @@ def restore(target, *, to_time: float | None = None, tenant: str | None = None, 
         raise UsageError("--into needs --tenant: one tenant's database is restored under the new name")
     if tenant and tenant not in target.config.tenants:
         raise UsageError(f"--tenant {tenant}: not a tenant in {target.loaded.path}")
-    if into is not None and (not DB_NAME.fullmatch(into) or into.lower() in SYSTEM or into.startswith("_smr_")):
+    from ..tenants.model import META_DATABASE
+
+    if into is not None and (not DB_NAME.fullmatch(into) or into.lower() in SYSTEM or into.startswith("_smr_")
+                             or into.lower() == META_DATABASE.lower()):
         raise UsageError(f"--into {into!r}: a database name is 1-64 letters, digits, _ or $ (and not a system "
                          "database)")
     need = [f"{tenant}{DATABASE_SUFFIX}"] if tenant else None
@@ -154,6 +160,10 @@ def _restore(target, store, base, key, plan, srcs, dest, live, to_time, stop_pos
     _remove_stale_partials(store)  # a killed restore's decrypted binlogs
     if dest.secure_files is not None and dest.is_live:  # under the operator lock: no other restore's FIFO
         for fifo in dest.secure_files.glob("restore-*.fifo"):
+            try:  # a killed restore's LOAD DATA may still wait on it: open and close it, the server reads EOF
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass  # nobody reading it
             fifo.unlink(missing_ok=True)
     conn = session(dest)
     try:
@@ -195,7 +205,7 @@ def _restore(target, store, base, key, plan, srcs, dest, live, to_time, stop_pos
             binlogs = arch.materialise(base.position["file"], to_time, Path(tmp))
             if stop_position is not None:
                 binlogs = [p for p in binlogs if _num(p.name) <= _num(stop_position[0])]
-            check_ddl(binlogs, base, plan, to_time, stop_position)
+            check_ddl(binlogs, base, plan, to_time, stop_position, existing | set(base.manifest["databases"]))
         staged = [(src, staging_name(dst)) for src, dst in plan]
         loader = Loader(dest, base, key, workers or target.config.backup.workers, progress)
         t_load = time.monotonic()
@@ -331,7 +341,10 @@ _STMT_SKIP = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|START\s+TRANSACTION|SET\s|D
                         r"(CREATE|ALTER|DROP|RENAME)\s+(USER|ROLE)\s|FLUSH\s)", re.I)
 
 
-def check_ddl(binlogs: list[Path], base, plan, to_time, stop_position) -> None:
+_QUALIFIER = re.compile(r"(?:`((?:[^`]|``)+)`|(?<![\w$`.])([A-Za-z0-9_$]+))\s*\.\s*(?=[`A-Za-z_$])")
+
+
+def check_ddl(binlogs: list[Path], base, plan, to_time, stop_position, databases: set[str] = frozenset()) -> None:
     """Refuse a roll-forward that a per-database filter would get wrong (module docstring)."""
     if not binlogs:
         return
@@ -355,6 +368,17 @@ def check_ddl(binlogs: list[Path], base, plan, to_time, stop_position) -> None:
                 continue
         if _STMT_SKIP.match(s) or s.startswith("/*!"):
             continue
+        if current in {src for src, _ in plan}:
+            # Run under a restored database but naming another one (TRUNCATE TABLE billing_db.t under USE
+            # orders_db): the filter keeps it, and replayed it would change that other, live database.
+            for quoted, bare in _QUALIFIER.findall(s):
+                other = (quoted.replace("``", "`") if quoted else bare)
+                if other.lower() != current.lower() and other.lower() in {d.lower() for d in databases}:
+                    head = " ".join(s.split())[:60]
+                    raise RestoreFailed(f"the binlog after backup {base.id} holds a statement run under {current} "
+                                        f"that changes {other} ({head!r}...); replaying it would touch that live "
+                                        "database, so the roll-forward stops here: take a backup after it and "
+                                        "restore from that")
         for src, _ in plan:
             named = re.search(r"(?<![\w$])`?" + re.escape(src) + r"`?\s*\.", s, re.I) is not None
             if named or (current != src and re.search(r"(?<![\w$])`?" + re.escape(src) + r"`?(?![\w$])", s, re.I)):

@@ -85,6 +85,8 @@ def value_expr(c: Column) -> str:
     col = qi(c.name)
     kind = c.kind
     if kind == "plain":
+        if c.data_type.lower() == "float":  # FLOAT prints 6 digits; as DOUBLE it is exact and reads back the same
+            return f"IFNULL(CAST({col} AS DOUBLE),{NULL_MARK})"
         return f"IFNULL({col},{NULL_MARK})"
     if kind == "bit":
         return f"IFNULL(CAST({col} AS UNSIGNED),{NULL_MARK})"

@@ -162,8 +162,14 @@ def register(app: typer.Typer) -> None:
     ):
         """Restore the latest backup + binlogs into a scratch server, compare with the manifest and the live
         server; report RTO and RPO; exit 3 when verification fails."""
+        import signal
+
         from ..backup.drill import VerificationFailed, run
 
+        def stop(signum, frame):  # SIGTERM from a scheduler: unwind, so the scratch server is removed
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
         t = _target()
         r = run(t, workers=workers, keep=keep)
         if state.json:
@@ -196,7 +202,7 @@ def register(app: typer.Typer) -> None:
         from ..backup.restore import parse_time, restore
 
         t = _target()
-        when = parse_time(to_time) if to_time else None
+        when = parse_time(to_time) if to_time is not None else None
         r = restore(t, to_time=when, tenant=tenant, into=into, allow_destructive=allow_destructive,
                     backup_id=backup_id, workers=workers)
         if state.json:

@@ -653,3 +653,57 @@ def test_a_restore_killed_while_swapping_in_is_reported_and_the_rerun_finishes_i
     assert res.returncode == 1 and "exists" in res.stderr
     run(c, "DROP DATABASE orders_swap", "DROP TABLE big")
     c.close()
+
+
+def test_review_regressions_big_values_floats_sequences_and_other_databases(instance_factory):
+    """A value the server would cut or null is never backed up silently; FLOAT is exact; a table kind backups
+    do not hold is refused, not skipped; a roll-forward never replays a statement that changes another database;
+    an archive never takes a reset server's binlogs for the old ones."""
+    i = instance_factory({"orders": {}, "billing": {}})
+    i.cli("apply", "--auto-approve", check=True)
+    c = admin(i, "orders_db")
+    run(c, "CREATE TABLE big (id INT PRIMARY KEY, b LONGBLOB)", "CREATE TABLE f (id INT PRIMARY KEY, x FLOAT)",
+        "INSERT INTO f VALUES (1, 16777217), (2, 3.14159265), (3, 123456.789), (4, -1.17549435e-38)")
+    rows = [os.urandom(6 << 20) for _ in range(3)]
+    with c.cursor() as cur:
+        for k, b in enumerate(rows, 1):
+            cur.execute("INSERT INTO big VALUES (%s, %s)", (k, b))
+    i.cli("backup", "create", "--tenant", "orders", check=True)
+    res = i.cli("restore", "--tenant", "orders", "--into", "o_copy")
+    assert res.returncode == 0, res.stderr
+    assert [r[0] for r in run(c, "SELECT b FROM o_copy.big ORDER BY id")] == rows
+    assert run(c, "SELECT x FROM o_copy.f ORDER BY id") == run(c, "SELECT x FROM orders_db.f ORDER BY id")
+    # a value too big to encode in one packet: the backup fails with one line, and never becomes latest
+    with c.cursor() as cur:
+        cur.execute("INSERT INTO big VALUES (9, %s)", (os.urandom(5 << 20),))
+        cur.execute("UPDATE big SET b = CONCAT(b, b) WHERE id = 9")  # 10 MB: its HEX() passes max_allowed_packet
+    store = BackupDir(backup_dir(i.target()))
+    before = store.latest().id
+    res = i.cli("backup", "create", "--tenant", "orders")
+    assert res.returncode == 1 and "max_allowed_packet" in res.stderr, res.stderr
+    assert store.latest().id == before
+    run(c, "DELETE FROM big WHERE id = 9", "CREATE SEQUENCE s1")
+    res = i.cli("backup", "create", "--tenant", "orders")
+    assert res.returncode == 1 and "SEQUENCE" in res.stderr, res.stderr
+    run(c, "DROP SEQUENCE s1")
+    # a statement run under orders_db that changes billing_db stops a roll-forward of orders
+    b = admin(i, "billing_db")
+    run(b, "CREATE TABLE bt (id INT PRIMARY KEY)", "INSERT INTO bt VALUES (1), (7)")
+    i.cli("backup", "create", check=True)
+    run(c, "INSERT INTO f VALUES (5, 5)", "TRUNCATE TABLE billing_db.bt")
+    run(b, "INSERT INTO bt VALUES (8)")
+    time.sleep(1.1)
+    when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(time.time() - 0.05))
+    res = i.cli("restore", "--tenant", "orders", "--into", "o_pitr", "--to-time", when)
+    assert res.returncode == 1 and "changes billing_db" in res.stderr, res.stderr
+    assert run(b, "SELECT id FROM bt") == ((8,),)
+    # the server's binlogs start over: the archive refuses to take the new ones for the old
+    i.cli("backup", "archive", check=True)
+    run(c, "FLUSH BINARY LOGS", "FLUSH BINARY LOGS", "INSERT INTO f VALUES (6, 6)")
+    i.cli("backup", "archive", check=True)
+    run(c, "RESET MASTER")
+    res = i.cli("backup", "archive")
+    assert res.returncode == 3 and "start over" in res.stderr, res.stderr
+    assert i.cli("restore", "--to-time", "").returncode == 2
+    b.close()
+    c.close()
