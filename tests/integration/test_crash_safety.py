@@ -88,7 +88,8 @@ def test_kill_9_of_the_cli_at_many_moments_then_rerun_converges(instance_factory
             left = len(t.plan(ex)[0].actions)
         if 0 < left:
             interrupted.append((round(frac, 2), left, pending))
-        res = inst.cli("apply", "--auto-approve", "--allow-destructive")
+        # the killed session's statement may still run on the server, holding the operator lock until it ends
+        res = inst.cli("apply", "--auto-approve", "--allow-destructive", "--lock-timeout", "60")
         assert res.returncode == 0, res.stderr
         assert "Converged." in res.stdout or "No changes" in res.stdout
         assert inst.cli("plan", "--detailed-exitcode").returncode == 0
