@@ -235,7 +235,8 @@ def _restore(target, store, base, key, plan, srcs, dest, live, to_time, stop_pos
             "stop_position": list(stop_position) if stop_position else None,
             "databases": {src: dst for src, dst in plan}, "rows_loaded": loader.rows, "binlogs": len(binlogs),
             "replayed_databases": replayed, "load_s": round(load_s, 2), "replay_s": round(replay_s, 2),
-            "rto_s": round(time.monotonic() - t0 - checked_s, 2)}
+            "rto_s": round(time.monotonic() - t0 - checked_s, 2),
+            "skipped_damaged": [n for n in store.broken() if not n.startswith(".") and n > base.id]}
 
 
 def _num(name: str) -> int:

@@ -104,7 +104,10 @@ def register(app: typer.Typer) -> None:
         if not items:
             echo("no backups yet (`shared-mysql backup create`)")
         for n in broken:
-            echo(f"{n}  incomplete (interrupted or damaged; never restored from; `backup prune` removes it)")
+            echo(f"{n}  incomplete (interrupted; never restored from; `backup prune` removes it)"
+                 if n.startswith(".") else
+                 f"{n}  DAMAGED: its manifest is missing or unreadable; never restored from (inspect it, then "
+                 "remove the directory)")
         echo(f"archive: {arch['files']} binlog(s), RPO {arch['rpo_s']} s"
              + "".join(f"; GAP {g['from']}..{g['to']}" for g in arch["gaps"]))
         for server, dbs in unfinished.items():
@@ -208,6 +211,8 @@ def register(app: typer.Typer) -> None:
         if state.json:
             emit_json(r)
             return
+        for bad in r.get("skipped_damaged", []):
+            _err(f"warning: backup {bad} is newer but its manifest is missing or unreadable; it was skipped")
         for src, dst in r["databases"].items():
             echo(f"restored {src}" + (f" as {dst}" if dst != src else ""))
         echo(f"from backup {r['backup']} ({r['backup_time']})"

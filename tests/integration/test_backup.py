@@ -705,5 +705,11 @@ def test_review_regressions_big_values_floats_sequences_and_other_databases(inst
     res = i.cli("backup", "archive")
     assert res.returncode == 3 and "start over" in res.stderr, res.stderr
     assert i.cli("restore", "--to-time", "").returncode == 2
+    # a newer backup whose manifest is damaged: listed as DAMAGED, and a restore says it skipped it
+    newest = store.latest()
+    (newest.path / "manifest.json").write_text("{not json")
+    assert f"{newest.id}  DAMAGED" in i.cli("backup", "list").stdout
+    res = i.cli("restore", "--tenant", "orders", "--into", "o_older")
+    assert res.returncode == 0 and f"backup {newest.id} is newer" in res.stderr, res.stderr
     b.close()
     c.close()
