@@ -123,6 +123,8 @@ class BackupDir:
                 continue
             if isinstance(m, dict) and m.get("format") == FORMAT and m.get("id") == d.name:
                 out.append(Backup(d.name, d, m))
+        # By the snapshot's time, not the name: two backups in one second have random suffixes.
+        out.sort(key=lambda b: (float(b.manifest.get("snapshot_time") or 0), float(b.manifest.get("started_at") or 0)))
         return out
 
     def broken(self) -> list[str]:
