@@ -13,7 +13,6 @@ Rows are read in primary-key ranges formatted by the server (sqlgen.py); worker 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -28,6 +27,7 @@ from ..sql.quoting import ident as qi
 from ..sql.quoting import literal
 from ..tenants.model import DATABASE_SUFFIX
 from . import sqlgen
+from .load import q as _q  # one statement runner for the backup package (server text scrubbed of values)
 from .sealed import DataKey, write_file, wrap_key
 from .store import FORMAT, BackupDir, backup_dir, mac_key, manifest_mac, new_id
 
@@ -41,18 +41,6 @@ MIN_QUERY_ROWS = 1000
 
 class BackupFailed(SharedMySQLError):
     exit_code = 1
-
-
-def _q(conn, sql: str):
-    import pymysql
-
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return list(cur.fetchall())
-    except pymysql.err.MySQLError as exc:
-        code = exc.args[0] if exc.args else None
-        raise ServerError(f"error {code}: {exc.args[-1] if exc.args else exc}") from exc
 
 
 def session_setup(conn, packet: int) -> None:
@@ -507,7 +495,3 @@ def _remove_stale_partials(store: BackupDir) -> list[str]:
         os.close(fd)
         removed.append(d.name)
     return removed
-
-
-def json_summary(summary: dict) -> str:
-    return json.dumps(summary, indent=2)
