@@ -430,7 +430,7 @@ class Target:
             os.close(fd)
 
     # -- tenants -------------------------------------------------------------------------------------------
-    def desired(self, flavor):
+    def desired(self, flavor, blocked: frozenset[str] = frozenset()):
         from .tenants import build_desired
 
         extra = {}
@@ -449,7 +449,7 @@ class Target:
         # clients take the CA from their config, ca= or $SHARED_MYSQL_CA_BUNDLE.
         ca = self.ca if self.kind == "local" else None
         return build_desired(self.config, flavor, host=self.host, port=self.port, ca=ca, extra_meta=extra,
-                             admin_users=admins, rotation_function=self.rotation_function)
+                             admin_users=admins, rotation_function=self.rotation_function, blocked=blocked)
 
     @cached_property
     def rotation_function(self) -> str | None:
@@ -483,13 +483,15 @@ class Target:
 
         from .exports import owns_instance_level, plan_exports, unmanaged
         from .tenants import build_plan, inspect_secrets
+        from .tenants import blocks
         from .tenants.inspect import start_inspect
 
         self.store.reload()
+        blocked = frozenset(blocks.read(ex))  # tenants kept locked (an unverified refresh)
         # The server's reads run on a thread while the store, the config and the exports are read here.
         reading = start_inspect(ex)
         try:
-            desired = self.desired(ex.flavor)
+            desired = self.desired(ex.flavor, blocked)
             want, have = self._exports_state(desired)
             secrets = inspect_secrets(self.store, self.config.identifier)
         except BaseException:

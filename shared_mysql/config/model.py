@@ -263,6 +263,22 @@ class Tenant(BaseModel):
     # How long after a rotation the previous credential keeps the tenant's full connection limit (clients cache
     # secrets: shared_mysql.client for an hour); after it, the idle twin is held to 1 connection.
     rotation_grace_minutes: Int = Field(default=120, ge=0, le=10080)
+    # `refresh` and `mask`: "table.column" -> rule (hash, email, fixed('v'), null, shuffle, truncate); see
+    # masking/rules.py. Unset: this tenant holds data nobody declared safe to copy, so `refresh` refuses it;
+    # `{}` declares that nothing needs masking.
+    masking: dict[Text, Text] | None = None
+
+    @field_validator("masking")
+    @classmethod
+    def _masking(cls, v: dict | None) -> dict | None:
+        if v is not None:
+            from ..masking.rules import RuleError, parse_rules
+
+            try:
+                parse_rules(v)
+            except RuleError as exc:
+                raise ValueError(str(exc)) from None
+        return v
 
     @property
     def readonly_limit(self) -> int:

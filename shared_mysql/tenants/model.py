@@ -114,7 +114,8 @@ class Desired:
 
 def build_desired(config: Config, flavor: Flavor, *, host: str, port: int, ca: str | None,
                   extra_meta: dict | None = None, admin_users: tuple[str, ...] = (),
-                  rotation_function: str | None = None) -> Desired:
+                  rotation_function: str | None = None, blocked: frozenset[str] = frozenset()) -> Desired:
+    """`blocked`: tenants whose accounts stay locked (tenants/blocks.py: an unverified refresh)."""
     tenants = []
     meta: dict[str, dict] = {}
     for name, t in sorted(config.tenants.items()):
@@ -130,7 +131,7 @@ def build_desired(config: Config, flavor: Flavor, *, host: str, port: int, ca: s
             accounts.append(DesiredAccount(
                 name, role, user, USER_HOST, database, privs, limit, sname, auth=t.auth, rotation=t.rotation,
                 alt=user + ROTATION_SUFFIX if alternating else None, grace_s=t.rotation_grace_minutes * 60.0,
-                rotation_days=t.rotation_days or config.instance.secret_rotation_days))
+                rotation_days=t.rotation_days or config.instance.secret_rotation_days, locked=name in blocked))
             # RDS secret JSON, plus `database` (the key the seed's CI workflow reads with `jq -r '.database'`).
             meta[sname] = {"engine": flavor.name, "host": host, "port": port, "username": user,
                            "dbname": database, "database": database, **({"ssl_ca": ca} if ca else {}),

@@ -204,7 +204,8 @@ def standby_account(acc: DesiredAccount, active: str, s, now: float) -> DesiredA
     # Nobody holds a password for a twin the previous version does not name (never rotated, or pruned): it is
     # locked, so a password set on it by hand opens nothing. A rotation unlocks it as it becomes current.
     held = s is not None and s.previous_user == standby and s.previous_hash is not None
-    return acc.as_user(standby, acc.max_connections if in_grace else 1, locked=not (held or in_grace))
+    return acc.as_user(standby, acc.max_connections if in_grace else 1,
+                       locked=acc.locked or not (held or in_grace))
 
 
 def _standby_actions(sb: DesiredAccount, s, actual: Actual, expected_plugin: str, tenant: str) -> list[Action]:
@@ -286,7 +287,7 @@ def build_plan(desired: Desired, actual: Actual, *, now: float | None = None) ->
                 interrupted.append(f"{acc0.secret} (to {s.pending_user})")
                 managed_users.update((n, acc0.host) for n in acc0.names)
                 continue
-            acc = acc0 if active == acc0.user else acc0.as_user(active, alt=acc0.alt)
+            acc = acc0 if active == acc0.user else acc0.as_user(active, alt=acc0.alt, locked=acc0.locked)
             managed_users.add(acc.key)
             base = {"user": acc.user, "host": acc.host, "role": acc.role, "secret": acc.secret}
             u = actual.users.get(acc.key)
@@ -294,13 +295,15 @@ def build_plan(desired: Desired, actual: Actual, *, now: float | None = None) ->
             if u is None:
                 users.append(Action("create_user", CREATE, f"user {_acct(*acc.key)}", t.name,
                                     {**base, "max_connections": acc.max_connections, "require_ssl": acc.require_ssl,
-                                     "password_source": pw[0]}, pw[1]))
+                                     "password_source": pw[0], **({"locked": True} if acc.locked else {})},
+                                    pw[1]))
             else:
                 changes = _user_changes(acc, u)
                 if changes:
                     users.append(Action("alter_user", UPDATE, f"user {_acct(*acc.key)}", t.name,
                                         {**base, "max_connections": acc.max_connections,
-                                         "require_ssl": acc.require_ssl, "changes": changes},
+                                         "require_ssl": acc.require_ssl, "changes": changes,
+                                         **({"locked": True} if acc.locked else {})},
                                         ", ".join(f"{k} {v[0]} -> {v[1]}" for k, v in changes.items())))
                 if pw:
                     users.append(Action("set_password", UPDATE, f"user {_acct(*acc.key)}", t.name,

@@ -1,0 +1,408 @@
+"""Masking on the server: runs, fingerprints, batched resumable UPDATEs, and the check.
+
+A *run* masks one tenant database once: it has its own salts (hash/email are deterministic within a run, so a
+value masked in two tables stays joinable, and differ between runs). Its state lives in the tool's own schema
+(readable by the admin only): the salts, a fingerprint of a sample of the source values of each masked column
+(chosen by hashing), and per table how far masking got. Each batch's UPDATE and its progress row commit in one
+transaction, so a killed run resumes exactly where it stopped and no row is masked twice.
+
+Every statement goes through backup.load.q, which strips quoted row values from server messages (a duplicate key
+error would otherwise print an unmasked value).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+from ..backup.load import q
+from ..db import ConnectionInfo, connect
+from ..errors import SharedMySQLError
+from ..sql.quoting import as_text, ident, string
+from ..tenants.model import META_DATABASE
+from . import plan as mp
+from .plan import ColumnInfo, MaskingError, TableInfo, TablePlan
+from .rules import Rule
+
+META = ident(META_DATABASE)
+BATCH = 20000
+FP_SAMPLE = 10000  # fingerprints per column: about this many source values, chosen by hashing
+
+
+@dataclass
+class Run:
+    id: str
+    database: str
+    digest: str
+    phase: str  # fingerprinting | masking | failed | verified
+    source: str
+
+
+def rules_digest(rules: list[Rule]) -> str:
+    return hashlib.sha256(json.dumps(sorted((r.key.lower(), r.text()) for r in rules)).encode()).hexdigest()
+
+
+def open_session(info: ConnectionInfo) -> tuple[object, list[str]]:
+    """A connection for masking, and notes: the binlog is off for it when the account may turn it off (the
+    masked rows' before-images would otherwise carry every unmasked value into the binlog); otherwise rows are
+    logged with their key only (binlog_row_image=MINIMAL) where allowed, and said so."""
+    conn = connect(info)
+    notes: list[str] = []
+    for s in ("SET SESSION time_zone = '+00:00'", "SET SESSION foreign_key_checks = 0",
+              "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
+              "SET SESSION group_concat_max_len = 1048576"):
+        q(conn, s)
+    try:
+        q(conn, "SET SESSION sql_log_bin = 0")
+    except SharedMySQLError:
+        try:
+            q(conn, "SET SESSION binlog_row_image = 'MINIMAL'")
+            notes.append("the admin may not turn the binlog off: masked rows are logged with their keys only "
+                         "(binlog_row_image MINIMAL); the unmasked rows the restore wrote are in the binlog")
+        except SharedMySQLError:
+            notes.append("the admin may not turn the binlog off nor set binlog_row_image: the binlog holds the "
+                         "unmasked values; purge it (or restore into a server without a binlog) after the refresh")
+    return conn, notes
+
+
+def ensure_meta(conn) -> None:
+    q(conn, f"CREATE DATABASE IF NOT EXISTS {META} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    q(conn, f"CREATE TABLE IF NOT EXISTS {META}.mask_runs (id CHAR(16) NOT NULL PRIMARY KEY, db VARCHAR(64) NOT NULL, "
+            "digest CHAR(64) NOT NULL, salt CHAR(64) NOT NULL, fp_salt CHAR(64) NOT NULL, phase VARCHAR(16) NOT NULL, "
+            "source VARCHAR(255) NOT NULL, started DATETIME NOT NULL, updated DATETIME NOT NULL, "
+            "KEY (db, started)) ENGINE=InnoDB")
+    q(conn, f"CREATE TABLE IF NOT EXISTS {META}.mask_progress (run CHAR(16) NOT NULL, step VARCHAR(200) NOT NULL, "
+            "done_upto TEXT NULL, finished TINYINT NOT NULL DEFAULT 0, rows_done BIGINT NOT NULL DEFAULT 0, "
+            "PRIMARY KEY (run, step)) ENGINE=InnoDB")
+    q(conn, f"CREATE TABLE IF NOT EXISTS {META}.mask_fp (run CHAR(16) NOT NULL, tbl VARCHAR(64) NOT NULL, "
+            "col VARCHAR(64) NOT NULL, fp BINARY(16) NOT NULL, PRIMARY KEY (run, tbl, col, fp)) ENGINE=InnoDB")
+
+
+def latest_run(conn, db: str) -> Run | None:
+    try:
+        rows = q(conn, f"SELECT id, digest, phase, source FROM {META}.mask_runs WHERE db = {string(db)} "
+                       "ORDER BY started DESC, id DESC LIMIT 1")
+    except SharedMySQLError as exc:
+        if "error 1146" in str(exc) or "error 1049" in str(exc):
+            return None
+        raise
+    if not rows:
+        return None
+    i, d, p, s = (as_text(v) for v in rows[0])
+    return Run(i, db, d, p, s)
+
+
+def new_run(conn, db: str, digest: str, source: str) -> Run:
+    ensure_meta(conn)
+    rid = secrets.token_hex(8)
+    # The salts are made by the server (RANDOM_BYTES: MySQL 8, MariaDB 10.10+): a literal would be in the text of
+    # a statement, which the slow or general log may keep. Older MariaDB mixes UUID_SHORT, RAND and the clock.
+    try:
+        q(conn, "SELECT RANDOM_BYTES(1)")
+        rnd = "SHA2(RANDOM_BYTES(32), 256)"
+    except SharedMySQLError:
+        rnd = "SHA2(CONCAT(UUID(), UUID_SHORT(), RAND(), SYSDATE(6), CONNECTION_ID()), 256)"
+    q(conn, f"INSERT INTO {META}.mask_runs VALUES ({string(rid)}, {string(db)}, {string(digest)}, "
+            f"{rnd}, {rnd}, 'fingerprinting', {string(source[:255])}, UTC_TIMESTAMP(), UTC_TIMESTAMP())")
+    return Run(rid, db, digest, "fingerprinting", source)
+
+
+def set_phase(conn, run: Run, phase: str) -> None:
+    q(conn, f"UPDATE {META}.mask_runs SET phase = {string(phase)}, updated = UTC_TIMESTAMP() WHERE id = "
+            f"{string(run.id)}")
+    run.phase = phase
+
+
+def load_salts(conn, run: Run) -> None:
+    """@smr_salt and @smr_fp for this session, read inside the server: never in a statement's text."""
+    q(conn, f"SELECT salt, fp_salt INTO @smr_salt, @smr_fp FROM {META}.mask_runs WHERE id = {string(run.id)}")
+
+
+# -- the schema ------------------------------------------------------------------------------------------------
+def read_schema(conn, db: str) -> dict[str, TableInfo]:
+    d = string(db)
+    cols: dict[str, dict[str, ColumnInfo]] = {}
+    for t, c, dt, ct, nul, chars, octets, extra, gen in q(
+            conn, "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, CHARACTER_MAXIMUM_LENGTH, "
+                  "CHARACTER_OCTET_LENGTH, EXTRA, IFNULL(GENERATION_EXPRESSION, '') FROM information_schema.COLUMNS "
+                  f"WHERE TABLE_SCHEMA = {d}"):
+        t, c, dt = as_text(t), as_text(c), as_text(dt).lower()
+        width = octets if dt in mp.BINARY else chars
+        generated = "GENERATED" in as_text(extra).upper() or "VIRTUAL" in as_text(extra).upper() or \
+            "PERSISTENT" in as_text(extra).upper() or bool(as_text(gen))
+        cols.setdefault(t, {})[c.lower()] = ColumnInfo(c, dt, as_text(ct), as_text(nul) == "YES",
+                                                        int(width) if width is not None else None, generated)
+    keys: dict[str, dict[str, list[tuple[int, str]]]] = {}
+    for t, idx, seq, c in q(conn, "SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME FROM "
+                                  f"information_schema.STATISTICS WHERE TABLE_SCHEMA = {d} AND NON_UNIQUE = 0"):
+        keys.setdefault(as_text(t), {}).setdefault(as_text(idx), []).append((int(seq), as_text(c)))
+    trig: dict[str, list[str]] = {}
+    for t, name in q(conn, "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME FROM information_schema.TRIGGERS WHERE "
+                           f"TRIGGER_SCHEMA = {d} AND EVENT_MANIPULATION IN ('UPDATE', 'DELETE')"):
+        trig.setdefault(as_text(t), []).append(as_text(name))
+    rows = {as_text(t): int(n or 0) for t, n in q(
+        conn, f"SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = {d} "
+              "AND TABLE_TYPE = 'BASE TABLE'")}
+    out = {}
+    for t in rows:
+        idx = {k: tuple(c for _, c in sorted(v)) for k, v in keys.get(t, {}).items()}
+        pk = idx.pop("PRIMARY", ())
+        out[t] = TableInfo(t, cols.get(t, {}), pk, tuple(idx.values()), rows[t], tuple(trig.get(t, ())))
+    return out
+
+
+# -- values of a key, as SQL -------------------------------------------------------------------------------------
+def _lit(v) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return str(int(v))
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, (bytes, bytearray)):
+        return f"X'{bytes(v).hex()}'" if v else "''"
+    if isinstance(v, str):
+        return f"CONVERT(X'{v.encode().hex()}' USING utf8mb4)" if v else "''"
+    return string(str(v))  # Decimal, dates and times: their text form
+
+
+def _after(pk: tuple[str, ...], vals: list) -> str:
+    """Rows whose key is after `vals` in key order (expanded, so the optimizer ranges on the index)."""
+    ors = []
+    for i in range(len(pk)):
+        eq = [f"{ident(pk[j])} = {_lit(vals[j])}" for j in range(i)]
+        ors.append("(" + " AND ".join(eq + [f"{ident(pk[i])} > {_lit(vals[i])}"]) + ")")
+    return "(" + " OR ".join(ors) + ")"
+
+
+def _upto(pk: tuple[str, ...], vals: list) -> str:
+    return f"NOT {_after(pk, vals)}"
+
+
+def _encode(vals) -> str:
+    return json.dumps([{"b": bytes(v).hex()} if isinstance(v, (bytes, bytearray)) else
+                       v if isinstance(v, (int, str)) or v is None else {"s": str(v)} for v in vals])
+
+
+def _decode(text: str) -> list:
+    out = []
+    for v in json.loads(text):
+        out.append(bytes.fromhex(v["b"]) if isinstance(v, dict) and "b" in v else
+                   v["s"] if isinstance(v, dict) else v)
+    return out
+
+
+# -- fingerprints ----------------------------------------------------------------------------------------------
+def fingerprint(conn, run: Run, db: str, tables: list[TablePlan], infos: dict[str, TableInfo]) -> int:
+    """A sample of each masked column's source values (about FP_SAMPLE, chosen by a salted hash), hashed with
+    another salt: `check` proves none of them is left. Shuffled columns: (key, value) pairs of values that occur
+    once (a repeated value may land on a row that had it, which reveals nothing)."""
+    n = 0
+    for tp in tables:
+        src = f"{ident(db)}.{ident(tp.table)}"
+        every = max(1, -(-infos[tp.table].rows // FP_SAMPLE))
+        for cp in tp.columns:
+            if not cp.fingerprint:
+                continue
+            fp = mp.fp_expr(cp, tp.pk)
+            pick = f"CRC32(CONCAT(@smr_fp, {cp.canon})) % {every} = 0"
+            where = f"{ident(cp.column)} IS NOT NULL AND {pick}"
+            if cp.rule.kind == "shuffle":
+                where += (f" AND {cp.canon} IN (SELECT v FROM (SELECT {cp.canon} AS v FROM {src} GROUP BY 1 "
+                          "HAVING COUNT(*) = 1) once)")
+            q(conn, f"INSERT IGNORE INTO {META}.mask_fp (run, tbl, col, fp) SELECT {string(run.id)}, "
+                    f"{string(tp.table)}, {string(cp.column)}, {fp} FROM {src} WHERE {where}")
+            n += int(q(conn, f"SELECT COUNT(*) FROM {META}.mask_fp WHERE run = {string(run.id)} AND tbl = "
+                             f"{string(tp.table)} AND col = {string(cp.column)}")[0][0])
+    return n
+
+
+# -- masking ---------------------------------------------------------------------------------------------------
+def _progress(conn, run: Run, step: str) -> tuple[bool, list | None, int]:
+    rows = q(conn, f"SELECT finished, done_upto, rows_done FROM {META}.mask_progress WHERE run = {string(run.id)} "
+                   f"AND step = {string(step)}")
+    if not rows:
+        q(conn, f"INSERT IGNORE INTO {META}.mask_progress (run, step) VALUES ({string(run.id)}, {string(step)})")
+        return False, None, 0
+    fin, upto, done = rows[0]
+    return bool(fin), (_decode(as_text(upto)) if upto is not None else None), int(done)
+
+
+def _commit_step(conn, run: Run, step: str, upto, rows: int, finished: bool) -> str:
+    return (f"UPDATE {META}.mask_progress SET done_upto = {string(_encode(upto)) if upto is not None else 'NULL'}, "
+            f"rows_done = rows_done + {int(rows)}, finished = {int(finished)} WHERE run = {string(run.id)} AND "
+            f"step = {string(step)}")
+
+
+def _batches(conn, src: str, pk: tuple[str, ...], start: list | None, batch: int):
+    """(lower bound or None, upper key or None): key ranges of about `batch` rows, found on the primary key."""
+    cols = ", ".join(ident(p) for p in pk)
+    order = ", ".join(ident(p) for p in pk)
+    lo = start
+    while True:
+        where = f"WHERE {_after(pk, lo)} " if lo is not None else ""
+        rows = q(conn, f"SELECT {cols} FROM {src} {where}ORDER BY {order} LIMIT 1 OFFSET {batch - 1}")
+        hi = list(rows[0]) if rows else None
+        yield lo, hi
+        if hi is None:
+            return
+        lo = hi
+
+
+def mask_table(conn, run: Run, db: str, tp: TablePlan, batch: int = BATCH, progress=None) -> int:
+    """Every rule of one table; resumable (each batch commits with its progress row). Returns rows changed."""
+    src = f"{ident(db)}.{ident(tp.table)}"
+    total = 0
+    if tp.truncate:
+        step = f"{tp.table}\x00truncate"
+        fin, _, _ = _progress(conn, run, step)
+        if not fin:
+            n = int(q(conn, f"SELECT COUNT(*) FROM {src}")[0][0])
+            try:
+                q(conn, f"TRUNCATE TABLE {src}")
+            except SharedMySQLError:
+                q(conn, f"DELETE FROM {src}")  # TRUNCATE refused (a foreign key on another engine): row by row
+            q(conn, _commit_step(conn, run, step, None, n, True))
+            total += n
+        return total
+    if tp.updates:
+        sets = ", ".join(f"{ident(c.column)} = {c.expr}" for c in tp.updates)
+        step = f"{tp.table}\x00update"
+        fin, upto, _ = _progress(conn, run, step)
+        if not fin and not tp.pk:  # no key to batch on: one statement, atomic with its progress
+            q(conn, "START TRANSACTION")
+            n = _update(conn, f"UPDATE {src} SET {sets}")
+            q(conn, _commit_step(conn, run, step, None, n, True))
+            q(conn, "COMMIT")
+            total += n
+        elif not fin:
+            for lo, hi in _batches(conn, src, tp.pk, upto, batch):
+                conds = ([_after(tp.pk, lo)] if lo is not None else []) + ([_upto(tp.pk, hi)] if hi else [])
+                where = f" WHERE {' AND '.join(conds)}" if conds else ""
+                q(conn, "START TRANSACTION")
+                n = _update(conn, f"UPDATE {src} SET {sets}{where}")
+                q(conn, _commit_step(conn, run, step, hi, n, hi is None))
+                q(conn, "COMMIT")
+                total += n
+                if progress:
+                    progress(tp.table, total)
+    for cp in tp.shuffles:
+        total += _shuffle(conn, run, db, tp, cp, batch, progress)
+    return total
+
+
+def _update(conn, sql: str) -> int:
+    with conn.cursor() as cur:
+        try:
+            return int(cur.execute(sql))
+        except Exception as exc:  # noqa: BLE001 - PyMySQL errors: re-raised as one scrubbed line by q()
+            import pymysql
+
+            if isinstance(exc, pymysql.err.MySQLError):
+                q(conn, "ROLLBACK")
+                from ..backup.load import scrub
+
+                code = exc.args[0] if exc.args else None
+                raise MaskingError(f"masking failed: error {code}: {scrub(exc.args[-1])}") from None
+            raise
+
+
+def _shuffle(conn, run: Run, db: str, tp: TablePlan, cp, batch: int, progress) -> int:
+    """A cyclic shift of the column's values in a salted random order of the rows: row k (in that order) takes
+    row k+1's value, so no row keeps its own (unless the value repeats). The order and values are copied once
+    into a map in the tool's schema (kept until the column is done, so a killed run resumes on the same map),
+    then moved in batches of map positions."""
+    step = f"{tp.table}\x00shuffle:{cp.column}"
+    fin, upto, _ = _progress(conn, run, step)
+    mapname = f"{META}.{ident('shuf_' + run.id + '_' + hashlib.sha256(step.encode()).hexdigest()[:12])}"
+    if fin:
+        q(conn, f"DROP TABLE IF EXISTS {mapname}")
+        return 0
+    src = f"{ident(db)}.{ident(tp.table)}"
+    pkcols = ", ".join(ident(p) for p in tp.pk)
+    have = q(conn, f"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {string(META_DATABASE)} "
+                   f"AND TABLE_NAME = {string(mapname.split('.', 1)[1].strip('`'))}")[0][0]
+    if not have:
+        tmp = mapname[:-1] + "_new`"
+        q(conn, f"DROP TABLE IF EXISTS {tmp}")
+        order = f"SHA2(CONCAT(@smr_salt, {string(cp.column)}, 0x00, {mp.pk_string(tp.pk)}), 256)"
+        q(conn, f"CREATE TABLE {tmp} ENGINE=InnoDB AS SELECT ROW_NUMBER() OVER (ORDER BY {order}) AS smr_n, "
+                f"{pkcols}, {ident(cp.column)} AS smr_v FROM {src}")
+        q(conn, f"ALTER TABLE {tmp} ADD PRIMARY KEY (smr_n), ADD KEY smr_k ({pkcols})")
+        q(conn, f"RENAME TABLE {tmp} TO {mapname}")
+    count = int(q(conn, f"SELECT COUNT(*) FROM {mapname}")[0][0])
+    start = int(upto[0]) if upto else 0
+    total = 0
+    join = " AND ".join(f"t.{ident(p)} <=> a.{ident(p)}" for p in tp.pk)
+    while start < count:
+        end = min(count, start + batch)
+        q(conn, "START TRANSACTION")
+        n = _update(conn, f"UPDATE {src} t JOIN {mapname} a ON {join} JOIN {mapname} b ON b.smr_n = "
+                          f"IF(a.smr_n = {count}, 1, a.smr_n + 1) SET t.{ident(cp.column)} = b.smr_v WHERE "
+                          f"a.smr_n > {start} AND a.smr_n <= {end}")
+        q(conn, _commit_step(conn, run, step, [end], n, end >= count))
+        q(conn, "COMMIT")
+        total += n
+        start = end
+        if progress:
+            progress(tp.table, total)
+    if count == 0:
+        q(conn, _commit_step(conn, run, step, None, 0, True))
+    q(conn, f"DROP TABLE IF EXISTS {mapname}")
+    return total
+
+
+# -- the check -------------------------------------------------------------------------------------------------
+def check(conn, run: Run | None, db: str, tables: list[TablePlan]) -> list[dict]:
+    """Per masked column (or truncated table): rows, rows breaking the rule, fingerprints compared and matched.
+    A finding is any breaking row, any surviving source value, or masking not finished."""
+    out = []
+    unfinished = set()
+    if run is not None:
+        load_salts(conn, run)
+        for step, fin in q(conn, f"SELECT step, finished FROM {META}.mask_progress WHERE run = {string(run.id)}"):
+            if not fin:
+                unfinished.add(as_text(step).split("\x00")[0])
+    for tp in tables:
+        src = f"{ident(db)}.{ident(tp.table)}"
+        if tp.truncate:
+            n = int(q(conn, f"SELECT COUNT(*) FROM {src}")[0][0])
+            out.append({"table": tp.table, "column": None, "rule": "truncate", "rows": n, "violations": n,
+                        "fingerprints": 0, "matches": 0, "unfinished": tp.table in unfinished})
+            continue
+        sums = [f"IFNULL(SUM({c.violation}), 0)" if c.violation else "0" for c in tp.columns]
+        row = q(conn, f"SELECT COUNT(*), {', '.join(sums)} FROM {src}")[0]
+        for i, cp in enumerate(tp.columns):
+            fps = matches = 0
+            if run is not None and cp.fingerprint:
+                base = f"run = {string(run.id)} AND tbl = {string(tp.table)} AND col = {string(cp.column)}"
+                fps = int(q(conn, f"SELECT COUNT(*) FROM {META}.mask_fp WHERE {base}")[0][0])
+                if fps:
+                    matches = int(q(conn, f"SELECT COUNT(*) FROM (SELECT {mp.fp_expr(cp, tp.pk)} AS fp FROM {src} "
+                                          f"WHERE {ident(cp.column)} IS NOT NULL) x JOIN {META}.mask_fp f ON "
+                                          f"f.run = {string(run.id)} AND f.tbl = {string(tp.table)} AND f.col = "
+                                          f"{string(cp.column)} AND f.fp = x.fp")[0][0])
+            out.append({"table": tp.table, "column": cp.column, "rule": cp.rule.text(), "rows": int(row[0]),
+                        "violations": int(row[i + 1]), "fingerprints": fps, "matches": matches,
+                        "unfinished": tp.table in unfinished})
+    return out
+
+
+def findings(results: list[dict]) -> list[str]:
+    out = []
+    for r in results:
+        what = f"{r['table']}.{r['column']}" if r["column"] else f"{r['table']}.*"
+        if r["unfinished"]:
+            out.append(f"{what}: masking did not finish (re-run it)")
+        if r["violations"]:
+            out.append(f"{what}: {r['violations']} of {r['rows']} row(s) do not match {r['rule']}")
+        if r["matches"]:
+            out.append(f"{what}: {r['matches']} value(s) equal a source value ({r['rule']} not applied to them)")
+    return out
+
+
+def elapsed(t0: float) -> float:
+    return round(time.monotonic() - t0, 3)

@@ -1,0 +1,205 @@
+"""Rules checked against the real schema, and the SQL each rule becomes. Pure: the schema comes in as data.
+
+Every expression reads the refresh's salts from session variables (@smr_salt for masking, @smr_fp for the
+fingerprints of the source values), set from the tool's own schema: no salt ever appears in a statement's text,
+so none reaches the slow log, the general log or a binlog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import SharedMySQLError
+from ..sql.quoting import ident, string
+from .rules import EMAIL_DOMAIN, Rule
+
+TEXT = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
+BINARY = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
+INTS = {"tinyint", "smallint", "mediumint", "int", "bigint"}
+NUMBERS = INTS | {"decimal", "float", "double"}
+MIN_HASH_CHARS = 16  # 64 bits of SHA-256: ~1 chance in 30 million of any collision among 1M distinct values
+FP_HEX = 32  # fingerprints: 128 bits
+
+
+class MaskingError(SharedMySQLError):
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    data_type: str
+    column_type: str
+    nullable: bool
+    max_chars: int | None  # characters (text) or bytes (binary)
+    generated: bool = False
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    columns: dict[str, ColumnInfo]  # lower-case name -> info
+    pk: tuple[str, ...]
+    unique: tuple[tuple[str, ...], ...]  # UNIQUE indexes (column names), the primary key excluded
+    rows: int  # an estimate (information_schema.TABLES.TABLE_ROWS)
+    triggers: tuple[str, ...] = ()  # UPDATE/DELETE triggers: masking would fire them
+
+
+@dataclass
+class ColumnPlan:
+    rule: Rule
+    column: str
+    expr: str  # the masked value (UPDATE ... SET col = expr); shuffle: none
+    violation: str | None  # a row breaking the rule (mask --check); None: nothing checkable by form
+    canon: str  # the column's value as the bytes fingerprints hash
+    fingerprint: bool  # hash/email/shuffle: a sample of source values is kept to prove none survived
+
+
+@dataclass
+class TablePlan:
+    table: str
+    pk: tuple[str, ...]
+    columns: list[ColumnPlan] = field(default_factory=list)
+    truncate: bool = False
+
+    @property
+    def updates(self) -> list[ColumnPlan]:
+        return [c for c in self.columns if c.rule.kind != "shuffle"]
+
+    @property
+    def shuffles(self) -> list[ColumnPlan]:
+        return [c for c in self.columns if c.rule.kind == "shuffle"]
+
+
+def _where(tenant: str, rule: Rule) -> str:
+    return f'tenants.{tenant}.masking."{rule.key}"'
+
+
+def canon(col: ColumnInfo) -> str:
+    c = ident(col.name)
+    if col.data_type in TEXT or col.data_type in ("enum", "set"):
+        return f"CONVERT({c} USING utf8mb4)"
+    if col.data_type in BINARY:
+        return c
+    return f"CAST({c} AS CHAR)"
+
+
+def _sha(inner: str, var: str = "@smr_salt") -> str:
+    return f"SHA2(CONCAT({var}, {inner}), 256)"
+
+
+def column_plan(tenant: str, rule: Rule, col: ColumnInfo, table: TableInfo) -> ColumnPlan:
+    where = _where(tenant, rule)
+    c = ident(col.name)
+    low = col.name.lower()
+    if col.generated:
+        raise MaskingError(f"{where}: {col.name} is a generated column (the server computes it); mask the columns "
+                           "it is computed from")
+    if low in (p.lower() for p in table.pk):
+        raise MaskingError(f"{where}: {col.name} is in the primary key of {table.name}; masking a key would move "
+                           "rows under the batches: mask the values that reference people, not the row's key")
+    in_unique = any(low in (x.lower() for x in u) for u in table.unique)
+    x = canon(col)
+    kind = rule.kind
+    if kind == "hash":
+        if col.data_type in TEXT:
+            width = min(64, col.max_chars or 64)
+            if width < MIN_HASH_CHARS:
+                raise MaskingError(f"{where}: {col.column_type} holds {width} characters; hash needs at least "
+                                   f"{MIN_HASH_CHARS} to stay unique: widen the column or use fixed/null")
+            expr = f"LEFT({_sha(x)}, {width})"
+            viol = f"CAST({c} AS BINARY) NOT REGEXP '^[0-9a-f]{{{width}}}$'"
+        elif col.data_type in BINARY:
+            width = min(32, col.max_chars or 32)
+            if width < MIN_HASH_CHARS // 2:
+                raise MaskingError(f"{where}: {col.column_type} holds {width} bytes; hash needs at least "
+                                   f"{MIN_HASH_CHARS // 2}: widen the column or use fixed/null")
+            expr = f"UNHEX(LEFT({_sha(x)}, {2 * width}))"
+            viol = None
+        elif col.data_type == "bigint":
+            unsigned = "unsigned" in col.column_type.lower()
+            digits = 16 if unsigned else 15
+            expr = f"CAST(CONV(LEFT({_sha(x)}, {digits}), 16, 10) AS {'UNSIGNED' if unsigned else 'SIGNED'})"
+            viol = None
+        else:
+            raise MaskingError(f"{where}: hash needs a text column of at least {MIN_HASH_CHARS} characters, a "
+                               f"binary one of at least {MIN_HASH_CHARS // 2} bytes, or a BIGINT; {col.name} is "
+                               f"{col.column_type}: use fixed, null or shuffle")
+        return ColumnPlan(rule, col.name, f"IF({c} IS NULL, NULL, {expr})",
+                          f"{c} IS NOT NULL AND {viol}" if viol else None, x, True)
+    if kind == "email":
+        width = (col.max_chars or 0) if col.data_type in TEXT else 0
+        room = min(32, width - 2 - len(EMAIL_DOMAIN))
+        if room < MIN_HASH_CHARS:
+            raise MaskingError(f"{where}: email needs a text column of at least {MIN_HASH_CHARS + 2 + len(EMAIL_DOMAIN)}"
+                               f" characters (u<hex>@{EMAIL_DOMAIN}); {col.name} is {col.column_type}")
+        expr = f"CONCAT('u', LEFT({_sha(x)}, {room}), '@{EMAIL_DOMAIN}')"
+        viol = f"CAST({c} AS BINARY) NOT REGEXP '^u[0-9a-f]{{{room}}}@{EMAIL_DOMAIN.replace('.', '[.]')}$'"
+        return ColumnPlan(rule, col.name, f"IF({c} IS NULL, NULL, {expr})", f"{c} IS NOT NULL AND {viol}", x, True)
+    if kind == "fixed":
+        if in_unique:
+            raise MaskingError(f"{where}: {col.name} is in a unique index of {table.name}; one fixed value for every "
+                               "row would break it: use hash or email")
+        v = rule.value
+        if isinstance(v, str):
+            if col.data_type in NUMBERS:
+                raise MaskingError(f"{where}: {col.name} is {col.column_type}; give a number: fixed(0)")
+            if col.max_chars is not None and len(v.encode() if col.data_type in BINARY else v) > col.max_chars:
+                raise MaskingError(f"{where}: {v!r} is longer than {col.column_type} holds; give a shorter value")
+            lit = string(v)
+        else:
+            if col.data_type in INTS and not isinstance(v, int):
+                raise MaskingError(f"{where}: {col.name} is {col.column_type}; give a whole number")
+            lit = repr(v) if isinstance(v, float) else str(v)
+        return ColumnPlan(rule, col.name, f"IF({c} IS NULL, NULL, {lit})", f"{c} IS NOT NULL AND NOT ({c} <=> {lit})",
+                          x, False)
+    if kind == "null":
+        if not col.nullable:
+            raise MaskingError(f"{where}: {col.name} is NOT NULL; use fixed('...') or hash")
+        return ColumnPlan(rule, col.name, "NULL", f"{c} IS NOT NULL", x, False)
+    if kind == "shuffle":
+        if in_unique:
+            raise MaskingError(f"{where}: {col.name} is in a unique index of {table.name}; values moved between rows "
+                               "in batches would collide on the way: use hash or email")
+        if not table.pk:
+            raise MaskingError(f"{where}: table {table.name} has no primary key; shuffle moves values between rows "
+                               "by key: add one, or use another rule")
+        return ColumnPlan(rule, col.name, "", None, x, True)
+    raise MaskingError(f"{where}: unknown rule {kind}")  # pragma: no cover - rules.py parsed it
+
+
+def build(tenant: str, rules: list[Rule], tables: dict[str, TableInfo]) -> list[TablePlan]:
+    """One TablePlan per table, in name order; one line naming the config key for the first rule that cannot
+    apply to the real schema."""
+    by_name = {k.lower(): v for k, v in tables.items()}
+    out: dict[str, TablePlan] = {}
+    for r in rules:
+        t = by_name.get(r.table.lower())
+        if t is None:
+            raise MaskingError(f"{_where(tenant, r)}: no table {r.table} in the tenant's database; fix the key or "
+                               "remove the rule")
+        if t.triggers and r.kind != "truncate":
+            raise MaskingError(f"{_where(tenant, r)}: table {t.name} has trigger(s) {', '.join(t.triggers)} that "
+                               "masking would fire (they may copy the unmasked values elsewhere); drop them on the "
+                               "target first, or truncate the table")
+        tp = out.setdefault(t.name, TablePlan(t.name, t.pk))
+        if r.kind == "truncate":
+            tp.truncate = True
+            continue
+        col = t.columns.get((r.column or "").lower())
+        if col is None:
+            raise MaskingError(f"{_where(tenant, r)}: table {t.name} has no column {r.column}; fix the key or remove "
+                               "the rule")
+        tp.columns.append(column_plan(tenant, r, col, t))
+    return [out[k] for k in sorted(out)]
+
+
+def pk_string(pk: tuple[str, ...]) -> str:
+    """The row's key as one string (fingerprints of shuffled values are per row)."""
+    return "CONCAT_WS(0x1f, " + ", ".join(f"CAST({ident(p)} AS CHAR)" for p in pk) + ")"
+
+
+def fp_expr(cp: ColumnPlan, pk: tuple[str, ...]) -> str:
+    """The fingerprint of a value (shuffle: of the row's key and its value), 16 bytes."""
+    inner = f"CONCAT({pk_string(pk)}, 0x00, {cp.canon})" if cp.rule.kind == "shuffle" else cp.canon
+    return f"UNHEX(LEFT({_sha(inner, '@smr_fp')}, {FP_HEX}))"
