@@ -21,7 +21,8 @@ def _render(out: dict, verb: str) -> None:
         for c in r["columns"]:
             what = f"{c['table']}.{c['column'] or '*'}"
             bad = c["violations"] or c["matches"] or c["unfinished"]
-            fp = f", {c['matches']}/{c['fingerprints']} source values found" if c["fingerprints"] else ""
+            fp = (f", {c['matches']} of {c['fingerprints']} sampled source values left" if c["fingerprints"]
+                  else "")
             echo(f"{'✗' if bad else '✓'} {r['tenant']}: {what} {c['rule']}: {c['rows']} row(s), "
                  f"{c['violations']} breaking the rule{fp}")
         for n in r.get("notes", []):

@@ -91,8 +91,11 @@ def refresh(target, source_loaded, tenants: list[str] | None = None, *, restart:
                     db = f"{t}{DATABASE_SUFFIX}"
                     run = engine.latest_run(conn, db)
                     blocked = blocks.read(ex).get(t)
+                    # Resumed: an unfinished run of this refresh with the same rules (changed rules need the
+                    # source values again, for their fingerprints: restored again).
                     resume = (not restart and run is not None and run.source == f"refresh:{label}"
-                              and run.phase != "verified" and blocked is not None)
+                              and run.phase != "verified" and blocked is not None
+                              and run.digest == engine.rules_digest(rules[t]))
                     if not resume:
                         blocks.block(ex, t, REASON.format(src=label))
                         locked = blocks.lock_now(ex, t)

@@ -105,9 +105,9 @@ def parse_rules(masking: dict) -> list[Rule]:
     seen: dict[tuple, Rule] = {}
     for r in rules:
         k = (r.table.lower(), (r.column or "*").lower())
-        if k in seen and seen[k] != r:
+        if k in seen and seen[k].text() != r.text():
             raise RuleError(f"{r.key}: given twice ({seen[k].text()} and {r.text()}); keep one")
-        seen[k] = r
+        seen.setdefault(k, r)
     return list(seen.values())
 
 
@@ -121,7 +121,7 @@ def merge(primary: dict | None, other: dict | None, label: str) -> dict | None:
     for k, v in (other or {}).items():
         r = parse_rule(k, v)
         key = (r.table.lower(), (r.column or "*").lower())
-        if key in a and a[key] != r:
+        if key in a and a[key].text() != r.text():
             raise RuleError(f"{label}: {k} is {a[key].text()} in this config but {r.text()} in the source's; make "
                             "them agree")
         if key not in a:

@@ -54,8 +54,9 @@ def mask_database(conn, tenant: str, rules: list[Rule], *, source: str, new_run:
     digest = engine.rules_digest(rules)
     run = engine.latest_run(conn, db)
     resumed = False
-    if new_run or run is None or run.phase == "verified":
-        run = engine.new_run(conn, db, digest, source)  # masking masked data again is harmless (and consistent)
+    if new_run or run is None or run.phase == "verified" or run.digest != digest:
+        run = engine.new_run(conn, db, digest, source)  # masked data masked again: harmless, consistent
+        # (changed rules: the fingerprints and progress of the old ones do not fit them)
     else:
         resumed = True  # an interrupted run: its salts, fingerprints and progress
     engine.load_salts(conn, run)

@@ -87,6 +87,8 @@ def test_masking_applies_every_rule_and_the_check_passes(shop):
         conn.close()
     assert r["ok"], r["problems"]
     assert r["fingerprints"] > 0
+    # verified: the masking salt is forgotten (nobody can test guesses against the hashed columns with it)
+    assert rows(t, f"SELECT salt FROM shared_mysql.mask_runs WHERE id = '{r['run']}'") == [("",)]
     after = {r[0]: r[1:] for r in rows(t, "SELECT id, email, name, phone, nick, note FROM shop_db.users")}
     assert len(after) == ROWS
     emails = [a[0] for a in after.values()]
@@ -221,7 +223,7 @@ def test_the_salt_never_appears_in_a_statement_the_server_logs(shop, tmp_path):
 
 
 def test_mask_check_exits_3_and_names_the_column_from_the_cli(shop):
-    t = fresh(shop, rows=300)
+    fresh(shop, rows=300)
     res = subprocess.run([*CLI, "-c", str(shop.config_path), "mask", "--check", "--tenant", "shop"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 3, res.stdout + res.stderr
