@@ -222,7 +222,8 @@ def test_the_salt_never_appears_in_a_statement_the_server_logs(shop, tmp_path):
     # shape: 64 hex digits)
     import re
 
-    assert not re.findall(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])", slow)
+    digests = {r[0].encode() for r in rows(t, "SELECT digest FROM shared_mysql.mask_runs")}  # of the rules
+    assert not set(re.findall(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])", slow)) - digests
     # nor a source value: the masking session's statements carry rules, keys and no data
     assert b"user42@corp.example.net" not in slow
 
