@@ -315,10 +315,18 @@ class Target:
                         out.append(finished)  # connecting finished a killed master rotation: that was this one
                     elif master:
                         out.append(rotate_master(self, ex, now=now, test_login=test_login))
-                    desired = self.desired(ex.flavor)
+                    from .tenants import blocks
+
+                    blocked = blocks.read(ex)
+                    named = sorted({t for t, _ in selection if t in blocked}) if selection != "all" else []
+                    if named:  # a rotation unlocks the twin it makes current: it would lift the block
+                        raise SharedMySQLError(f"tenant {named[0]} is blocked ({blocked[named[0]]['reason']}); its "
+                                               "accounts stay locked until that is resolved, so it is not rotated")
+                    desired = self.desired(ex.flavor, frozenset(blocked))
                     # --all/--due: IAM accounts have no password to rotate and are left out; named, they fail.
+                    # Blocked tenants (an unverified refresh) are left out too.
                     accounts = [a for t in desired.tenants for a in t.accounts
-                                if (selection == "all" and a.auth != "iam") or
+                                if (selection == "all" and a.auth != "iam" and a.tenant not in blocked) or
                                 (selection != "all" and (a.tenant, a.role) in selection)]
                     if due:
                         self.store.reload()

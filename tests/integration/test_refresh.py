@@ -143,6 +143,15 @@ def test_a_failed_verification_exits_3_and_keeps_the_tenant_locked(pair):
         chk = subprocess.run([*CLI, "-c", str(st.config_path), "mask", "--check"], capture_output=True, text=True,
                              timeout=120)
         assert chk.returncode == 3 and "marked unusable" in chk.stdout + chk.stderr
+        # a rotation would unlock the twin it makes current: refused for a blocked tenant, skipped by --all
+        rot = subprocess.run([*CLI, "-c", str(st.config_path), "rotate", "shop"], capture_output=True, text=True,
+                             timeout=120)
+        assert rot.returncode == 1 and "tenant shop is blocked" in rot.stderr, rot.stderr
+        rot = subprocess.run([*CLI, "-c", str(st.config_path), "rotate", "--all"], capture_output=True, text=True,
+                             timeout=120)
+        assert rot.returncode == 0, rot.stderr
+        assert error_code(lambda: login(mine)) == 4151
+        assert error_code(lambda: login(secret(st.target()))) == 4151
     finally:
         st.config_path.write_text(original)
     # Fixed rules (solo.secret_word is not masked by the restored config: solo is left as is): a re-run restores
