@@ -257,9 +257,13 @@ def local_status(target, now: float | None = None) -> dict:
     with target.executor() as ex:
         version = ex.flavor.label
         rows = record_and_evaluate(target, ex, now, short_rate=True)
+        from ..tenants import blocks
+
+        blocked = blocks.read(ex)
     return {"target": target.kind, "server": version, "host": target.host, "port": target.port,
             "alarms": rows, "firing": [r["alarm"] for r in rows if r["state"] == ALARM],
-            "backups": backup_status(target, now), "seconds": round(time.monotonic() - started, 3)}
+            "backups": backup_status(target, now), "blocked_tenants": blocked,
+            "seconds": round(time.monotonic() - started, 3)}
 
 
 def backup_status(target, now: float) -> dict:
@@ -359,4 +363,7 @@ def render(status: dict) -> str:
                      + "".join(f"; GAP {g['from']}..{g['to']}" for g in b["gaps"])
                      + "".join(f"; UNFINISHED restore into {', '.join(v)} (re-run it)"
                                for v in b.get("unfinished_restores", {}).values()))
+    for tenant, why in sorted((status.get("blocked_tenants") or {}).items()):
+        lines.append(f"  UNUSABLE tenant {tenant} (accounts locked since {why['since']}): {why['reason']}; "
+                     "`shared-mysql refresh` (re-run) or `shared-mysql mask` finishes it")
     return "\n".join(lines)

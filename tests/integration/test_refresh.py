@@ -143,6 +143,9 @@ def test_a_failed_verification_exits_3_and_keeps_the_tenant_locked(pair):
         chk = subprocess.run([*CLI, "-c", str(st.config_path), "mask", "--check"], capture_output=True, text=True,
                              timeout=120)
         assert chk.returncode == 3 and "marked unusable" in chk.stdout + chk.stderr
+        stat = subprocess.run([*CLI, "-c", str(st.config_path), "status"], capture_output=True, text=True,
+                              timeout=120)
+        assert "UNUSABLE tenant shop" in stat.stdout, stat.stdout
         # a rotation would unlock the twin it makes current: refused for a blocked tenant, skipped by --all
         rot = subprocess.run([*CLI, "-c", str(st.config_path), "rotate", "shop"], capture_output=True, text=True,
                              timeout=120)
