@@ -69,16 +69,18 @@ def open_session(info: ConnectionInfo) -> tuple[object, list[str]]:
 
 
 def ensure_meta(conn) -> None:
+    """Names (databases, tables, columns, steps) are kept as bytes: compared with a literal of any collation."""
     q(conn, f"CREATE DATABASE IF NOT EXISTS {META} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    q(conn, f"CREATE TABLE IF NOT EXISTS {META}.mask_runs (id CHAR(16) NOT NULL PRIMARY KEY, db VARCHAR(64) NOT NULL, "
+    q(conn, f"CREATE TABLE IF NOT EXISTS {META}.mask_runs (id CHAR(16) NOT NULL PRIMARY KEY, "
+            "db VARBINARY(256) NOT NULL, "
             "digest CHAR(64) NOT NULL, salt CHAR(64) NOT NULL, fp_salt CHAR(64) NOT NULL, phase VARCHAR(16) NOT NULL, "
-            "source VARCHAR(255) NOT NULL, started DATETIME NOT NULL, updated DATETIME NOT NULL, "
+            "source VARBINARY(1024) NOT NULL, started DATETIME NOT NULL, updated DATETIME NOT NULL, "
             "KEY (db, started)) ENGINE=InnoDB")
-    q(conn, f"CREATE TABLE IF NOT EXISTS {META}.mask_progress (run CHAR(16) NOT NULL, step VARCHAR(200) NOT NULL, "
+    q(conn, f"CREATE TABLE IF NOT EXISTS {META}.mask_progress (run CHAR(16) NOT NULL, step VARBINARY(800) NOT NULL, "
             "done_upto TEXT NULL, finished TINYINT NOT NULL DEFAULT 0, rows_done BIGINT NOT NULL DEFAULT 0, "
             "PRIMARY KEY (run, step)) ENGINE=InnoDB")
-    q(conn, f"CREATE TABLE IF NOT EXISTS {META}.mask_fp (run CHAR(16) NOT NULL, tbl VARCHAR(64) NOT NULL, "
-            "col VARCHAR(64) NOT NULL, fp BINARY(16) NOT NULL, PRIMARY KEY (run, tbl, col, fp)) ENGINE=InnoDB")
+    q(conn, f"CREATE TABLE IF NOT EXISTS {META}.mask_fp (run CHAR(16) NOT NULL, tbl VARBINARY(256) NOT NULL, "
+            "col VARBINARY(256) NOT NULL, fp BINARY(16) NOT NULL, PRIMARY KEY (run, tbl, col, fp)) ENGINE=InnoDB")
 
 
 def latest_run(conn, db: str) -> Run | None:
@@ -121,7 +123,10 @@ def set_phase(conn, run: Run, phase: str) -> None:
 
 def load_salts(conn, run: Run) -> None:
     """@smr_salt and @smr_fp for this session, read inside the server: never in a statement's text."""
-    q(conn, f"SELECT salt, fp_salt INTO @smr_salt, @smr_fp FROM {META}.mask_runs WHERE id = {string(run.id)}")
+    # Binary: CONCAT with a column of any collation is then its bytes (a text salt would clash with the column's
+    # collation, error 1267, and the bytes hashed would not depend on it anyway).
+    q(conn, f"SELECT CAST(salt AS BINARY), CAST(fp_salt AS BINARY) INTO @smr_salt, @smr_fp FROM {META}.mask_runs "
+            f"WHERE id = {string(run.id)}")
 
 
 # -- the schema ------------------------------------------------------------------------------------------------
@@ -146,6 +151,11 @@ def read_schema(conn, db: str) -> dict[str, TableInfo]:
     for t, name in q(conn, "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME FROM information_schema.TRIGGERS WHERE "
                            f"TRIGGER_SCHEMA = {d} AND EVENT_MANIPULATION IN ('UPDATE', 'DELETE')"):
         trig.setdefault(as_text(t), []).append(as_text(name))
+    refs: dict[str, list[tuple[str, str, str]]] = {}
+    for t, c, rt, rc in q(conn, "SELECT TABLE_NAME, COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME FROM "
+                                f"information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = {d} AND "
+                                f"REFERENCED_TABLE_SCHEMA = {d}"):
+        refs.setdefault(as_text(t), []).append((as_text(c), as_text(rt), as_text(rc)))
     rows = {as_text(t): int(n or 0) for t, n in q(
         conn, f"SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = {d} "
               "AND TABLE_TYPE = 'BASE TABLE'")}
@@ -153,7 +163,8 @@ def read_schema(conn, db: str) -> dict[str, TableInfo]:
     for t in rows:
         idx = {k: tuple(c for _, c in sorted(v)) for k, v in keys.get(t, {}).items()}
         pk = idx.pop("PRIMARY", ())
-        out[t] = TableInfo(t, cols.get(t, {}), pk, tuple(idx.values()), rows[t], tuple(trig.get(t, ())))
+        out[t] = TableInfo(t, cols.get(t, {}), pk, tuple(idx.values()), rows[t], tuple(trig.get(t, ())),
+                           tuple(refs.get(t, ())))
     return out
 
 

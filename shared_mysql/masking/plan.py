@@ -43,6 +43,8 @@ class TableInfo:
     unique: tuple[tuple[str, ...], ...]  # UNIQUE indexes (column names), the primary key excluded
     rows: int  # an estimate (information_schema.TABLES.TABLE_ROWS)
     triggers: tuple[str, ...] = ()  # UPDATE/DELETE triggers: masking would fire them
+    # foreign keys of this table: (column, referenced table, referenced column)
+    references: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass
@@ -131,8 +133,9 @@ def column_plan(tenant: str, rule: Rule, col: ColumnInfo, table: TableInfo) -> C
         width = (col.max_chars or 0) if col.data_type in TEXT else 0
         room = min(32, width - 2 - len(EMAIL_DOMAIN))
         if room < MIN_HASH_CHARS:
-            raise MaskingError(f"{where}: email needs a text column of at least {MIN_HASH_CHARS + 2 + len(EMAIL_DOMAIN)}"
-                               f" characters (u<hex>@{EMAIL_DOMAIN}); {col.name} is {col.column_type}")
+            need = MIN_HASH_CHARS + 2 + len(EMAIL_DOMAIN)
+            raise MaskingError(f"{where}: email needs a text column of at least {need} characters "
+                               f"(u<hex>@{EMAIL_DOMAIN}); {col.name} is {col.column_type}")
         expr = f"CONCAT('u', LEFT({_sha(x)}, {room}), '@{EMAIL_DOMAIN}')"
         viol = f"CAST({c} AS BINARY) NOT REGEXP '^u[0-9a-f]{{{room}}}@{EMAIL_DOMAIN.replace('.', '[.]')}$'"
         return ColumnPlan(rule, col.name, f"IF({c} IS NULL, NULL, {expr})", f"{c} IS NOT NULL AND {viol}", x, True)
@@ -191,7 +194,26 @@ def build(tenant: str, rules: list[Rule], tables: dict[str, TableInfo]) -> list[
             raise MaskingError(f"{_where(tenant, r)}: table {t.name} has no column {r.column}; fix the key or remove "
                                "the rule")
         tp.columns.append(column_plan(tenant, r, col, t))
+    _check_references(tenant, rules, by_name)
     return [out[k] for k in sorted(out)]
+
+
+def _check_references(tenant: str, rules: list[Rule], tables: dict[str, TableInfo]) -> None:
+    """A column that references a masked column holds the same values: it must be masked by the same rule (then
+    the two still join, since hash and email are deterministic within a run), or its table truncated."""
+    by_col = {(r.table.lower(), (r.column or "*").lower()): r for r in rules}
+    for t in tables.values():
+        if (t.name.lower(), "*") in by_col:
+            continue
+        for col, ref_table, ref_col in t.references:
+            parent = by_col.get((ref_table.lower(), ref_col.lower())) or by_col.get((ref_table.lower(), "*"))
+            if parent is None or parent.kind == "truncate":
+                continue
+            child = by_col.get((t.name.lower(), col.lower()))
+            if child is None or child.text() != parent.text():
+                have = f"is {child.text()}" if child else "is not masked"
+                raise MaskingError(f'{_where(tenant, parent)}: {t.name}.{col} references {ref_table}.{ref_col} and '
+                                   f'{have}: it holds the same values; add "{t.name}.{col}": {parent.text()}')
 
 
 def pk_string(pk: tuple[str, ...]) -> str:

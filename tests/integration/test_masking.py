@@ -250,3 +250,36 @@ def test_a_tenant_without_declared_rules_is_refused_by_mask(shop):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_hostile_names_a_table_without_key_and_a_foreign_key(shop):
+    t = fresh(shop, rows=10)
+    with t.executor() as ex:
+        ex.query("CREATE TABLE shop_db.`we``ird tbl` (`id` INT PRIMARY KEY, `e'mail\\x` VARCHAR(80), "
+                 "`이름` VARCHAR(40)) DEFAULT CHARSET utf8mb4")
+        ex.query("INSERT INTO shop_db.`we``ird tbl` SELECT seq, CONCAT('p', seq, '@corp.example.net'), "
+                 "CONCAT('홍길동', seq) FROM shop_db.seq_1_to_500")
+        ex.query("CREATE TABLE shop_db.nokey (v VARCHAR(40))")
+        ex.query("INSERT INTO shop_db.nokey SELECT CONCAT('secret', seq) FROM shop_db.seq_1_to_300")
+        ex.query("CREATE TABLE shop_db.child (id INT PRIMARY KEY, email VARCHAR(100), "
+                 "FOREIGN KEY (email) REFERENCES shop_db.users (email)) DEFAULT CHARSET utf8mb4")
+        ex.query("INSERT INTO shop_db.child SELECT id, email FROM shop_db.users")
+    rules = {"`we``ird tbl`.`e'mail\\x`": "email", "`we``ird tbl`.`이름`": "hash", "nokey.v": "hash",
+             "users.email": "email"}
+    conn = session(t)
+    try:
+        with pytest.raises(MaskingError, match="child.email references users.email and is not masked"):
+            mask_database(conn, "shop", parse_rules(rules), source="test", new_run=True)
+        r = mask_database(conn, "shop", parse_rules({**rules, "child.email": "email"}), source="test",
+                          new_run=True, batch=64)
+    finally:
+        conn.close()
+    assert r["ok"], r["problems"]
+    assert rows(t, "SELECT COUNT(*) FROM shop_db.`we``ird tbl` WHERE `e'mail\\x` LIKE '%corp%' OR `이름` LIKE "
+                   "'홍길동%'")[0][0] == 0
+    assert rows(t, "SELECT COUNT(*) FROM shop_db.nokey WHERE v LIKE 'secret%'")[0][0] == 0
+    # the child still references its parent (deterministic within a run)
+    assert rows(t, "SELECT COUNT(*) FROM shop_db.child c JOIN shop_db.users u ON u.email = c.email")[0][0] == 10
+    with t.executor() as ex:
+        for tb in ("child", "nokey", "`we``ird tbl`"):
+            ex.query(f"DROP TABLE shop_db.{tb if tb.startswith('`') else tb}")

@@ -51,7 +51,8 @@ def world(instance_factory, tmp_path, monkeypatch):
                                           Description="d")
         base = dict(Engine="mysql", EngineVersion="8.0.35", MasterUsername=MASTER, MasterUserPassword="x" * 16,
                     AllocatedStorage=30, BackupRetentionPeriod=14, StorageEncrypted=True, DeletionProtection=True)
-        rds.create_db_instance(DBInstanceIdentifier="prod-shared-mysql", KmsKeyId=prod_key, DBInstanceClass="db.r6g.large",
+        rds.create_db_instance(DBInstanceIdentifier="prod-shared-mysql", KmsKeyId=prod_key,
+                               DBInstanceClass="db.r6g.large",
                                DBParameterGroupName="prod-params", VpcSecurityGroupIds=[sgs["prod"]], MultiAZ=True,
                                Tags=[{"Key": "env", "Value": "prod"}], **base)
         rds.create_db_instance(DBInstanceIdentifier="staging-shared-mysql", KmsKeyId=stg_key,

@@ -139,3 +139,18 @@ def test_a_table_with_update_triggers_is_refused_unless_truncated():
 def test_table_and_column_names_match_without_case():
     [tp] = build("t", parse_rules({"USERS.Email": "email"}), _users())
     assert tp.table == "users" and tp.columns[0].column == "email"
+
+
+def test_a_column_referencing_a_masked_column_must_be_masked_the_same_way():
+    tables = _users()
+    orders = TableInfo("orders", {"id": ColumnInfo("id", "int", "int(11)", False, None),
+                                  "email": ColumnInfo("email", "varchar", "varchar(100)", True, 100)},
+                       ("id",), (), 10, references=(("email", "users", "email"),))
+    tables["orders"] = orders
+    with pytest.raises(MaskingError, match=r'orders.email references users.email and is not masked: it holds the '
+                                           r'same values; add "orders.email": email'):
+        build("t", parse_rules({"users.email": "email"}), tables)
+    with pytest.raises(MaskingError, match="is hash"):
+        build("t", parse_rules({"users.email": "email", "orders.email": "hash"}), tables)
+    assert len(build("t", parse_rules({"users.email": "email", "orders.email": "email"}), tables)) == 2
+    assert len(build("t", parse_rules({"users.email": "email", "orders.*": "truncate"}), tables)) == 2
