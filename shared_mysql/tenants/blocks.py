@@ -15,30 +15,34 @@ TABLE = f"`{META_DATABASE}`.tenant_blocks"
 
 def ensure(ex) -> None:
     ex.query(f"CREATE DATABASE IF NOT EXISTS `{META_DATABASE}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    ex.query(f"CREATE TABLE IF NOT EXISTS {TABLE} (tenant VARCHAR(64) NOT NULL PRIMARY KEY, "
-             "reason VARCHAR(512) NOT NULL, since DATETIME NOT NULL) ENGINE=InnoDB")
+    # One row per (tenant, kind): a refresh's block and, say, a suspension are lifted separately.
+    ex.query(f"CREATE TABLE IF NOT EXISTS {TABLE} (tenant VARCHAR(64) NOT NULL, kind VARCHAR(32) NOT NULL, "
+             "reason VARCHAR(512) NOT NULL, since DATETIME NOT NULL, PRIMARY KEY (tenant, kind)) ENGINE=InnoDB")
 
 
 def read(ex) -> dict[str, dict]:
-    """tenant -> {reason, since}; {} when the table does not exist (nothing was ever blocked)."""
+    """tenant -> {kind, reason, since} (the oldest block when there are several); {} when the table does not
+    exist (nothing was ever blocked)."""
     try:
-        rows = ex.query(f"SELECT tenant, reason, DATE_FORMAT(since, '%Y-%m-%dT%H:%i:%sZ') FROM {TABLE}")
+        rows = ex.query(f"SELECT tenant, kind, reason, DATE_FORMAT(since, '%Y-%m-%dT%H:%i:%sZ') FROM {TABLE} "
+                        "ORDER BY since DESC")
     except SharedMySQLError as exc:
         if "error 1146" in str(exc) or "error 1049" in str(exc):
             return {}
         raise
-    return {as_text(t): {"reason": as_text(r), "since": as_text(s)} for t, r, s in rows}
+    return {as_text(t): {"kind": as_text(k), "reason": as_text(r), "since": as_text(s)} for t, k, r, s in rows}
 
 
-def block(ex, tenant: str, reason: str) -> None:
+def block(ex, tenant: str, reason: str, kind: str = "refresh") -> None:
     ensure(ex)
-    ex.query(f"INSERT INTO {TABLE} (tenant, reason, since) VALUES ({string(tenant)}, {string(reason[:512])}, "
-             f"UTC_TIMESTAMP()) ON DUPLICATE KEY UPDATE reason = VALUES(reason)")
+    ex.query(f"INSERT INTO {TABLE} (tenant, kind, reason, since) VALUES ({string(tenant)}, {string(kind)}, "
+             f"{string(reason[:512])}, UTC_TIMESTAMP()) ON DUPLICATE KEY UPDATE reason = VALUES(reason)")
 
 
-def unblock(ex, tenant: str) -> None:
+def unblock(ex, tenant: str, kind: str = "refresh") -> None:
+    """Lift one kind of block (another kind, if any, keeps the tenant locked)."""
     try:
-        ex.query(f"DELETE FROM {TABLE} WHERE tenant = {string(tenant)}")
+        ex.query(f"DELETE FROM {TABLE} WHERE tenant = {string(tenant)} AND kind = {string(kind)}")
     except SharedMySQLError as exc:
         if "error 1146" not in str(exc) and "error 1049" not in str(exc):
             raise
