@@ -32,6 +32,8 @@ def desired_exports(target, desired, refs: dict[str, str | None],
     c = target.config
     p = c.exports_prefix
     out: dict[str, str | None] = {}
+    if c.exports_backend == "none":  # nothing is published, so nothing is planned (apply would never converge)
+        return out
     if owns_instance_level(c):
         out[f"{p}/endpoint"] = target.host
         out[f"{p}/port"] = str(target.port)

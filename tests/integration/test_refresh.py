@@ -225,3 +225,34 @@ def test_refresh_refuses_its_own_config_and_a_tenant_without_rules(pair, tmp_pat
     res = subprocess.run([*CLI, "-c", str(st.config_path), "refresh", "--from", str(sp2)], capture_output=True,
                          text=True, timeout=60)
     assert res.returncode == 2 and "never writes to its source" in res.stderr, res.stderr
+
+
+def test_refresh_into_a_server_target(pair, instance_factory, tmp_path):
+    """target: server (any reachable server, here a local one started elsewhere): the same refresh, rows loaded
+    with INSERTs (no FIFO in the server's secure_file_priv)."""
+    remote = instance_factory({})
+    m = remote.target().store.get("test-itest-master-password")
+    doc = {"environment": "qa", "identifier": "remote", "target": "server",
+           "instance": {"host": "127.0.0.1", "port": remote.port, "ca_bundle": str(remote.target().ca),
+                        "parameters": {"max_connections": 200}},
+           "exports": {"backend": "none"}, "tenants": {"shop": {"masking": RULES}}}
+    cfg = tmp_path / "qa.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    imp = subprocess.run([*CLI, "-c", str(cfg), "credentials", "--admin", "--import"], capture_output=True, text=True,
+                         input=json.dumps({"username": m["username"], "password": m["password"]}), timeout=60)
+    assert imp.returncode == 0, imp.stderr
+    ap = subprocess.run([*CLI, "-c", str(cfg), "apply", "--auto-approve"], capture_output=True, text=True, timeout=120)
+    assert ap.returncode == 0, ap.stdout + ap.stderr
+    res = subprocess.run([*CLI, "-c", str(cfg), "-o", "json", "refresh", "--from", str(pair["prod"].config_path)],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = json.loads(res.stdout)
+    assert out["ok"] and out["restored"]["shop"]["rows"] > 0
+    from shared_mysql.config.load import load_config
+    from shared_mysql.target import open_target
+
+    qa = open_target(load_config(cfg))
+    with qa.executor() as ex:
+        assert ex.query("SELECT COUNT(*) FROM shop_db.users")[0][0] == ROWS
+        assert ex.query("SELECT COUNT(*) FROM shop_db.users WHERE email NOT LIKE '%@example.com'")[0][0] == 0
+    login({**secret(qa), "ssl_ca": qa.ca}).close()  # the target's own credential (server targets publish no CA)
