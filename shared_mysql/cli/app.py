@@ -70,11 +70,13 @@ def build_app():
 
             logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="debug: %(name)s: %(message)s")
 
-    from . import backup, commands, infra, local, slowlog
+    from . import backup, commands, infra, local, mask, slowlog, snapshot
 
     commands.register(app)
     slowlog.register(app)
     backup.register(app)
+    snapshot.register(app)
+    mask.register(app)
     app.add_typer(local.build(), name="local", help="Manage the embedded server only.")
     app.add_typer(infra.build(), name="infra", help="The AWS infrastructure as a CDK app (needs the infra extra).")
     return app

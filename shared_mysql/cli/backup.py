@@ -1,4 +1,5 @@
-"""`backup create|archive|list|verify|prune|test` and `restore`: logical backups and PITR (local/server)."""
+"""`backup create|archive|list|verify|prune|test` and `restore`: logical backups and PITR (local/server); on
+aws, `restore` and `backup test` are RDS point-in-time restores into a new instance (backup/rds.py, rds_drill.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from .app import UsageError, echo, emit_json, state
 def _target():
     t = state.target()
     if t.kind == "aws":
-        raise UsageError("backups of the aws target are RDS snapshots and PITR (a later release); `backup` works on "
-                         "the local and server targets")
+        raise UsageError("backups of the aws target are RDS snapshots and PITR: use `shared-mysql snapshot "
+                         "create|list`, `restore --to-time` and `backup test`")
     t.prepare()
     return t
 
@@ -34,7 +35,8 @@ def register(app: typer.Typer) -> None:
     @backup.command("create")
     def create_cmd(
         tenant: Optional[List[str]] = typer.Option(None, "--tenant", help="Only this tenant's database (repeat)."),
-        workers: Optional[int] = typer.Option(None, "--workers", min=1, max=32, help="Dump sessions [config]."),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, max=32,
+                                               help="Dump sessions (default: config)."),
     ):
         """A consistent backup (no global lock), compressed and encrypted, with a manifest."""
         from ..backup.create import create
@@ -160,11 +162,14 @@ def register(app: typer.Typer) -> None:
 
     @backup.command("test")
     def test_cmd(
-        workers: Optional[int] = typer.Option(None, "--workers", min=1, max=32, help="Load sessions [config]."),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, max=32,
+                                               help="Load sessions (default: config)."),
         keep: bool = typer.Option(False, "--keep", help="Keep the scratch server's directory (debugging)."),
+        snapshot: Optional[str] = typer.Option(None, "--snapshot", help="aws: restore this snapshot instead of "
+                                                                        "the point in time now."),
     ):
-        """Restore the latest backup + binlogs into a scratch server, compare with the manifest and the live
-        server; report RTO and RPO; exit 3 when verification fails."""
+        """Restore the latest backup + binlogs into a scratch server (aws: the instance into a temporary
+        instance), compare with the live server; report RTO and RPO; exit 3 when verification fails."""
         import signal
 
         from ..backup.drill import VerificationFailed, run
@@ -173,6 +178,14 @@ def register(app: typer.Typer) -> None:
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, stop)
+        if state.target().kind == "aws":
+            if workers is not None or keep:
+                raise UsageError("--workers and --keep are for the local/server backup test; on aws the temporary "
+                                 "instance is always deleted")
+            return _aws_backup_test(snapshot)
+        if snapshot is not None:
+            raise UsageError("--snapshot is for the aws target (RDS snapshots); here `backup test` uses the latest "
+                             "backup")
         t = _target()
         r = run(t, workers=workers, keep=keep)
         if state.json:
@@ -196,14 +209,27 @@ def register(app: typer.Typer) -> None:
         tenant: Optional[str] = typer.Option(None, "--tenant", help="Only this tenant's database."),
         into: Optional[str] = typer.Option(None, "--into", help="With --tenant: restore as this new database, next "
                                                                 "to the live one."),
-        backup_id: Optional[str] = typer.Option(None, "--backup", help="Start from this backup [newest before T]."),
+        backup_id: Optional[str] = typer.Option(None, "--backup",
+                                                 help="Start from this backup (default: newest before T)."),
         allow_destructive: bool = typer.Option(False, "--allow-destructive", help="Replace existing databases."),
-        workers: Optional[int] = typer.Option(None, "--workers", min=1, max=32, help="Load sessions [config]."),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, max=32,
+                                               help="Load sessions (default: config)."),
+        snapshot: Optional[str] = typer.Option(None, "--snapshot", help="aws: restore this RDS snapshot."),
     ):
         """Restore a backup, to a point in time with the archived binlogs; never overwrites without
-        --allow-destructive."""
+        --allow-destructive. aws: into a NEW instance (--into, default {source}-restored-{time})."""
         from ..backup.restore import parse_time, restore
 
+        if state.target().kind == "aws":
+            if tenant is not None:
+                raise UsageError("--tenant: RDS restores whole instances; restore into a new instance with --into, "
+                                 "then copy the tenant's database from it")
+            if backup_id is not None or allow_destructive or workers is not None:
+                raise UsageError("--backup, --allow-destructive and --workers are for local/server backups; on aws "
+                                 "give --to-time or --snapshot (the source is never overwritten)")
+            return _aws_restore(to_time, into, snapshot)
+        if snapshot is not None:
+            raise UsageError("--snapshot is for the aws target (RDS snapshots); use --backup ID here")
         t = _target()
         when = parse_time(to_time) if to_time is not None else None
         r = restore(t, to_time=when, tenant=tenant, into=into, allow_destructive=allow_destructive,
@@ -221,6 +247,71 @@ def register(app: typer.Typer) -> None:
         if any(src == dst for src, dst in r["databases"].items()):
             echo("take a backup now (`shared-mysql backup create`): no point-in-time restore from an older backup "
                  "can roll forward across this restore")
+
+
+def _aws_restore(to_time: str | None, into: str | None, snapshot: str | None) -> None:
+    from datetime import datetime, timezone
+
+    from ..backup.rds import default_restore_id, restore_instance
+    from ..backup.restore import parse_time
+    from .snapshot import progress_line
+
+    if to_time is not None and snapshot is not None:
+        raise UsageError("--to-time and --snapshot: give one (a snapshot is a fixed time)")
+    t = state.target()
+    when = datetime.fromtimestamp(parse_time(to_time), timezone.utc) if to_time is not None else None
+    new_id = into if into is not None else default_restore_id(t.config)
+    r = restore_instance(t, new_id, to_time=when, snapshot_id=snapshot, use_latest=when is None and snapshot is None,
+                         progress=progress_line(f"restore {new_id}"))
+    for w in r.get("warnings", []):
+        _err(f"warning: {w}")
+    if state.json:
+        emit_json(r)
+        return
+    src = f"snapshot {r['snapshot']}" if r["snapshot"] else \
+        f"{r['source']} at {r['restore_time'] or 'the latest restorable time'}"
+    echo(f"restored {src} into NEW instance {r['instance']}: {r['endpoint']}:{r['port']} "
+         f"(encrypted: {'yes, ' + str(r['kms_key']) if r['encrypted'] else 'no'}); {r['source']} was not touched")
+    echo("to cut over:")
+    for line in r["cut_over"]:
+        echo(f"  - {line}")
+
+
+def _aws_backup_test(snapshot: str | None) -> None:
+    from ..backup.drill import VerificationFailed
+    from ..backup.rds_drill import aws_backup_test
+
+    t = state.target()
+
+    def progress(status, percent, elapsed):
+        _err(f"backup test: {status}" + (f" {percent}%" if percent is not None else "") + f" ({int(elapsed)} s)")
+
+    r = aws_backup_test(t, progress=progress, snapshot_id=snapshot)
+    if state.json:
+        emit_json(r)
+    else:
+        for x in r["leftovers_deleted"]:
+            echo(f"deleted leftover {x['instance']} ({x['why']})")
+        for p in r["problems"]:
+            echo(f"✗ {p}")
+        for n in r["not_compared"]:
+            echo(f"~ {n}")
+        echo(f"backup test of {r['source']} restored to {r['restore_time']} as {r['instance']}: "
+             + ("OK" if r["ok"] else "FAILED"))
+        if "rto_s" in r:
+            echo(f"  {r.get('compared', 0)} of {r['tables']} table(s) compared, {len(r['not_compared'])} changed "
+                 f"since; RTO {r['rto_s']} s (restore {r['restore_s']} s); RPO {r['rpo_s']} s"
+                 + (f" (marker restorable after {r['marker_wait_s']} s)" if r.get("marker_wait_s") is not None else ""))
+        echo(f"  temporary instance {r['instance']} deleted: {'yes' if r.get('temp_deleted') else 'NO'}")
+    if not r["ok"]:
+        raise VerificationFailed(f"backup test of {r['source']}: {len(r['problems'])} problem(s); the first: "
+                                 f"{r['problems'][0]}")
+    if not r.get("temp_deleted"):
+        from ..errors import SharedMySQLError
+
+        raise SharedMySQLError(f"backup test: the temporary instance {r['instance']} could not be deleted; delete it "
+                               f"with `aws rds delete-db-instance --db-instance-identifier {r['instance']} "
+                               "--skip-final-snapshot --delete-automated-backups`")
 
 
 __all__ = ["register"]
