@@ -111,6 +111,11 @@ def _main(argv: list[str] | None) -> None:
     except typer.Abort:
         print("error: aborted; nothing more was done", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM where a command maps it (backup test): cleanup has run
+        if state.debug:
+            raise
+        print("error: interrupted; re-run the command to finish or undo what it started", file=sys.stderr)
+        sys.exit(130)
     except SharedMySQLError as exc:
         if state.debug:
             import traceback
@@ -125,6 +130,8 @@ def _main(argv: list[str] | None) -> None:
         print(f"error: permission denied:{where}; run shared-mysql as the user that owns the state directory "
               "(.shared-mysql/ next to the config)", file=sys.stderr)
         sys.exit(1)
+    if code == 130:  # Typer turns Ctrl-C (and SIGTERM where a command maps it) into a silent exit 130
+        print("error: interrupted; re-run the command to finish or undo what it started", file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)
 
 

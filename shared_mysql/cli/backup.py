@@ -20,6 +20,15 @@ def _target():
     return t
 
 
+def _store_target():
+    """list/verify/prune read the local backup directory: on aws the backups are RDS's."""
+    t = state.target()
+    if t.kind == "aws":
+        raise UsageError("backups of the aws target are RDS snapshots: `shared-mysql snapshot list` shows them and "
+                         "the point-in-time window")
+    return t
+
+
 def _mb(n) -> str:
     return f"{(n or 0) / 1e6:.1f} MB"
 
@@ -87,7 +96,7 @@ def register(app: typer.Typer) -> None:
         from ..backup.archive import Archive
         from ..backup.store import BackupDir, backup_dir
 
-        t = state.target()
+        t = _store_target()
         store = BackupDir(backup_dir(t))
         items = [b.summary() for b in store.list()]
         arch = Archive(t).summary()
@@ -123,7 +132,7 @@ def register(app: typer.Typer) -> None:
         from ..backup.store import BackupDir, backup_dir
         from ..errors import FindingsFailed
 
-        t = state.target()
+        t = _store_target()
         b = BackupDir(backup_dir(t)).get(backup_id)
         res = verify(t, b)
         if state.json:
@@ -142,7 +151,7 @@ def register(app: typer.Typer) -> None:
         """Delete what backup_retention_period no longer needs (never the newest verified backup)."""
         from ..backup.manage import prune, prune_plan
 
-        t = state.target()
+        t = _store_target()
         plan = prune_plan(t)
         if not state.json:
             for b in plan["backups"]:

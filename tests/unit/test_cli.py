@@ -150,3 +150,16 @@ def test_bad_inputs_that_used_to_hang_or_trace(tmp_path):
     (spaced / "shared-mysql.yaml").write_text("instance: {port: 23997}\n")
     assert_one_line_error(run(["local", "up"], spaced), 1, "its path has a space")
     assert not (spaced / ".shared-mysql").exists()  # refused before anything was created
+
+
+def test_an_interrupted_command_says_so_in_one_line(monkeypatch, capsys):
+    """Typer turns Ctrl-C (and SIGTERM where `backup test` maps it) into a silent exit 130."""
+    import shared_mysql.cli.app as app_mod
+    from shared_mysql.cli import main
+
+    monkeypatch.setattr(app_mod, "build_app", lambda: (lambda **kw: 130))
+    with pytest.raises(SystemExit) as e:
+        main(["tenants"])
+    assert e.value.code == 130
+    err = capsys.readouterr().err
+    assert err.startswith("error: interrupted;") and err.count("\n") == 1
