@@ -378,7 +378,9 @@ def _settings(src: dict, deletion_protection: bool, multi_az: bool | None) -> di
     pgs = [g["DBParameterGroupName"] for g in src.get("DBParameterGroups") or []]
     if pgs:
         kw["DBParameterGroupName"] = pgs[0]
-    ogs = [g["OptionGroupName"] for g in src.get("OptionGroupMemberships") or []]
+    # The engine's default option group is what RDS assigns anyway; not named (moto lists it but cannot find it).
+    ogs = [g["OptionGroupName"] for g in src.get("OptionGroupMemberships") or []
+           if not g["OptionGroupName"].startswith("default:")]
     if ogs:
         kw["OptionGroupName"] = ogs[0]
     if (src.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"):

@@ -146,8 +146,6 @@ def refresh_aws(target, source_loaded, names: list[str], rules: dict, *, restart
     if st["phase"] == "copied":
         if R.instance_exists(rds, new_id) is None:
             kw = R._settings(tgt, False, None)  # the TARGET's settings; protection off until cut over
-            if str(kw.get("OptionGroupName", "")).startswith("default:"):
-                kw.pop("OptionGroupName")  # RDS's default group: named, it is not found (RDS picks it anyway)
             tags = {t["Key"]: t["Value"] for t in tgt.get("TagList") or [] if not t["Key"].startswith("aws:")}
             tags.update({"shared-mysql:refresh-from": st["source"], "restored-from": st["restore_from"]})
             kw["Tags"] = [{"Key": k, "Value": str(v)} for k, v in tags.items()]

@@ -95,3 +95,14 @@ def test_the_comparison_rule():
     assert n == 4 and any(p.startswith("a.aba") for p in problems)
     problems, skipped, n = D.compare(s1, s2, restored, updated, False, since, True)
     assert n == 0 and problems == [] and all("server restarted" in s for s in skipped)
+
+
+def test_the_default_option_group_is_not_named_in_a_restore():
+    """RDS assigns the engine's default option group anyway; naming it failed against moto (not found), which
+    broke `restore` of an instance that never had its own option group."""
+    from shared_mysql.backup.rds import _settings
+
+    src = {"DBInstanceClass": "db.t4g.small", "OptionGroupMemberships": [{"OptionGroupName": "default:mysql-8-0"}]}
+    assert "OptionGroupName" not in _settings(src, True, None)
+    src["OptionGroupMemberships"] = [{"OptionGroupName": "shared-mysql-audit"}]
+    assert _settings(src, True, None)["OptionGroupName"] == "shared-mysql-audit"
