@@ -30,7 +30,7 @@ server:
 	@scripts/ensure-server.sh
 
 
-bench: setup server ## apply/plan vs the raw-SQL floor (ARGS="--ansible" adds Ansible), client connects, rotation under load, backups
+bench: setup server ## apply/plan vs the raw-SQL floor (ARGS="--ansible" adds Ansible), client connects, rotation under load, backups, masking
 	$(BIN)/python bench/tenants.py --tenants 100 $(ARGS)
 	$(BIN)/python bench/client.py
 	$(BIN)/python bench/rotation.py
@@ -39,6 +39,7 @@ bench: setup server ## apply/plan vs the raw-SQL floor (ARGS="--ansible" adds An
 	$(BIN)/python bench/slowlog.py
 	@command -v mydumper >/dev/null || echo "(bench/backup.py: apt-get install mydumper adds the mydumper/myloader columns)"
 	$(BIN)/python bench/backup.py
+	$(BIN)/python bench/masking.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
