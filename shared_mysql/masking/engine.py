@@ -68,6 +68,12 @@ def open_session(info: ConnectionInfo) -> tuple[object, list[str]]:
     return conn, notes
 
 
+def is_mysql(conn) -> bool:
+    from ..sql import detect_flavor
+
+    return not detect_flavor(conn.get_server_info()).is_mariadb
+
+
 def ensure_meta(conn) -> None:
     """Names (databases, tables, columns, steps) are kept as bytes: compared with a literal of any collation."""
     q(conn, f"CREATE DATABASE IF NOT EXISTS {META} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")

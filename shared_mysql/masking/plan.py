@@ -90,7 +90,15 @@ def _sha(inner: str, var: str = "@smr_salt") -> str:
     return f"SHA2(CONCAT({var}, {inner}), 256)"
 
 
-def column_plan(tenant: str, rule: Rule, col: ColumnInfo, table: TableInfo) -> ColumnPlan:
+def not_matching(c: str, pattern: str, mysql: bool) -> str:
+    """A case-sensitive "does not match": MariaDB's PCRE on the bytes; MySQL 8's ICU refuses binary strings
+    (error 3995), so REGEXP_LIKE with the 'c' flag on the text."""
+    if mysql:
+        return f"NOT REGEXP_LIKE({c}, '{pattern}', 'c')"
+    return f"CAST({c} AS BINARY) NOT REGEXP '{pattern}'"
+
+
+def column_plan(tenant: str, rule: Rule, col: ColumnInfo, table: TableInfo, mysql: bool = False) -> ColumnPlan:
     where = _where(tenant, rule)
     c = ident(col.name)
     low = col.name.lower()
@@ -110,7 +118,7 @@ def column_plan(tenant: str, rule: Rule, col: ColumnInfo, table: TableInfo) -> C
                 raise MaskingError(f"{where}: {col.column_type} holds {width} characters; hash needs at least "
                                    f"{MIN_HASH_CHARS} to stay unique: widen the column or use fixed/null")
             expr = f"LEFT({_sha(x)}, {width})"
-            viol = f"CAST({c} AS BINARY) NOT REGEXP '^[0-9a-f]{{{width}}}$'"
+            viol = not_matching(c, f"^[0-9a-f]{{{width}}}$", mysql)
         elif col.data_type in BINARY:
             width = min(32, col.max_chars or 32)
             if width < MIN_HASH_CHARS // 2:
@@ -137,7 +145,7 @@ def column_plan(tenant: str, rule: Rule, col: ColumnInfo, table: TableInfo) -> C
             raise MaskingError(f"{where}: email needs a text column of at least {need} characters "
                                f"(u<hex>@{EMAIL_DOMAIN}); {col.name} is {col.column_type}")
         expr = f"CONCAT('u', LEFT({_sha(x)}, {room}), '@{EMAIL_DOMAIN}')"
-        viol = f"CAST({c} AS BINARY) NOT REGEXP '^u[0-9a-f]{{{room}}}@{EMAIL_DOMAIN.replace('.', '[.]')}$'"
+        viol = not_matching(c, f"^u[0-9a-f]{{{room}}}@{EMAIL_DOMAIN.replace('.', '[.]')}$", mysql)
         return ColumnPlan(rule, col.name, f"IF({c} IS NULL, NULL, {expr})", f"{c} IS NOT NULL AND {viol}", x, True)
     if kind == "fixed":
         if in_unique:
@@ -171,9 +179,9 @@ def column_plan(tenant: str, rule: Rule, col: ColumnInfo, table: TableInfo) -> C
     raise MaskingError(f"{where}: unknown rule {kind}")  # pragma: no cover - rules.py parsed it
 
 
-def build(tenant: str, rules: list[Rule], tables: dict[str, TableInfo]) -> list[TablePlan]:
+def build(tenant: str, rules: list[Rule], tables: dict[str, TableInfo], mysql: bool = False) -> list[TablePlan]:
     """One TablePlan per table, in name order; one line naming the config key for the first rule that cannot
-    apply to the real schema."""
+    apply to the real schema. `mysql`: the server is MySQL (not MariaDB)."""
     by_name = {k.lower(): v for k, v in tables.items()}
     out: dict[str, TablePlan] = {}
     for r in rules:
@@ -193,7 +201,7 @@ def build(tenant: str, rules: list[Rule], tables: dict[str, TableInfo]) -> list[
         if col is None:
             raise MaskingError(f"{_where(tenant, r)}: table {t.name} has no column {r.column}; fix the key or remove "
                                "the rule")
-        tp.columns.append(column_plan(tenant, r, col, t))
+        tp.columns.append(column_plan(tenant, r, col, t, mysql))
     _check_references(tenant, rules, by_name)
     return [out[k] for k in sorted(out)]
 

@@ -40,7 +40,7 @@ def select_tenants(config, tenants: list[str] | None, path) -> list[str]:
 
 def plans_for(conn, tenant: str, rules: list[Rule]) -> list[TablePlan]:
     db = f"{tenant}{DATABASE_SUFFIX}"
-    return build(tenant, rules, engine.read_schema(conn, db))
+    return build(tenant, rules, engine.read_schema(conn, db), engine.is_mysql(conn))
 
 
 def mask_database(conn, tenant: str, rules: list[Rule], *, source: str, new_run: bool = False,
@@ -50,7 +50,7 @@ def mask_database(conn, tenant: str, rules: list[Rule], *, source: str, new_run:
     db = f"{tenant}{DATABASE_SUFFIX}"
     t0 = time.monotonic()
     infos = engine.read_schema(conn, db)
-    tables = build(tenant, rules, infos)
+    tables = build(tenant, rules, infos, engine.is_mysql(conn))
     digest = engine.rules_digest(rules)
     run = engine.latest_run(conn, db)
     resumed = False

@@ -154,3 +154,14 @@ def test_a_column_referencing_a_masked_column_must_be_masked_the_same_way():
         build("t", parse_rules({"users.email": "email", "orders.email": "hash"}), tables)
     assert len(build("t", parse_rules({"users.email": "email", "orders.email": "email"}), tables)) == 2
     assert len(build("t", parse_rules({"users.email": "email", "orders.*": "truncate"}), tables)) == 2
+
+
+def test_the_rule_checks_are_case_sensitive_on_both_flavors():
+    rules = parse_rules({"users.email": "email"})
+    [maria] = build("t", rules, _users())
+    [mysql] = build("t", rules, _users(), mysql=True)
+    assert maria.columns[0].violation == ("`email` IS NOT NULL AND CAST(`email` AS BINARY) NOT REGEXP "
+                                          "'^u[0-9a-f]{32}@example[.]com$'")
+    # MySQL 8's ICU refuses REGEXP on binary strings (error 3995): REGEXP_LIKE with the case-sensitive flag
+    assert mysql.columns[0].violation == ("`email` IS NOT NULL AND NOT REGEXP_LIKE(`email`, "
+                                          "'^u[0-9a-f]{32}@example[.]com$', 'c')")
