@@ -374,6 +374,7 @@ def create(target, *, tenants: list[str] | None = None, workers: int | None = No
     with target.executor() as ex:
         flavor = ex.flavor
         dbs, owners = databases_for(target, ex, tenants)
+        identity = server_identity(ex)
     _remove_stale_partials(store)
     part = store.partial(bid)
     part.mkdir(mode=0o700)
@@ -402,7 +403,8 @@ def create(target, *, tenants: list[str] | None = None, workers: int | None = No
         "format": FORMAT, "id": bid, "instance": target.config.identifier, "environment": target.config.environment,
         "started_at": start, "finished_at": finished, "duration_s": round(finished - start, 3),
         "snapshot_time": snap.snapshot_time,
-        "server": {"version": flavor.version_string, "flavor": flavor.name, "version_tuple": list(flavor.version)},
+        "server": {"version": flavor.version_string, "flavor": flavor.name, "version_tuple": list(flavor.version),
+                   "identity": identity},
         "position": snap.position, "lock": snap.lock, "partial": bool(tenants),
         "tenants": {owners[d]: d for d in owners}, "databases": databases,
         "key": wrap_key(target, data_key, bid), "size": size, "raw_size": raw, "workers": len(snap.conns),
@@ -410,6 +412,15 @@ def create(target, *, tenants: list[str] | None = None, workers: int | None = No
     manifest["mac"] = manifest_mac(manifest, mac_key(data_key))
     store.commit(bid, manifest)
     return Backup(bid, store.root / bid, manifest).summary()
+
+
+def server_identity(ex) -> dict:
+    """Which server this is, whatever name or address reached it: a refresh compares it with its target's, so that
+    a backup is never restored over the server it was taken from."""
+    from ..sql.quoting import as_text
+
+    host, datadir, port, sid = ex.query("SELECT @@hostname, @@datadir, @@port, @@server_id")[0]
+    return {"hostname": as_text(host), "datadir": as_text(datadir), "port": int(port), "server_id": int(sid)}
 
 
 def describe(control, dbs: list[str], owners: dict[str, str]) -> dict:

@@ -130,8 +130,11 @@ class Loader:
         q(conn, f"CREATE DATABASE {qi(stage)} CHARACTER SET {db['charset']} COLLATE {db['collation']}")
         q(conn, f"USE {qi(stage)}")
         later = {}
+        referenced = sqlgen.referenced_tables(ent["create"] for ent in db["tables"].values())
         for name, ent in db["tables"].items():
-            create, indexes = sqlgen.split_create(ent["create"])
+            # A table another one references keeps its indexes: the foreign key needs the one it points at (a
+            # UNIQUE key deferred until after the load made the referencing CREATE TABLE fail, errno 150).
+            create, indexes = sqlgen.split_create(ent["create"], keep_all=name in referenced)
             q(conn, create)
             later[name] = indexes
         return later

@@ -10,6 +10,8 @@ Every literal is hex, so the SQL means the same under any sql_mode (NO_BACKSLASH
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 
 from ..sql.quoting import ident as qi
@@ -146,12 +148,28 @@ def load_statement(t: Table, path: str, *, mysql8: bool = False) -> str:
     return stmt
 
 
-def split_create(create_sql: str) -> tuple[str, list[str]]:
+_REFERENCES = re.compile(r"\) REFERENCES (?:`(?:[^`]|``)+`\.)?`((?:[^`]|``)+)` \(")
+
+
+def referenced_tables(creates) -> set[str]:
+    """Names of the tables that foreign keys in these CREATE TABLE statements point at."""
+    out = set()
+    for sql in creates:
+        for ln in sql.split("\n"):
+            if ln.lstrip().startswith("CONSTRAINT ") and " FOREIGN KEY " in ln:
+                m = _REFERENCES.search(ln)
+                if m:
+                    out.add(m.group(1).replace("``", "`"))
+    return out
+
+
+def split_create(create_sql: str, keep_all: bool = False) -> tuple[str, list[str]]:
     """A CREATE TABLE without its secondary indexes, and the index definitions to add after the load (loading
     into a table and then building each index once is several times faster than maintaining them row by row).
-    Tables with foreign keys keep everything (their indexes back the constraints)."""
+    Tables with foreign keys keep everything (their indexes back the constraints), and so do tables that foreign
+    keys point at (`keep_all`)."""
     lines = create_sql.split("\n")
-    if any(ln.lstrip().startswith("CONSTRAINT ") and " FOREIGN KEY " in ln for ln in lines):
+    if keep_all or any(ln.lstrip().startswith("CONSTRAINT ") and " FOREIGN KEY " in ln for ln in lines):
         return create_sql, []
     keep, indexes = [], []
     for ln in lines:

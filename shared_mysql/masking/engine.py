@@ -37,7 +37,7 @@ class Run:
     id: str
     database: str
     digest: str
-    phase: str  # fingerprinting | masking | failed | verified
+    phase: str  # fingerprinting | masking | failed | verified | abandoned (its data was replaced)
     source: str
 
 
@@ -101,6 +101,28 @@ def latest_run(conn, db: str) -> Run | None:
         return None
     i, d, p, s = (as_text(v) for v in rows[0])
     return Run(i, db, d, p, s)
+
+
+def abandon_runs(conn, db: str) -> list[str]:
+    """Unfinished runs of `db` become `abandoned` (their progress, fingerprints, shuffle maps and salts are
+    dropped): the data they were masking is about to be replaced (a refresh restores again), so resuming one would
+    skip its finished steps on new, unmasked data. Returns the runs abandoned."""
+    try:
+        ids = [as_text(r[0]) for r in q(conn, f"SELECT id FROM {META}.mask_runs WHERE db = {string(db)} AND phase "
+                                              "NOT IN ('verified', 'abandoned')")]
+    except SharedMySQLError as exc:
+        if "error 1146" in str(exc) or "error 1049" in str(exc):
+            return []
+        raise
+    for rid in ids:
+        for (name,) in q(conn, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                               f"{string(META_DATABASE)} AND TABLE_NAME LIKE {string('shuf_' + rid + '%')}"):
+            q(conn, f"DROP TABLE IF EXISTS {META}.{ident(as_text(name))}")
+        q(conn, f"DELETE FROM {META}.mask_progress WHERE run = {string(rid)}")
+        q(conn, f"DELETE FROM {META}.mask_fp WHERE run = {string(rid)}")
+        q(conn, f"UPDATE {META}.mask_runs SET phase = 'abandoned', salt = '', fp_salt = '', updated = UTC_TIMESTAMP() "
+                f"WHERE id = {string(rid)}")
+    return ids
 
 
 def new_run(conn, db: str, digest: str, source: str) -> Run:

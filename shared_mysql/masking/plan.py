@@ -182,13 +182,9 @@ def column_plan(tenant: str, rule: Rule, col: ColumnInfo, table: TableInfo, mysq
 def build(tenant: str, rules: list[Rule], tables: dict[str, TableInfo], mysql: bool = False) -> list[TablePlan]:
     """One TablePlan per table, in name order; one line naming the config key for the first rule that cannot
     apply to the real schema. `mysql`: the server is MySQL (not MariaDB)."""
-    by_name = {k.lower(): v for k, v in tables.items()}
     out: dict[str, TablePlan] = {}
     for r in rules:
-        t = by_name.get(r.table.lower())
-        if t is None:
-            raise MaskingError(f"{_where(tenant, r)}: no table {r.table} in the tenant's database; fix the key or "
-                               "remove the rule")
+        t = find_table(tenant, r, tables)
         if t.triggers and r.kind != "truncate":
             raise MaskingError(f"{_where(tenant, r)}: table {t.name} has trigger(s) {', '.join(t.triggers)} that "
                                "masking would fire (they may copy the unmasked values elsewhere); drop them on the "
@@ -202,26 +198,53 @@ def build(tenant: str, rules: list[Rule], tables: dict[str, TableInfo], mysql: b
             raise MaskingError(f"{_where(tenant, r)}: table {t.name} has no column {r.column}; fix the key or remove "
                                "the rule")
         tp.columns.append(column_plan(tenant, r, col, t, mysql))
-    _check_references(tenant, rules, by_name)
+    _check_references(tenant, rules, tables)
     return [out[k] for k in sorted(out)]
 
 
+def find_table(tenant: str, r: Rule, tables: dict[str, TableInfo]) -> TableInfo:
+    """The table a rule names: exactly, else the one table whose name differs only in case. Table names are
+    case-sensitive on Linux servers (`Users` and `users` can both exist): two candidates are an error."""
+    if r.table in tables:
+        return tables[r.table]
+    near = [t for name, t in tables.items() if name.lower() == r.table.lower()]
+    if len(near) == 1:
+        return near[0]
+    if near:
+        raise MaskingError(f"{_where(tenant, r)}: tables {' and '.join(sorted(t.name for t in near))} differ from "
+                           f"{r.table} only in case; write the exact name (one rule per table)")
+    raise MaskingError(f"{_where(tenant, r)}: no table {r.table} in the tenant's database; fix the key or remove "
+                       "the rule")
+
+
 def _check_references(tenant: str, rules: list[Rule], tables: dict[str, TableInfo]) -> None:
-    """A column that references a masked column holds the same values: it must be masked by the same rule (then
-    the two still join, since hash and email are deterministic within a run), or its table truncated."""
-    by_col = {(r.table.lower(), (r.column or "*").lower()): r for r in rules}
+    """A foreign key's two columns hold the same values: when either is masked (hash, email), the other must be
+    masked by the same rule (then they still join, hash and email being deterministic within a run), or its table
+    truncated. Otherwise the unmasked side keeps every value the masked side hid."""
+    by_col: dict[tuple[str, str], Rule] = {}
+    for r in rules:
+        t = find_table(tenant, r, tables)
+        by_col[(t.name, (r.column or "*").lower())] = r
+
+    def rule_of(table: str, col: str) -> Rule | None:
+        if (table, "*") in by_col:
+            return by_col[(table, "*")]
+        return by_col.get((table, col.lower()))
+
     for t in tables.values():
-        if (t.name.lower(), "*") in by_col:
-            continue
         for col, ref_table, ref_col in t.references:
-            parent = by_col.get((ref_table.lower(), ref_col.lower())) or by_col.get((ref_table.lower(), "*"))
-            if parent is None or parent.kind == "truncate":
+            child, parent = rule_of(t.name, col), rule_of(ref_table, ref_col)
+            if child is not None and child.kind == "truncate" or parent is not None and parent.kind == "truncate":
                 continue
-            child = by_col.get((t.name.lower(), col.lower()))
-            if child is None or child.text() != parent.text():
-                have = f"is {child.text()}" if child else "is not masked"
-                raise MaskingError(f'{_where(tenant, parent)}: {t.name}.{col} references {ref_table}.{ref_col} and '
-                                   f'{have}: it holds the same values; add "{t.name}.{col}": {parent.text()}')
+            if child is None and parent is None:
+                continue
+            if child is not None and parent is not None and child.text() == parent.text():
+                continue
+            masked, other, other_rule = (parent, f"{t.name}.{col}", child) if parent is not None else \
+                (child, f"{ref_table}.{ref_col}", parent)
+            have = f"is {other_rule.text()}" if other_rule else "is not masked"
+            raise MaskingError(f'{_where(tenant, masked)}: {t.name}.{col} references {ref_table}.{ref_col}, and '
+                               f'{other} {have}: the two hold the same values; add "{other}": {masked.text()}')
 
 
 def pk_string(pk: tuple[str, ...]) -> str:

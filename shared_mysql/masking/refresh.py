@@ -45,7 +45,7 @@ def check_pair(target, source_loaded, tenants: list[str] | None) -> tuple[list[s
                 (src.aws.region or src.instance.aws_region) == (cfg.aws.region or cfg.instance.aws_region):
             raise UsageError(f"--from {source_loaded.path}: it names this instance ({cfg.db_instance_identifier}); "
                              "a refresh never writes to its source")
-    elif (src.host, src.port) == (cfg.host, cfg.port) and src.target == cfg.target:
+    elif same_endpoint(src.host, src.port, cfg.host, cfg.port):
         raise UsageError(f"--from {source_loaded.path}: its server is this target's ({cfg.host}:{cfg.port}); a "
                          "refresh never writes to its source")
     names = select_tenants(cfg, tenants, target.loaded.path)
@@ -66,6 +66,42 @@ def check_pair(target, source_loaded, tenants: list[str] | None) -> tuple[list[s
     return sorted(rules), rules
 
 
+def _addresses(host: str | None) -> set[str]:
+    import ipaddress
+    import socket
+
+    from ..config.model import is_loopback
+
+    if not host:
+        return set()
+    if is_loopback(host):
+        return {"loopback"}
+    try:
+        out = {ipaddress.ip_address(a[4][0]).compressed for a in socket.getaddrinfo(host, None)}
+    except (OSError, ValueError):
+        return {host.lower()}
+    return {"loopback" if ipaddress.ip_address(a).is_loopback else a for a in out}
+
+
+def same_endpoint(h1, p1, h2, p2) -> bool:
+    """Two host/port pairs that reach the same listener: names resolved, every loopback address the same."""
+    return p1 == p2 and bool(_addresses(h1) & _addresses(h2))
+
+
+def check_not_source(ex, backup, label: str) -> None:
+    """The backup about to be restored must not come from the very server it would overwrite (a config of
+    another kind, or another name for the host, reaches it too): compared by the server's own identity."""
+    from ..backup.create import server_identity
+
+    theirs = (backup.manifest.get("server") or {}).get("identity")
+    if not theirs:
+        return  # a backup from before identities were recorded: the endpoint check is all there is
+    mine = server_identity(ex)
+    if all(mine.get(k) == theirs.get(k) for k in ("hostname", "datadir", "port", "server_id")):
+        raise UsageError(f"backup {backup.id} of {label} was taken on this very server ({mine['hostname']}:"
+                         f"{mine['port']}, {mine['datadir']}); a refresh never writes to its source")
+
+
 def refresh(target, source_loaded, tenants: list[str] | None = None, *, restart: bool = False,
             batch: int = engine.BATCH, lock_wait: float = 0.0, progress=None) -> dict:
     names, rules = check_pair(target, source_loaded, tenants)
@@ -83,6 +119,13 @@ def refresh(target, source_loaded, tenants: list[str] | None = None, *, restart:
     out: dict = {"source": label, "target": _label(target.config), "tenants": [], "notes": [], "ok": True}
     t0 = time.monotonic()
     with target.executor() as ex:
+        from ..backup.restore import choose
+        from ..backup.store import BackupDir, backup_dir
+
+        store = BackupDir(backup_dir(source))
+        for t in names:  # before anything is locked or written
+            check_not_source(ex, choose(store, to_time=None, backup_id=None, need=[f"{t}{DATABASE_SUFFIX}"]),
+                             label)
         with target.server_lock(ex, lock_wait, "refresh"):
             conn, notes = engine.open_session(target.admin_info())
             out["notes"] += notes
@@ -94,12 +137,14 @@ def refresh(target, source_loaded, tenants: list[str] | None = None, *, restart:
                     # Resumed: an unfinished run of this refresh with the same rules (changed rules need the
                     # source values again, for their fingerprints: restored again).
                     resume = (not restart and run is not None and run.source == f"refresh:{label}"
-                              and run.phase != "verified" and blocked is not None
+                              and run.phase not in ("verified", "abandoned") and blocked is not None
                               and run.digest == engine.rules_digest(rules[t]))
                     if not resume:
                         blocks.block(ex, t, REASON.format(src=label))
                         locked = blocks.lock_now(ex, t)
                         say(f"{t}: blocked, {len(locked)} account(s) locked until masking is verified")
+                        # Before the data is replaced: no earlier run may be resumed on the new data.
+                        engine.abandon_runs(conn, db)
                         r = _restore_tenant(target, source, t, say)
                         out.setdefault("restored", {})[t] = r
                     else:

@@ -173,7 +173,11 @@ def refresh_aws(target, source_loaded, names: list[str], rules: dict, *, restart
         _available(rds, new_id, f"master password of {new_id}", poll, sleep, say)
         step("master")
     if st["phase"] in ("master", "failed"):
-        res = _mask_new(target, rds, new_id, names, rules, label, batch, resolve, say)
+        # First time on this instance: runs it holds came with the source's snapshot, never ours to resume.
+        first = st["phase"] == "master" and not st.get("masking_started")
+        st["masking_started"] = True
+        _write(target, st)
+        res = _mask_new(target, rds, new_id, names, rules, label, batch, resolve, say, first=first)
         out["tenants"] = res
         if not all(r["ok"] for r in res):
             step("failed")
@@ -206,7 +210,7 @@ def refresh_aws(target, source_loaded, names: list[str], rules: dict, *, restart
     return out
 
 
-def _mask_new(target, rds, new_id, names, rules, label, batch, resolve, say) -> list[dict]:
+def _mask_new(target, rds, new_id, names, rules, label, batch, resolve, say, first: bool = False) -> list[dict]:
     """Block + lock the tenants, then mask and check, on the new instance (its own endpoint)."""
     db = R.describe_instance(rds, new_id)
     ep = db.get("Endpoint") or {}
@@ -223,9 +227,12 @@ def _mask_new(target, rds, new_id, names, rules, label, batch, resolve, say) -> 
             say(f"{t}: blocked on {new_id}, {len(locked)} source account(s) locked")
         conn, notes = engine.open_session(info)
         try:
+            if first:
+                for t in names:
+                    engine.abandon_runs(conn, f"{t}_db")
             for t in names:
                 run = engine.latest_run(conn, f"{t}_db")
-                fresh = run is None or run.source != f"refresh:{label}"
+                fresh = run is None or run.source != f"refresh:{label}" or run.phase in ("verified", "abandoned")
                 if not fresh and run.digest != engine.rules_digest(rules[t]):
                     raise SharedMySQLError(
                         f"tenants.{t}.masking changed since this refresh started masking {new_id}; the source's "

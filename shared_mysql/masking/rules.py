@@ -98,13 +98,13 @@ def parse_rule(key: str, text: object) -> Rule:
 def parse_rules(masking: dict) -> list[Rule]:
     """Every rule of one tenant; a table that is truncated takes no other rule."""
     rules = [parse_rule(k, v) for k, v in masking.items()]
-    truncated = {r.table for r in rules if r.kind == "truncate"}
+    truncated = {r.table for r in rules if r.kind == "truncate"}  # exact: `Users` and `users` are two tables
     for r in rules:
         if r.table in truncated and r.kind != "truncate":
             raise RuleError(f"{r.key}: table {r.table} is truncated, so its columns take no other rule; remove one")
     seen: dict[tuple, Rule] = {}
     for r in rules:
-        k = (r.table.lower(), (r.column or "*").lower())
+        k = (r.table, (r.column or "*").lower())  # table names are case-sensitive (Linux), columns are not
         if k in seen and seen[k].text() != r.text():
             raise RuleError(f"{r.key}: given twice ({seen[k].text()} and {r.text()}); keep one")
         seen.setdefault(k, r)
@@ -117,10 +117,10 @@ def merge(primary: dict | None, other: dict | None, label: str) -> dict | None:
     if primary is None and other is None:
         return None
     out = dict(primary or {})
-    a = {(r.table.lower(), (r.column or "*").lower()): r for r in parse_rules(primary or {})}
+    a = {(r.table, (r.column or "*").lower()): r for r in parse_rules(primary or {})}
     for k, v in (other or {}).items():
         r = parse_rule(k, v)
-        key = (r.table.lower(), (r.column or "*").lower())
+        key = (r.table, (r.column or "*").lower())
         if key in a and a[key].text() != r.text():
             raise RuleError(f"{label}: {k} is {a[key].text()} in this config but {r.text()} in the source's; make "
                             "them agree")

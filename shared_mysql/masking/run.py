@@ -54,7 +54,7 @@ def mask_database(conn, tenant: str, rules: list[Rule], *, source: str, new_run:
     digest = engine.rules_digest(rules)
     run = engine.latest_run(conn, db)
     resumed = False
-    if new_run or run is None or run.phase == "verified" or run.digest != digest:
+    if new_run or run is None or run.phase in ("verified", "abandoned") or run.digest != digest:
         run = engine.new_run(conn, db, digest, source)  # masked data masked again: harmless, consistent
         # (changed rules: the fingerprints and progress of the old ones do not fit them)
     else:
@@ -81,10 +81,21 @@ def check_database(conn, tenant: str, rules: list[Rule]) -> dict:
     db = f"{tenant}{DATABASE_SUFFIX}"
     tables = plans_for(conn, tenant, rules)
     run = engine.latest_run(conn, db)
+    if run is not None and run.phase == "abandoned":  # its data was replaced since: its fingerprints are gone
+        run = None
     results = engine.check(conn, run, db, tables)
     problems = engine.findings(results)
-    notes = [] if run is not None else ["never masked by this tool: no source fingerprints, rules checked by form "
-                                        "only"]
+    notes = []
+    if run is None:
+        # Without a run's fingerprints, a rule with no form to check (hash of a number or of bytes, shuffle)
+        # cannot be told from unmasked data: not verified, so not OK.
+        notes.append("no masking run of this data (never masked here, or restored again since): no source "
+                     "fingerprints, rules checked by form only")
+        for tp in tables:
+            for cp in tp.columns:
+                if cp.violation is None:
+                    problems.append(f"{tp.table}.{cp.column}: {cp.rule.text()} cannot be verified without a masking "
+                                    "run's fingerprints; run `shared-mysql mask`")
     return {"tenant": tenant, "database": db, "run": run.id if run else None,
             "phase": run.phase if run else None, "columns": results, "problems": problems, "notes": notes,
             "ok": not problems}

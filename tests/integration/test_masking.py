@@ -268,7 +268,7 @@ def test_hostile_names_a_table_without_key_and_a_foreign_key(shop):
              "users.email": "email"}
     conn = session(t)
     try:
-        with pytest.raises(MaskingError, match="child.email references users.email and is not masked"):
+        with pytest.raises(MaskingError, match="child.email references users.email, and child.email is not masked"):
             mask_database(conn, "shop", parse_rules(rules), source="test", new_run=True)
         r = mask_database(conn, "shop", parse_rules({**rules, "child.email": "email"}), source="test",
                           new_run=True, batch=64)

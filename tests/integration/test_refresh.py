@@ -256,3 +256,122 @@ def test_refresh_into_a_server_target(pair, instance_factory, tmp_path):
         assert ex.query("SELECT COUNT(*) FROM shop_db.users")[0][0] == ROWS
         assert ex.query("SELECT COUNT(*) FROM shop_db.users WHERE email NOT LIKE '%@example.com'")[0][0] == 0
     login({**secret(qa), "ssl_ca": qa.ca}).close()  # the target's own credential (server targets publish no CA)
+
+
+def _with_rules(pair, extra):
+    st = pair["staging"]
+    doc = yaml.safe_load(st.config_path.read_text())
+    doc["tenants"]["shop"]["masking"] = {**RULES, **extra}
+    st.config_path.write_text(yaml.safe_dump(doc))
+
+
+def test_a_run_interrupted_before_a_new_restore_is_never_resumed_on_the_new_data(pair, monkeypatch):
+    """Review: refresh killed mid-masking (run R1: table aaa done), prod changed, `refresh --restart` killed right
+    after its restore, then `refresh`: it resumed R1, skipped aaa (done) and passed with aaa's new prod values
+    unmasked (hash of a BIGINT has no form to check). A restore now abandons every unfinished run first."""
+    from shared_mysql.config.load import load_config
+    from shared_mysql.masking import engine, refresh as R
+    from shared_mysql.masking import run as run_mod
+
+    st = pair["staging"]
+    original = st.config_path.read_text()
+    prod = pair["prod"].target()
+    with prod.executor() as ex:
+        ex.query("CREATE TABLE shop_db.aaa (id INT PRIMARY KEY, ssn BIGINT)")
+        ex.query("INSERT INTO shop_db.aaa SELECT seq, 800000000 + seq * 7 FROM shop_db.seq_1_to_50")
+    create(prod)
+    _with_rules(pair, {"aaa.ssn": "hash"})
+    src = load_config(pair["prod"].config_path)
+    try:
+        calls = {"n": 0}
+        real_mask_table = engine.mask_table
+
+        def dies_on_the_second_table(*a, **k):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+            return real_mask_table(*a, **k)
+
+        monkeypatch.setattr(engine, "mask_table", dies_on_the_second_table)
+        with pytest.raises(KeyboardInterrupt):
+            R.refresh(st.target(), src)
+        monkeypatch.setattr(engine, "mask_table", real_mask_table)
+        with prod.executor() as ex:
+            ex.query("UPDATE shop_db.aaa SET ssn = ssn + 1")
+            new_values = {r[0] for r in ex.query("SELECT ssn FROM shop_db.aaa")}
+        create(prod)
+
+        def dies_after_the_restore(*a, **k):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(R, "mask_database", dies_after_the_restore)
+        with pytest.raises(KeyboardInterrupt):
+            R.refresh(st.target(), src, restart=True)
+        monkeypatch.setattr(R, "mask_database", run_mod.mask_database)
+        out = R.refresh(st.target(), src)
+        assert out["ok"]
+        with st.target().executor() as ex:
+            have = {r[0] for r in ex.query("SELECT ssn FROM shop_db.aaa")}
+            leftovers = ex.query("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                                 "'shared_mysql' AND TABLE_NAME LIKE 'shuf\\_%'")[0][0]
+        assert not have & new_values, "prod values survived the refresh"
+        assert leftovers == 0  # no shuffle map (original values by key) left behind by the abandoned runs
+    finally:
+        st.config_path.write_text(original)
+        with prod.executor() as ex:
+            ex.query("DROP TABLE IF EXISTS shop_db.aaa")
+        create(prod)
+
+
+def test_a_foreign_key_to_a_unique_key_restores_and_both_sides_are_masked(pair):
+    """Review: contacts.email REFERENCES accounts(email) (UNIQUE, not the primary key) failed to restore (the
+    parent's UNIQUE key was deferred until after the load)."""
+    st = pair["staging"]
+    original = st.config_path.read_text()
+    prod = pair["prod"].target()
+    with prod.executor() as ex:
+        ex.query("CREATE TABLE shop_db.accounts (id INT PRIMARY KEY, email VARCHAR(255), UNIQUE KEY (email)) "
+                 "DEFAULT CHARSET utf8mb4")
+        ex.query("CREATE TABLE shop_db.contacts (id INT PRIMARY KEY, email VARCHAR(255), FOREIGN KEY (email) "
+                 "REFERENCES shop_db.accounts (email)) DEFAULT CHARSET utf8mb4")
+        ex.query("INSERT INTO shop_db.accounts SELECT seq, CONCAT('acct', seq, '@corp.example.net') FROM "
+                 "shop_db.seq_1_to_100")
+        ex.query("INSERT INTO shop_db.contacts SELECT id, email FROM shop_db.accounts")
+    create(prod)
+    _with_rules(pair, {"accounts.email": "email", "contacts.email": "email"})
+    try:
+        refresh(pair, check=True)
+        with st.target().executor() as ex:
+            assert ex.query("SELECT COUNT(*) FROM shop_db.contacts c JOIN shop_db.accounts a USING (email) "
+                            "WHERE a.email LIKE 'u%@example.com'")[0][0] == 100
+    finally:
+        st.config_path.write_text(original)
+        with prod.executor() as ex:
+            ex.query("DROP TABLE IF EXISTS shop_db.contacts")
+            ex.query("DROP TABLE IF EXISTS shop_db.accounts")
+        create(prod)
+
+
+def test_a_config_of_another_kind_or_name_for_the_source_server_is_refused(pair, tmp_path):
+    """Review: a `target: server` config at prod's own address refreshed prod from its own backup."""
+    from shared_mysql.backup.store import BackupDir, backup_dir
+    from shared_mysql.masking.refresh import check_not_source, same_endpoint
+
+    assert same_endpoint("localhost", 5, "127.0.0.1", 5) and same_endpoint("::1", 5, "127.0.0.2", 5)
+    assert not same_endpoint("127.0.0.1", 5, "127.0.0.1", 6)
+    prod = pair["prod"].target()
+    evil = {"environment": "evil", "identifier": "evil", "target": "server",
+            "instance": {"host": "localhost", "port": prod.port, "ca_bundle": str(prod.ca)},
+            "tenants": {"shop": {"masking": RULES}}}
+    p = tmp_path / "evil.yaml"
+    p.write_text(yaml.safe_dump(evil))
+    res = subprocess.run([*CLI, "-c", str(p), "refresh", "--from", str(pair["prod"].config_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "never writes to its source" in res.stderr, res.stderr
+    # another route to the same server (an address the endpoint check cannot tell): the server's own identity
+    backup = BackupDir(backup_dir(prod)).list()[-1]
+    with prod.executor() as ex:
+        with pytest.raises(Exception, match="was taken on this very server"):
+            check_not_source(ex, backup, "prod")
+    with pair["staging"].target().executor() as ex:
+        check_not_source(ex, backup, "prod")  # another server: fine

@@ -284,3 +284,20 @@ def test_client_option_files_quote_every_character_a_password_may_hold(tmp_path)
     assert oct(p.stat().st_mode & 0o777) == "0o600" and "ssl-verify-server-cert" in p.read_text()
     with pytest.raises(SharedMySQLError, match="newline"):
         cnf_value("a\nb")
+
+
+def test_a_table_a_foreign_key_points_at_keeps_its_unique_key_on_restore():
+    """contacts.email REFERENCES accounts(email) (a UNIQUE key, not the primary key): deferring accounts' UNIQUE
+    key until after the load made CREATE TABLE contacts fail (errno 150)."""
+    from shared_mysql.backup import sqlgen
+
+    accounts = ("CREATE TABLE `accounts` (\n  `id` int(11) NOT NULL,\n  `email` varchar(255) DEFAULT NULL,\n"
+                "  PRIMARY KEY (`id`),\n  UNIQUE KEY `email` (`email`)\n) ENGINE=InnoDB")
+    contacts = ("CREATE TABLE `contacts` (\n  `id` int(11) NOT NULL,\n  `email` varchar(255) DEFAULT NULL,\n"
+                "  PRIMARY KEY (`id`),\n  KEY `email` (`email`),\n  CONSTRAINT `fk` FOREIGN KEY (`email`) REFERENCES "
+                "`accounts` (`email`)\n) ENGINE=InnoDB")
+    other = ("CREATE TABLE `we``ird` (\n  `id` int(11) NOT NULL,\n  `a` int DEFAULT NULL,\n  PRIMARY KEY (`id`),\n"
+             "  CONSTRAINT `f2` FOREIGN KEY (`a`) REFERENCES `other_db`.`x``y` (`id`)\n) ENGINE=InnoDB")
+    assert sqlgen.referenced_tables([accounts, contacts, other]) == {"accounts", "x`y"}
+    assert sqlgen.split_create(accounts, keep_all=True) == (accounts, [])
+    assert sqlgen.split_create(accounts)[1] == ["UNIQUE KEY `email` (`email`)"]

@@ -52,8 +52,10 @@ def test_a_truncated_table_takes_no_other_rule_and_a_column_one_rule():
     with pytest.raises(RuleError, match="is truncated"):
         parse_rules({"s.*": "truncate", "s.token": "hash"})
     with pytest.raises(RuleError, match="given twice"):
-        parse_rules({"users.email": "hash", "USERS.EMAIL": "email"})
-    assert len(parse_rules({"users.email": "hash", "USERS.EMAIL": "hash"})) == 1
+        parse_rules({"users.email": "hash", "users.EMAIL": "email"})  # columns: case-insensitive
+    assert len(parse_rules({"users.email": "hash", "users.EMAIL": "hash"})) == 1
+    # tables: case-sensitive (on Linux `Users` and `users` are two tables)
+    assert len(parse_rules({"users.email": "hash", "USERS.email": "email"})) == 2
 
 
 def test_two_configs_rules_are_merged_and_a_conflict_is_refused():
@@ -141,15 +143,32 @@ def test_table_and_column_names_match_without_case():
     assert tp.table == "users" and tp.columns[0].column == "email"
 
 
+def test_tables_differing_only_in_case_are_matched_exactly():
+    """`Mixed` and `mixed` are two tables on Linux: a rule for one never masks the other, and a name matching
+    both only by case is refused."""
+    tables = _users()
+    cols = {"id": ColumnInfo("id", "int", "int(11)", False, None),
+            "email": ColumnInfo("email", "varchar", "varchar(100)", True, 100)}
+    tables["Mixed"] = TableInfo("Mixed", cols, ("id",), (), 1)
+    tables["mixed"] = TableInfo("mixed", cols, ("id",), (), 1)
+    [a, _] = build("t", parse_rules({"Mixed.email": "email", "users.email": "email"}), tables)
+    assert a.table == "Mixed"
+    with pytest.raises(MaskingError, match="tables Mixed and mixed differ from MIXED only in case"):
+        build("t", parse_rules({"MIXED.email": "email"}), tables)
+
+
 def test_a_column_referencing_a_masked_column_must_be_masked_the_same_way():
     tables = _users()
     orders = TableInfo("orders", {"id": ColumnInfo("id", "int", "int(11)", False, None),
                                   "email": ColumnInfo("email", "varchar", "varchar(100)", True, 100)},
                        ("id",), (), 10, references=(("email", "users", "email"),))
     tables["orders"] = orders
-    with pytest.raises(MaskingError, match=r'orders.email references users.email and is not masked: it holds the '
-                                           r'same values; add "orders.email": email'):
+    with pytest.raises(MaskingError, match=r'orders.email references users.email, and orders.email is not masked: the '
+                                           r'two hold the same values; add "orders.email": email'):
         build("t", parse_rules({"users.email": "email"}), tables)
+    # the other way round: the child masked, the parent it references not
+    with pytest.raises(MaskingError, match=r'and users.email is not masked.*add "users.email": email'):
+        build("t", parse_rules({"orders.email": "email"}), tables)
     with pytest.raises(MaskingError, match="is hash"):
         build("t", parse_rules({"users.email": "email", "orders.email": "hash"}), tables)
     assert len(build("t", parse_rules({"users.email": "email", "orders.email": "email"}), tables)) == 2
