@@ -34,7 +34,9 @@ from .sealed import DataKey, read_sealed
 log = logging.getLogger("shared_mysql.backup")
 
 INSERT_BYTES = 1 << 20
-_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*+'")
+# From the first quote to the last: the server does not escape a quote inside a value it quotes (`Duplicate entry
+# 'o'brien' for key`), so a value can only be cut out whole by taking everything between the outermost quotes.
+_QUOTED = re.compile(r"'.*'", re.S)
 
 
 class RestoreFailed(SharedMySQLError):

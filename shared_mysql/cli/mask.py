@@ -94,6 +94,12 @@ def register(app: typer.Typer) -> None:
         from ..config import load_config
         from ..masking.refresh import refresh
 
+        from pathlib import Path
+
+        from ..errors import UsageError
+
+        if not Path(source).is_file():
+            raise UsageError(f"--from {source}: no such file; give the source environment's config")
         t = state.target()
         src = load_config(source)
         out = refresh(t, src, tenant or None, restart=restart, batch=batch, lock_wait=lock_timeout,

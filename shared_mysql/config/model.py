@@ -268,6 +268,12 @@ class Tenant(BaseModel):
     # `{}` declares that nothing needs masking.
     masking: dict[Text, Text] | None = None
 
+    @field_validator("masking", mode="before")
+    @classmethod
+    def _yaml_null(cls, v):
+        # `payments.card: null` is YAML's null value: read it as the rule null, as written.
+        return {k: ("null" if x is None else x) for k, x in v.items()} if isinstance(v, dict) else v
+
     @field_validator("masking")
     @classmethod
     def _masking(cls, v: dict | None) -> dict | None:

@@ -443,7 +443,10 @@ def findings(results: list[dict]) -> list[str]:
         if r["violations"]:
             out.append(f"{what}: {r['violations']} of {r['rows']} row(s) do not match {r['rule']}")
         if r["matches"]:
-            out.append(f"{what}: {r['matches']} value(s) equal a source value ({r['rule']} not applied to them)")
+            hint = (f"; with {r['rows']} row(s) a shuffle has nowhere to move a value: use hash, fixed or null"
+                    if r["rule"] == "shuffle" and r["rows"] < 2 else "")
+            out.append(f"{what}: {r['matches']} value(s) equal a source value ({r['rule']} not applied to them)"
+                       f"{hint}")
     return out
 
 

@@ -98,6 +98,42 @@ def not_matching(c: str, pattern: str, mysql: bool) -> str:
     return f"CAST({c} AS BINARY) NOT REGEXP '{pattern}'"
 
 
+_INT_RANGE = {"tinyint": 8, "smallint": 16, "mediumint": 24, "int": 32, "bigint": 64}
+_TEMPORAL = {"date": r"\d{4}-\d{2}-\d{2}", "datetime": r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2}(\.\d{1,6})?)?",
+             "timestamp": r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2}(\.\d{1,6})?)?",
+             "time": r"-?\d{1,3}:\d{2}(:\d{2}(\.\d{1,6})?)?", "year": r"\d{4}"}
+
+
+def _fits_number(where: str, v, col: ColumnInfo) -> None:
+    """A fixed number the column can hold (strict mode would fail the UPDATE after the data was restored)."""
+    import re
+
+    ct = col.column_type.lower()
+    if col.data_type in _INT_RANGE:
+        bits = _INT_RANGE[col.data_type]
+        lo, hi = (0, 2 ** bits - 1) if "unsigned" in ct else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        if not lo <= v <= hi:
+            raise MaskingError(f"{where}: {v} does not fit {col.column_type} ({lo}..{hi})")
+    m = re.match(r"decimal\((\d+),(\d+)\)", ct)
+    if m:
+        p, sc = int(m.group(1)), int(m.group(2))
+        if abs(v) >= 10 ** (p - sc) or ("unsigned" in ct and v < 0):
+            raise MaskingError(f"{where}: {v} does not fit {col.column_type}")
+
+
+def _fits_temporal_or_enum(where: str, v: str, col: ColumnInfo) -> None:
+    import re
+
+    if col.data_type in _TEMPORAL and not re.fullmatch(_TEMPORAL[col.data_type], v):
+        raise MaskingError(f"{where}: {v!r} is not a {col.data_type} value (e.g. "
+                           f"{'2000-01-01' if col.data_type != 'time' else '00:00:00'})")
+    if col.data_type in ("enum", "set"):
+        members = [m.replace("''", "'") for m in re.findall(r"'((?:[^']|'')*)'", col.column_type)]
+        parts = v.split(",") if col.data_type == "set" and v else [v]
+        if any(p not in members for p in parts):
+            raise MaskingError(f"{where}: {v!r} is not one of {col.column_type}")
+
+
 def column_plan(tenant: str, rule: Rule, col: ColumnInfo, table: TableInfo, mysql: bool = False) -> ColumnPlan:
     where = _where(tenant, rule)
     c = ident(col.name)
@@ -157,10 +193,14 @@ def column_plan(tenant: str, rule: Rule, col: ColumnInfo, table: TableInfo, mysq
                 raise MaskingError(f"{where}: {col.name} is {col.column_type}; give a number: fixed(0)")
             if col.max_chars is not None and len(v.encode() if col.data_type in BINARY else v) > col.max_chars:
                 raise MaskingError(f"{where}: {v!r} is longer than {col.column_type} holds; give a shorter value")
+            _fits_temporal_or_enum(where, v, col)
             lit = string(v)
         else:
             if col.data_type in INTS and not isinstance(v, int):
                 raise MaskingError(f"{where}: {col.name} is {col.column_type}; give a whole number")
+            if col.data_type not in NUMBERS and col.data_type != "year":
+                raise MaskingError(f"{where}: {col.name} is {col.column_type}; give a quoted value")
+            _fits_number(where, v, col)
             lit = repr(v) if isinstance(v, float) else str(v)
         return ColumnPlan(rule, col.name, f"IF({c} IS NULL, NULL, {lit})", f"{c} IS NOT NULL AND NOT ({c} <=> {lit})",
                           x, False)

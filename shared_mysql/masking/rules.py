@@ -72,11 +72,18 @@ def parse_value(text: str) -> str | int | float | None:
             raise RuleError(f"fixed({t}): a quote inside the value must be doubled ({q}{q})")
         return body.replace(q * 2, q)
     if _NUMBER.fullmatch(t):
-        return int(t) if re.fullmatch(r"[+-]?\d+", t) else float(t)
+        if re.fullmatch(r"[+-]?\d+", t):
+            return int(t)
+        v = float(t)
+        if v != v or v in (float("inf"), float("-inf")):
+            raise RuleError(f"fixed({t}): out of range for any column; give a smaller number")
+        return v
     raise RuleError(f"fixed({t}): the value must be quoted ('010-0000-0000') or a number")
 
 
 def parse_rule(key: str, text: object) -> Rule:
+    if text is None:  # `users.card: null` in YAML is the null value: the rule null
+        text = "null"
     if not isinstance(text, str):
         raise RuleError(f"{key}: the rule must be text, one of {', '.join(RULES[:2])}, fixed('value'), "
                         f"{', '.join(RULES[3:])}")

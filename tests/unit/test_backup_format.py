@@ -301,3 +301,15 @@ def test_a_table_a_foreign_key_points_at_keeps_its_unique_key_on_restore():
     assert sqlgen.referenced_tables([accounts, contacts, other]) == {"accounts", "x`y"}
     assert sqlgen.split_create(accounts, keep_all=True) == (accounts, [])
     assert sqlgen.split_create(accounts)[1] == ["UNIQUE KEY `email` (`email`)"]
+
+
+def test_server_messages_lose_every_quoted_value_even_one_holding_a_quote():
+    """MariaDB quotes values without escaping them: `Duplicate entry 'o'brien@x' for key 'email'`. Cutting at the
+    first closing quote let the rest of the value through."""
+    from shared_mysql.backup.load import scrub
+
+    msg = "Duplicate entry 'o'brien\\' secret@x' for key 'email'"
+    out = scrub(msg)
+    assert "brien" not in out and "secret" not in out and out.startswith("Duplicate entry '?'")
+    assert scrub("Unknown column 'inf' in 'field list'") == "Unknown column '?'"
+    assert scrub("no quotes here") == "no quotes here"

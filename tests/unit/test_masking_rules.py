@@ -184,3 +184,41 @@ def test_the_rule_checks_are_case_sensitive_on_both_flavors():
     # MySQL 8's ICU refuses REGEXP on binary strings (error 3995): REGEXP_LIKE with the case-sensitive flag
     assert mysql.columns[0].violation == ("`email` IS NOT NULL AND NOT REGEXP_LIKE(`email`, "
                                           "'^u[0-9a-f]{32}@example[.]com$', 'c')")
+
+
+@pytest.mark.parametrize("col, rule, fragment", [
+    (ColumnInfo("amt", "decimal", "decimal(10,2)", True, None), "fixed(1e20)", "does not fit decimal(10,2)"),
+    (ColumnInfo("amt", "decimal", "decimal(10,2) unsigned", True, None), "fixed(-1)", "does not fit"),
+    (ColumnInfo("n", "tinyint", "tinyint(4)", True, None), "fixed(300)", "does not fit tinyint(4) (-128..127)"),
+    (ColumnInfo("n", "int", "int(10) unsigned", True, None), "fixed(-1)", "(0..4294967295)"),
+    (ColumnInfo("d", "date", "date", True, None), "fixed('notadate')", "is not a date value"),
+    (ColumnInfo("d", "date", "date", True, None), "fixed(20000101)", "give a quoted value"),
+    (ColumnInfo("t", "time", "time", True, None), "fixed('25 hours')", "is not a time value"),
+    (ColumnInfo("e", "enum", "enum('a','it''s')", True, 4), "fixed('b')", "is not one of enum('a','it''s')"),
+])
+def test_a_fixed_value_that_does_not_fit_is_refused_before_anything_changes(col, rule, fragment):
+    tables = {"t": TableInfo("t", {"id": ColumnInfo("id", "int", "int(11)", False, None), col.name: col}, ("id",),
+                             (), 1)}
+    with pytest.raises(MaskingError) as e:
+        build("x", parse_rules({f"t.{col.name}": rule}), tables)
+    assert fragment in str(e.value)
+
+
+def test_fixed_values_that_fit_and_yaml_null():
+    cols = {"id": ColumnInfo("id", "int", "int(11)", False, None),
+            "d": ColumnInfo("d", "date", "date", True, None),
+            "e": ColumnInfo("e", "enum", "enum('a','it''s')", True, 4),
+            "amt": ColumnInfo("amt", "decimal", "decimal(10,2)", True, None)}
+    tables = {"t": TableInfo("t", cols, ("id",), (), 1)}
+    [tp] = build("x", parse_rules({"t.d": "fixed('2000-01-01')", "t.e": "fixed('it''s')", "t.amt": "fixed(0.5)"}),
+                 tables)
+    assert len(tp.columns) == 3
+    assert parse_rule("t.card", None).kind == "null"
+    with pytest.raises(RuleError, match="out of range"):
+        parse_rule("t.amt", "fixed(1e999)")
+
+
+def test_yaml_null_is_the_null_rule(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("tenants:\n  orders:\n    masking:\n      payments.card: null\n")
+    assert load_config(p).config.tenants["orders"].masking == {"payments.card": "null"}
