@@ -77,7 +77,9 @@ def is_mysql(conn) -> bool:
 def ensure_meta(conn) -> None:
     """Names (databases, tables, columns, steps) are kept as bytes: compared with a literal of any collation."""
     q(conn, f"CREATE DATABASE IF NOT EXISTS {META} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    q(conn, f"CREATE TABLE IF NOT EXISTS {META}.mask_runs (id CHAR(16) NOT NULL PRIMARY KEY, "
+    # n orders the runs: two started in the same second must not tie (the latest is the one a re-run resumes).
+    q(conn, f"CREATE TABLE IF NOT EXISTS {META}.mask_runs (n BIGINT NOT NULL AUTO_INCREMENT UNIQUE, "
+            "id CHAR(16) NOT NULL PRIMARY KEY, "
             "db VARBINARY(256) NOT NULL, "
             "digest CHAR(64) NOT NULL, salt CHAR(64) NOT NULL, fp_salt CHAR(64) NOT NULL, phase VARCHAR(16) NOT NULL, "
             "source VARBINARY(1024) NOT NULL, started DATETIME NOT NULL, updated DATETIME NOT NULL, "
@@ -85,6 +87,9 @@ def ensure_meta(conn) -> None:
     q(conn, f"CREATE TABLE IF NOT EXISTS {META}.mask_progress (run CHAR(16) NOT NULL, step VARBINARY(800) NOT NULL, "
             "done_upto TEXT NULL, finished TINYINT NOT NULL DEFAULT 0, rows_done BIGINT NOT NULL DEFAULT 0, "
             "PRIMARY KEY (run, step)) ENGINE=InnoDB")
+    q(conn, f"CREATE TABLE IF NOT EXISTS {META}.mask_triggers (run CHAR(16) NOT NULL, db VARBINARY(256) NOT NULL, "
+            "tbl VARBINARY(256) NOT NULL, name VARBINARY(256) NOT NULL, sql_mode TEXT NOT NULL, "
+            "create_sql LONGBLOB NOT NULL, PRIMARY KEY (run, db, name)) ENGINE=InnoDB")
     q(conn, f"CREATE TABLE IF NOT EXISTS {META}.mask_fp (run CHAR(16) NOT NULL, tbl VARBINARY(256) NOT NULL, "
             "col VARBINARY(256) NOT NULL, fp BINARY(16) NOT NULL, PRIMARY KEY (run, tbl, col, fp)) ENGINE=InnoDB")
 
@@ -92,7 +97,7 @@ def ensure_meta(conn) -> None:
 def latest_run(conn, db: str) -> Run | None:
     try:
         rows = q(conn, f"SELECT id, digest, phase, source FROM {META}.mask_runs WHERE db = {string(db)} "
-                       "ORDER BY started DESC, id DESC LIMIT 1")
+                       "ORDER BY n DESC LIMIT 1")
     except SharedMySQLError as exc:
         if "error 1146" in str(exc) or "error 1049" in str(exc):
             return None
@@ -120,6 +125,11 @@ def abandon_runs(conn, db: str) -> list[str]:
             q(conn, f"DROP TABLE IF EXISTS {META}.{ident(as_text(name))}")
         q(conn, f"DELETE FROM {META}.mask_progress WHERE run = {string(rid)}")
         q(conn, f"DELETE FROM {META}.mask_fp WHERE run = {string(rid)}")
+        try:  # triggers it set aside belong to the data being replaced (the restore brings the source's)
+            q(conn, f"DELETE FROM {META}.mask_triggers WHERE run = {string(rid)}")
+        except SharedMySQLError as exc:
+            if "error 1146" not in str(exc):
+                raise
         q(conn, f"UPDATE {META}.mask_runs SET phase = 'abandoned', salt = '', fp_salt = '', updated = UTC_TIMESTAMP() "
                 f"WHERE id = {string(rid)}")
     return ids
@@ -135,8 +145,9 @@ def new_run(conn, db: str, digest: str, source: str) -> Run:
         rnd = "SHA2(RANDOM_BYTES(32), 256)"
     except SharedMySQLError:
         rnd = "SHA2(CONCAT(UUID(), UUID_SHORT(), RAND(), SYSDATE(6), CONNECTION_ID()), 256)"
-    q(conn, f"INSERT INTO {META}.mask_runs VALUES ({string(rid)}, {string(db)}, {string(digest)}, "
-            f"{rnd}, {rnd}, 'fingerprinting', {string(source[:255])}, UTC_TIMESTAMP(), UTC_TIMESTAMP())")
+    q(conn, f"INSERT INTO {META}.mask_runs (id, db, digest, salt, fp_salt, phase, source, started, updated) VALUES "
+            f"({string(rid)}, {string(db)}, {string(digest)}, {rnd}, {rnd}, 'fingerprinting', {string(source[:255])}, "
+            "UTC_TIMESTAMP(), UTC_TIMESTAMP())")
     return Run(rid, db, digest, "fingerprinting", source)
 
 
@@ -295,8 +306,63 @@ def _batches(conn, src: str, pk: tuple[str, ...], start: list | None, batch: int
         lo = hi
 
 
+def set_triggers_aside(conn, run: Run, db: str, tp: TablePlan) -> None:
+    """Each UPDATE/DELETE trigger of the table: its definition kept in the tool's schema first, then dropped.
+    A killed run finds the definitions there (put_triggers_back)."""
+    for name in tp.triggers:
+        got = q(conn, f"SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {string(db)} AND "
+                      f"TRIGGER_NAME = {string(name)}")[0][0]
+        if got:
+            row = q(conn, f"SHOW CREATE TRIGGER {ident(db)}.{ident(name)}")[0]
+            mode, create = as_text(row[1]), row[2]
+            create = create.encode() if isinstance(create, str) else bytes(create)
+            q(conn, f"INSERT IGNORE INTO {META}.mask_triggers VALUES ({string(run.id)}, {string(db)}, "
+                    f"{string(tp.table)}, {string(name)}, {string(mode)}, X'{create.hex()}')")
+            q(conn, f"DROP TRIGGER IF EXISTS {ident(db)}.{ident(name)}")
+
+
+def put_triggers_back(conn, run: Run, db: str, table: str | None = None) -> list[str]:
+    """Re-create the triggers set aside (of one table, or all of the run), each in its own sql_mode and in its
+    database; the kept definition is deleted once the trigger exists again."""
+    where = f"run = {string(run.id)} AND db = {string(db)}" + (f" AND tbl = {string(table)}" if table else "")
+    try:
+        rows = q(conn, f"SELECT name, sql_mode, create_sql FROM {META}.mask_triggers WHERE {where}")
+    except SharedMySQLError as exc:
+        if "error 1146" in str(exc):
+            return []
+        raise
+    done = []
+    mode = as_text(q(conn, "SELECT @@SESSION.sql_mode")[0][0])
+    for name, tmode, create in rows:
+        name = as_text(name)
+        exists = q(conn, f"SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {string(db)} AND "
+                         f"TRIGGER_NAME = {string(name)}")[0][0]
+        if not exists:
+            q(conn, f"SET SESSION sql_mode = {string(as_text(tmode))}")
+            try:
+                q(conn, f"USE {ident(db)}")
+                q(conn, bytes(create).decode())
+            except SharedMySQLError as exc:
+                raise MaskingError(f"trigger {name} of {db}: it could not be re-created after masking ({exc}); its "
+                                   f"definition is kept in {META_DATABASE}.mask_triggers: create it by hand") from None
+            finally:
+                q(conn, f"SET SESSION sql_mode = {string(mode)}")
+        q(conn, f"DELETE FROM {META}.mask_triggers WHERE {where} AND name = {string(name)}")
+        done.append(name)
+    return done
+
+
 def mask_table(conn, run: Run, db: str, tp: TablePlan, batch: int = BATCH, progress=None) -> int:
-    """Every rule of one table; resumable (each batch commits with its progress row). Returns rows changed."""
+    """Every rule of one table; resumable (each batch commits with its progress row). Returns rows changed.
+    Its UPDATE/DELETE triggers are set aside meanwhile (they would fire on every masked row)."""
+    if tp.triggers:
+        set_triggers_aside(conn, run, db, tp)
+    total = _mask_table(conn, run, db, tp, batch, progress)
+    put_triggers_back(conn, run, db, tp.table)
+    return total
+
+
+def _mask_table(conn, run: Run, db: str, tp: TablePlan, batch: int, progress) -> int:
     src = f"{ident(db)}.{ident(tp.table)}"
     total = 0
     if tp.truncate:
@@ -409,6 +475,12 @@ def check(conn, run: Run | None, db: str, tables: list[TablePlan]) -> list[dict]
         for step, fin in q(conn, f"SELECT step, finished FROM {META}.mask_progress WHERE run = {string(run.id)}"):
             if not fin:
                 unfinished.add(as_text(step).split("\x00")[0])
+        try:  # a trigger set aside and not back yet: the run is not finished
+            for (tbl,) in q(conn, f"SELECT tbl FROM {META}.mask_triggers WHERE run = {string(run.id)}"):
+                unfinished.add(as_text(tbl))
+        except SharedMySQLError as exc:
+            if "error 1146" not in str(exc):
+                raise
     for tp in tables:
         src = f"{ident(db)}.{ident(tp.table)}"
         if tp.truncate:

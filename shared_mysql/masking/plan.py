@@ -63,6 +63,9 @@ class TablePlan:
     pk: tuple[str, ...]
     columns: list[ColumnPlan] = field(default_factory=list)
     truncate: bool = False
+    # UPDATE/DELETE triggers: masking would fire them (an audit trigger copies the unmasked values elsewhere), so
+    # they are set aside while the table is masked and put back after (engine.mask_table)
+    triggers: tuple[str, ...] = ()
 
     @property
     def updates(self) -> list[ColumnPlan]:
@@ -225,11 +228,7 @@ def build(tenant: str, rules: list[Rule], tables: dict[str, TableInfo], mysql: b
     out: dict[str, TablePlan] = {}
     for r in rules:
         t = find_table(tenant, r, tables)
-        if t.triggers and r.kind != "truncate":
-            raise MaskingError(f"{_where(tenant, r)}: table {t.name} has trigger(s) {', '.join(t.triggers)} that "
-                               "masking would fire (they may copy the unmasked values elsewhere); drop them on the "
-                               "target first, or truncate the table")
-        tp = out.setdefault(t.name, TablePlan(t.name, t.pk))
+        tp = out.setdefault(t.name, TablePlan(t.name, t.pk, triggers=t.triggers))
         if r.kind == "truncate":
             tp.truncate = True
             continue

@@ -55,6 +55,8 @@ def mask_database(conn, tenant: str, rules: list[Rule], *, source: str, new_run:
     run = engine.latest_run(conn, db)
     resumed = False
     if new_run or run is None or run.phase in ("verified", "abandoned") or run.digest != digest:
+        if run is not None and run.phase not in ("verified", "abandoned") and not new_run:
+            engine.put_triggers_back(conn, run, db)  # an unfinished run of other rules: its triggers first
         run = engine.new_run(conn, db, digest, source)  # masked data masked again: harmless, consistent
         # (changed rules: the fingerprints and progress of the old ones do not fit them)
     else:

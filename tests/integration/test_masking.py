@@ -283,3 +283,53 @@ def test_hostile_names_a_table_without_key_and_a_foreign_key(shop):
     with t.executor() as ex:
         for tb in ("child", "nokey", "`we``ird tbl`"):
             ex.query(f"DROP TABLE shop_db.{tb if tb.startswith('`') else tb}")
+
+
+def test_update_triggers_are_set_aside_while_masking_and_put_back_even_after_a_kill(shop, monkeypatch):
+    """An audit trigger copying OLD values elsewhere would carry every unmasked value into its table: it is
+    dropped (its definition kept in the tool's schema) while the table is masked, and re-created after, in its
+    own sql_mode; a run killed in between re-creates it when resumed."""
+    t = fresh(shop, rows=200)
+    with t.executor() as ex:
+        ex.query("CREATE TABLE shop_db.audit (old_email VARCHAR(100))")
+        ex.query("SET SESSION sql_mode = 'ANSI_QUOTES,STRICT_ALL_TABLES'")
+        ex.query('CREATE TRIGGER shop_db."users_au" AFTER UPDATE ON shop_db.users FOR EACH ROW '
+                 'INSERT INTO shop_db.audit VALUES (OLD.email)')
+        before = ex.query("SELECT ACTION_STATEMENT, SQL_MODE FROM information_schema.TRIGGERS WHERE "
+                          "TRIGGER_NAME = 'users_au'")
+    calls = {"n": 0}
+    real = engine._mask_table
+
+    def killed_in_users(conn, run, db, tp, *a, **k):
+        if tp.table == "users":
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise KeyboardInterrupt
+        return real(conn, run, db, tp, *a, **k)
+
+    monkeypatch.setattr(engine, "_mask_table", killed_in_users)
+    conn = session(t)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            mask_database(conn, "shop", parse_rules(RULES), source="test", new_run=True)
+    finally:
+        conn.close()
+    with t.executor() as ex:  # set aside: gone from the table, kept in the tool's schema
+        assert ex.query("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_NAME = 'users_au'")[0][0] == 0
+        assert ex.query("SELECT COUNT(*) FROM shared_mysql.mask_triggers")[0][0] == 1
+    conn = session(t)
+    try:
+        r = mask_database(conn, "shop", parse_rules(RULES), source="test")
+    finally:
+        conn.close()
+    assert r["ok"] and r["resumed"], r["problems"]
+    with t.executor() as ex:
+        assert ex.query("SELECT COUNT(*) FROM shop_db.audit")[0][0] == 0  # never fired on a masked row
+        after = ex.query("SELECT ACTION_STATEMENT, SQL_MODE FROM information_schema.TRIGGERS WHERE "
+                         "TRIGGER_NAME = 'users_au'")
+        assert after == before
+        assert ex.query("SELECT COUNT(*) FROM shared_mysql.mask_triggers")[0][0] == 0
+        ex.query("UPDATE shop_db.users SET note = 'x' WHERE id = 1")  # and it works again
+        assert ex.query("SELECT COUNT(*) FROM shop_db.audit")[0][0] == 1
+        ex.query("DROP TRIGGER shop_db.users_au")
+        ex.query("DROP TABLE shop_db.audit")

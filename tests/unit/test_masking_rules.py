@@ -131,11 +131,9 @@ def test_rules_that_cannot_apply_name_the_key(rules, fragment):
     assert fragment in str(e.value) and str(e.value).startswith(f'tenants.orders.masking."{next(iter(rules))}"')
 
 
-def test_a_table_with_update_triggers_is_refused_unless_truncated():
-    with pytest.raises(MaskingError, match="trigger"):
-        build("t", parse_rules({"users.email": "email"}), _users(triggers=("audit_upd",)))
-    [tp] = build("t", parse_rules({"users.*": "truncate"}), _users(triggers=("audit_upd",)))
-    assert tp.truncate
+def test_a_table_with_update_triggers_carries_them_to_be_set_aside():
+    [tp] = build("t", parse_rules({"users.email": "email"}), _users(triggers=("audit_upd",)))
+    assert tp.triggers == ("audit_upd",)
 
 
 def test_table_and_column_names_match_without_case():
