@@ -73,6 +73,8 @@ def register(app: typer.Typer) -> None:
                     sys.stderr.write(f"\r  {table}: {n} row(s)")
 
             out = run_mask(t, tenant or None, batch=batch, lock_wait=lock_timeout, progress=progress)
+            if not state.json and sys.stderr.isatty():
+                sys.stderr.write("\r\033[K")  # the progress line is done
         if state.json:
             emit_json(out)
         else:
