@@ -212,13 +212,21 @@ def update_times(ex, dbs: list[str]) -> tuple[dict, float]:
 
 
 def compare(s1: dict, s2: dict, restored: dict, updated: dict, trusted: bool, since: float,
-            snapshot_mode: bool) -> tuple[list[str], list[str], int]:
-    """(problems, not_compared, compared) by the module's rule."""
+            snapshot_mode: bool, created: dict | None = None) -> tuple[list[str], list[str], int]:
+    """(problems, not_compared, compared) by the module's rule. Whatever was written since T, a table that existed
+    at T must exist on the restore: in S1 and S2 (point in time), or created before T (`created`, snapshot). And a
+    test that could compare no table at all proves nothing: a problem, not an OK."""
     problems, skipped, compared = [], [], 0
     floor_t = math.floor(since)
     label = R.iso(since)
     for name in sorted(set(s1) | set(s2) | set(restored)):
         a, b, got = s1.get(name), s2.get(name), restored.get(name)
+        born = (created or {}).get(name)
+        existed = (not snapshot_mode and a is not None and b is not None) or \
+            (born is not None and born < floor_t and b is not None)
+        if got is None and existed:
+            problems.append(f"{name}: missing on the restored instance (it existed at {label})")
+            continue
         changed = a != b or a is None
         u = updated.get(name)
         if trusted:
@@ -235,7 +243,20 @@ def compare(s1: dict, s2: dict, restored: dict, updated: dict, trusted: bool, si
         elif got != a:
             problems.append(f"{name}: source {a[0]} rows / checksum {a[1]}, restored {got[0]} rows / checksum "
                             f"{got[1]}")
+    if (s1 or s2) and compared == 0 and not problems:
+        problems.append(f"no table could be compared (every one changed since {label}, or the server restarted "
+                        "since): this run proves nothing; run it when writes are quieter, or right after a snapshot")
     return problems, skipped, compared
+
+
+def create_times(ex, dbs: list[str]) -> dict:
+    """table -> CREATE_TIME (epoch) of the tenants' tables: a table created before T must be on the restore."""
+    if not dbs:
+        return {}
+    inlist = ",".join(string(d) for d in dbs)
+    rows = ex.query("SELECT TABLE_SCHEMA, TABLE_NAME, UNIX_TIMESTAMP(CREATE_TIME) FROM information_schema.TABLES "
+                    f"WHERE TABLE_SCHEMA IN ({inlist}) AND TABLE_TYPE = 'BASE TABLE'")
+    return {f"{s}.{t}": (None if c is None else float(c)) for s, t, c in rows}
 
 
 # -- the test ------------------------------------------------------------------------------------------------------
@@ -323,8 +344,9 @@ def aws_backup_test(target, *, connect=None, progress=None, snapshot_id: str | N
             with target.executor() as ex:
                 s2 = snapshot_sums(ex, dbs)[1]
                 updated, server_start = update_times(ex, dbs)
+                created_at = create_times(ex, dbs)
             problems, skipped, compared = compare(s1, s2, restored, updated, server_start < since, since,
-                                                  snap is not None)
+                                                  snap is not None, created_at)
             report["problems"] += problems
             report["not_compared"] = skipped
             report["compared"] = compared

@@ -69,6 +69,10 @@ def build_app():
             import logging  # only here: ~7 ms of start-up otherwise
 
             logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="debug: %(name)s: %(message)s")
+            # botocore logs whole request and response bodies at DEBUG: GetSecretValue's SecretString,
+            # PutSecretValue, ModifyDBInstance's MasterUserPassword. Our own SQL log is redacted; theirs is not.
+            for name in ("botocore", "boto3", "urllib3", "s3transfer"):
+                logging.getLogger(name).setLevel(logging.WARNING)
 
     from . import backup, commands, infra, local, mask, slowlog, snapshot
 

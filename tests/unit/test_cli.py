@@ -163,3 +163,19 @@ def test_an_interrupted_command_says_so_in_one_line(monkeypatch, capsys):
     assert e.value.code == 130
     err = capsys.readouterr().err
     assert err.startswith("error: interrupted;") and err.count("\n") == 1
+
+
+def test_debug_never_lets_botocore_log_request_bodies(tmp_path, monkeypatch):
+    """Review: --debug printed the master password (GetSecretValue's SecretString, ModifyDBInstance's
+    MasterUserPassword) through botocore's DEBUG request/response logging."""
+    import logging
+
+    from shared_mysql.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    try:
+        main(["--debug", "init"])
+    except SystemExit:
+        pass
+    for name in ("botocore", "boto3", "urllib3"):
+        assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING
