@@ -318,13 +318,14 @@ def restore_instance(target, new_id: str, *, to_time: datetime | None = None, sn
         snap = _own_snapshot(rds, target, snapshot_id, "restores")
         if snap.get("Status") != "available":
             raise RdsError(f"snapshot {snapshot_id} is {snap.get('Status')}, not available; wait for it")
+        check_encrypted(snap, src)  # the same refusal as `snapshot create`: unencrypted, or another key
     else:
         window = pitr_window(rds, src)
         if window["latest"] is None:
             raise RdsError(f"{ident} has no point-in-time window (backup_retention_period is "
                            f"{window['retention_days']}); restore from a snapshot with --snapshot instead")
         if to_time is not None:
-            when = _utc(to_time)
+            when = _utc(to_time).replace(microsecond=0)  # RDS restores to the second; say what it restores to
             lo, hi = window["earliest"], window["latest"]
             if (lo is not None and when < lo) or when > hi:
                 raise UsageError(f"--to-time {iso(when)} is outside {ident}'s restorable window "
@@ -334,7 +335,7 @@ def restore_instance(target, new_id: str, *, to_time: datetime | None = None, sn
     tag_map.update(tags or {})
     tag_map.update({"restored-from": snap["DBSnapshotIdentifier"] if snap else ident,
                     "restore-time": iso(when) if when else (iso(snap.get("SnapshotCreateTime")) if snap else "latest")})
-    kw = _settings(src, wanted_protection, multi_az)
+    kw = _settings(src, wanted_protection, multi_az, pitr=snap is None)
     kw["Tags"] = [{"Key": k, "Value": str(v)} for k, v in tag_map.items()]
     started = time.monotonic()
     if snap is not None:
@@ -358,6 +359,10 @@ def restore_instance(target, new_id: str, *, to_time: datetime | None = None, sn
           hint=f"; it keeps restoring: `aws rds describe-db-instances --db-instance-identifier {new_id}`")
     db = describe_instance(rds, new_id)
     out["warnings"] = check_restored(rds, db, src, snap, kw)
+    if not src.get("StorageEncrypted"):
+        out["warnings"].append(f"{ident} is not encrypted, so neither is {new_id}: encrypt it (copy a snapshot with "
+                               "a KMS key and restore the copy) before relying on either")
+    out["warnings"] += after_restore(rds, new_id, src, kw)
     ep = db.get("Endpoint") or {}
     out.update(status=db.get("DBInstanceStatus"), endpoint=ep.get("Address"), port=ep.get("Port"),
                kms_key=db.get("KmsKeyId"), encrypted=bool(db.get("StorageEncrypted")),
@@ -366,8 +371,35 @@ def restore_instance(target, new_id: str, *, to_time: datetime | None = None, sn
     return out
 
 
-def _settings(src: dict, deletion_protection: bool, multi_az: bool | None) -> dict:
-    """The source's settings, for the restore call (RDS would otherwise pick defaults for several)."""
+def after_restore(rds, new_id: str, src: dict, kw: dict) -> list[str]:
+    """What no restore call takes: Performance Insights, Enhanced Monitoring and (from a snapshot) storage
+    autoscaling, set on the NEW instance as the source has them. Returns warnings for what could not be set."""
+    mod: dict = {}
+    if src.get("PerformanceInsightsEnabled"):
+        mod["EnablePerformanceInsights"] = True
+        if src.get("PerformanceInsightsRetentionPeriod"):
+            mod["PerformanceInsightsRetentionPeriod"] = int(src["PerformanceInsightsRetentionPeriod"])
+        if src.get("PerformanceInsightsKMSKeyId"):
+            mod["PerformanceInsightsKMSKeyId"] = src["PerformanceInsightsKMSKeyId"]
+    if int(src.get("MonitoringInterval") or 0) > 0 and src.get("MonitoringRoleArn"):
+        mod.update(MonitoringInterval=int(src["MonitoringInterval"]), MonitoringRoleArn=src["MonitoringRoleArn"])
+    if src.get("MaxAllocatedStorage") and "MaxAllocatedStorage" not in kw:
+        mod["MaxAllocatedStorage"] = int(src["MaxAllocatedStorage"])
+    if not mod:
+        return []
+    try:
+        _call(f"ModifyDBInstance {new_id} (monitoring, autoscaling)", rds.modify_db_instance,
+              DBInstanceIdentifier=new_id, ApplyImmediately=True, **mod)
+    except RdsError as exc:
+        return [f"{new_id}: {', '.join(sorted(mod))} not set ({exc}); set them with `aws rds modify-db-instance`"]
+    return []
+
+
+def _settings(src: dict, deletion_protection: bool, multi_az: bool | None, *, pitr: bool = True,
+              default_option_group: bool = False) -> dict:
+    """The source's settings, for the restore call (RDS would otherwise pick defaults for several: the default
+    parameter group and security group, no CloudWatch log exports, ...). `default_option_group`: name the engine's
+    default option group too (a refresh: RDS would otherwise attach the snapshot's, the source's)."""
     kw: dict = {"DBInstanceClass": src["DBInstanceClass"],
                 "MultiAZ": bool(src.get("MultiAZ")) if multi_az is None else multi_az,
                 "Port": int((src.get("Endpoint") or {}).get("Port") or src.get("DbInstancePort") or 3306),
@@ -378,9 +410,10 @@ def _settings(src: dict, deletion_protection: bool, multi_az: bool | None) -> di
     pgs = [g["DBParameterGroupName"] for g in src.get("DBParameterGroups") or []]
     if pgs:
         kw["DBParameterGroupName"] = pgs[0]
-    # The engine's default option group is what RDS assigns anyway; not named (moto lists it but cannot find it).
+    # The engine's default option group is what RDS assigns a restore of that instance anyway; not named (moto
+    # lists it but cannot find it), except for a refresh, whose snapshot's group is another instance's.
     ogs = [g["OptionGroupName"] for g in src.get("OptionGroupMemberships") or []
-           if not g["OptionGroupName"].startswith("default:")]
+           if default_option_group or not g["OptionGroupName"].startswith("default:")]
     if ogs:
         kw["OptionGroupName"] = ogs[0]
     if (src.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"):
@@ -390,6 +423,24 @@ def _settings(src: dict, deletion_protection: bool, multi_az: bool | None) -> di
         kw["VpcSecurityGroupIds"] = sgs
     if src.get("StorageType"):
         kw["StorageType"] = src["StorageType"]
+    # Carried explicitly: a restored instance otherwise exports no logs to CloudWatch (the slow-query digest and
+    # `logs audit` read them there), and takes the default retention, window and CA.
+    if src.get("EnabledCloudwatchLogsExports"):
+        kw["EnableCloudwatchLogsExports"] = list(src["EnabledCloudwatchLogsExports"])
+    if src.get("BackupRetentionPeriod") is not None:
+        kw["BackupRetentionPeriod"] = int(src["BackupRetentionPeriod"])
+    if src.get("PreferredBackupWindow"):
+        kw["PreferredBackupWindow"] = src["PreferredBackupWindow"]
+    if src.get("CACertificateIdentifier"):
+        kw["CACertificateIdentifier"] = src["CACertificateIdentifier"]
+    if src.get("AutoMinorVersionUpgrade") is not None:
+        kw["AutoMinorVersionUpgrade"] = bool(src["AutoMinorVersionUpgrade"])
+    if src.get("Iops") and src.get("StorageType") in ("io1", "io2", "gp3"):
+        kw["Iops"] = int(src["Iops"])
+    if src.get("StorageThroughput") and src.get("StorageType") == "gp3":
+        kw["StorageThroughput"] = int(src["StorageThroughput"])
+    if pitr and src.get("MaxAllocatedStorage"):
+        kw["MaxAllocatedStorage"] = int(src["MaxAllocatedStorage"])
     return kw
 
 
@@ -409,6 +460,11 @@ def check_restored(rds, db: dict, src: dict, snap: dict | None, kw: dict) -> lis
         # RDS (and moto) may keep the source's setting: set the asked one on the NEW instance only.
         _call(f"ModifyDBInstance {new_id} (deletion protection)", rds.modify_db_instance, DBInstanceIdentifier=new_id,
               DeletionProtection=kw["DeletionProtection"], ApplyImmediately=True)
+    for key, have in (("DBInstanceClass", db.get("DBInstanceClass")), ("MultiAZ", bool(db.get("MultiAZ"))),
+                      ("Port", int((db.get("Endpoint") or {}).get("Port") or db.get("DbInstancePort") or 0) or None),
+                      ("EnableIAMDatabaseAuthentication", bool(db.get("IAMDatabaseAuthenticationEnabled")))):
+        if key in kw and have is not None and have != kw[key]:
+            warnings.append(f"{new_id}: {key} is {have}, asked {kw[key]}; set it with `aws rds modify-db-instance`")
     checks = {"DBParameterGroupName": [g["DBParameterGroupName"] for g in db.get("DBParameterGroups") or []],
               "OptionGroupName": [g["OptionGroupName"] for g in db.get("OptionGroupMemberships") or []],
               "VpcSecurityGroupIds": [g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups") or []],

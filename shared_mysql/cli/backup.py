@@ -261,7 +261,7 @@ def register(app: typer.Typer) -> None:
 def _aws_restore(to_time: str | None, into: str | None, snapshot: str | None) -> None:
     from datetime import datetime, timezone
 
-    from ..backup.rds import default_restore_id, restore_instance
+    from ..backup.rds import restore_instance
     from ..backup.restore import parse_time
     from .snapshot import progress_line
 
@@ -269,7 +269,9 @@ def _aws_restore(to_time: str | None, into: str | None, snapshot: str | None) ->
         raise UsageError("--to-time and --snapshot: give one (a snapshot is a fixed time)")
     t = state.target()
     when = datetime.fromtimestamp(parse_time(to_time), timezone.utc) if to_time is not None else None
-    new_id = into if into is not None else default_restore_id(t.config)
+    if snapshot is not None and not snapshot.strip():
+        raise UsageError("--snapshot: empty; give a snapshot id (`shared-mysql snapshot list`)")
+    new_id = into if into is not None else _free_restore_id(t)
     r = restore_instance(t, new_id, to_time=when, snapshot_id=snapshot, use_latest=when is None and snapshot is None,
                          progress=progress_line(f"restore {new_id}"))
     for w in r.get("warnings", []):
@@ -286,10 +288,26 @@ def _aws_restore(to_time: str | None, into: str | None, snapshot: str | None) ->
         echo(f"  - {line}")
 
 
+def _free_restore_id(t) -> str:
+    """{source}-restored-{YYYYMMDDHHMM}, with -2, -3... when a restore of the same minute exists already."""
+    from ..aws import client_for
+    from ..backup.rds import default_restore_id, instance_exists
+
+    base = default_restore_id(t.config)
+    rds = client_for(t.config, "rds")
+    for n in range(1, 10):
+        name = base if n == 1 else f"{base[:60]}-{n}"
+        if instance_exists(rds, name) is None:
+            return name
+    return base  # restore_instance says it exists
+
+
 def _aws_backup_test(snapshot: str | None) -> None:
     from ..backup.drill import VerificationFailed
     from ..backup.rds_drill import aws_backup_test
 
+    if snapshot is not None and not snapshot.strip():
+        raise UsageError("--snapshot: empty; give a snapshot id (`shared-mysql snapshot list`)")
     t = state.target()
 
     def progress(status, percent, elapsed):

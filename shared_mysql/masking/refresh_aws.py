@@ -145,7 +145,9 @@ def refresh_aws(target, source_loaded, names: list[str], rules: dict, *, restart
     old_id = st.setdefault("old_id", f"{tgt_id[:63 - 26]}-pre-refresh-{st['stamp']}".lower())
     if st["phase"] == "copied":
         if R.instance_exists(rds, new_id) is None:
-            kw = R._settings(tgt, False, None)  # the TARGET's settings; protection off until cut over
+            # The TARGET's settings (its option group named even when it is the engine's default: RDS would
+            # attach the snapshot's, prod's); deletion protection off until the cut over.
+            kw = R._settings(tgt, False, None, pitr=False, default_option_group=True)
             tags = {t["Key"]: t["Value"] for t in tgt.get("TagList") or [] if not t["Key"].startswith("aws:")}
             tags.update({"shared-mysql:refresh-from": st["source"], "restored-from": st["restore_from"]})
             kw["Tags"] = [{"Key": k, "Value": str(v)} for k, v in tags.items()]
@@ -154,6 +156,8 @@ def refresh_aws(target, source_loaded, names: list[str], rules: dict, *, restart
                     rds.restore_db_instance_from_db_snapshot, DBInstanceIdentifier=new_id,
                     DBSnapshotIdentifier=st["restore_from"], **kw)
         db = _available(rds, new_id, f"restoring {new_id}", poll, sleep, say)
+        for w in R.after_restore(rds, new_id, tgt, {}):  # Performance Insights, monitoring, autoscaling
+            out["notes"].append(w)
         if tgt.get("KmsKeyId") and db.get("KmsKeyId") != tgt.get("KmsKeyId") or not db.get("StorageEncrypted"):
             raise R.RestoreCheckFailed(f"refreshed instance {new_id}: encrypted {db.get('StorageEncrypted')} with "
                                        f"{db.get('KmsKeyId')}, expected {tgt.get('KmsKeyId')}; it was not cut over: "
@@ -254,7 +258,8 @@ def _mask_new(target, rds, new_id, names, rules, label, batch, resolve, say, fir
 def _cut_over(rds, tgt_id, new_id, old_id, tgt, poll, sleep, say) -> None:
     """The old target renamed away, the new instance renamed to the target's name. Each rename is checked
     first, so a re-run after a kill between them continues."""
-    if R.instance_exists(rds, old_id) is None and R.instance_exists(rds, tgt_id) is not None and \
+    tgt = R.instance_exists(rds, tgt_id) if R.instance_exists(rds, old_id) is None else None  # as it is now
+    if R.instance_exists(rds, old_id) is None and tgt is not None and \
             R.instance_exists(rds, new_id) is not None:
         say(f"renaming {tgt_id} to {old_id}")
         if tgt and tgt.get("DeletionProtection"):

@@ -228,7 +228,7 @@ def test_restore_to_time_copies_the_settings_checks_the_key_and_never_touches_th
     assert any("instance.host" in h for h in r["cut_over"]) and any("/endpoint" in h for h in r["cut_over"])
     [(name, kw)] = [c for c in holder["rds"].calls if c[0].startswith("restore_")]
     assert name == "restore_db_instance_to_point_in_time" and kw["SourceDBInstanceIdentifier"] == SOURCE
-    assert kw["RestoreTime"] == when and "KmsKeyId" not in kw
+    assert kw["RestoreTime"] == when.replace(microsecond=0) and "KmsKeyId" not in kw  # to the second
     assert {k: kw[k] for k in ("DBParameterGroupName", "OptionGroupName", "DBSubnetGroupName", "VpcSecurityGroupIds",
                                "DBInstanceClass", "MultiAZ", "Port", "EnableIAMDatabaseAuthentication",
                                "CopyTagsToSnapshot", "DeletionProtection")} == {
@@ -258,6 +258,23 @@ def test_restore_from_a_snapshot_and_deletion_protection_as_asked(world):
     new = world["rds"].describe_db_instances(DBInstanceIdentifier="test-remote-from-snap")["DBInstances"][0]
     assert r["snapshot"] == s["id"] and new["KmsKeyId"] == world["key"] and not new["DeletionProtection"]
     assert {x["Key"]: x["Value"] for x in new["TagList"]}["restored-from"] == s["id"]
+
+
+def test_restore_refuses_a_snapshot_under_another_key_or_unencrypted_and_warns_for_an_unencrypted_source(world):
+    """Review: `restore --snapshot` took a copy re-encrypted with a foreign key, and an unencrypted one, that
+    `snapshot create` refuses to rely on."""
+    t = target(world)
+    s = R.create_snapshot(t, "manual", **FAST)
+    kms = boto3.client("kms")
+    other = kms.create_key(Description="someone else's")["KeyMetadata"]["Arn"]
+    world["rds"].copy_db_snapshot(SourceDBSnapshotIdentifier=s["id"], TargetDBSnapshotIdentifier="foreign-copy",
+                                  KmsKeyId=other)
+    with pytest.raises(R.RdsError, match="not the instance's"):
+        R.restore_instance(t, "test-remote-foreign", snapshot_id="foreign-copy", **FAST)
+    assert R.instance_exists(world["rds"], "test-remote-foreign") is None  # refused before anything was made
+    plain = target(world, "plain")
+    r = R.restore_instance(plain, "test-plain-restored", use_latest=True, **FAST)
+    assert any("is not encrypted, so neither is test-plain-restored" in w for w in r["warnings"])
 
 
 def test_restore_refuses_times_outside_the_window_bad_names_the_source_and_others_snapshots(world, monkeypatch):

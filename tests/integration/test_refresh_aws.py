@@ -49,15 +49,19 @@ def world(instance_factory, tmp_path, monkeypatch):
         for env in ("prod", "staging"):
             rds.create_db_parameter_group(DBParameterGroupName=f"{env}-params", DBParameterGroupFamily="mysql8.0",
                                           Description="d")
+            rds.create_option_group(OptionGroupName=f"{env}-audit", EngineName="mysql", MajorEngineVersion="8.0",
+                                    OptionGroupDescription="d")
         base = dict(Engine="mysql", EngineVersion="8.0.35", MasterUsername=MASTER, MasterUserPassword="x" * 16,
                     AllocatedStorage=30, BackupRetentionPeriod=14, StorageEncrypted=True, DeletionProtection=True)
         rds.create_db_instance(DBInstanceIdentifier="prod-shared-mysql", KmsKeyId=prod_key,
                                DBInstanceClass="db.r6g.large",
                                DBParameterGroupName="prod-params", VpcSecurityGroupIds=[sgs["prod"]], MultiAZ=True,
-                               Tags=[{"Key": "env", "Value": "prod"}], **base)
+                               OptionGroupName="prod-audit", Tags=[{"Key": "env", "Value": "prod"}], **base)
         rds.create_db_instance(DBInstanceIdentifier="staging-shared-mysql", KmsKeyId=stg_key,
                                DBInstanceClass="db.t4g.small", DBParameterGroupName="staging-params",
-                               VpcSecurityGroupIds=[sgs["staging"]], Tags=[{"Key": "env", "Value": "staging"}], **base)
+                               VpcSecurityGroupIds=[sgs["staging"]], Tags=[{"Key": "env", "Value": "staging"}],
+                               OptionGroupName="staging-audit", EnableCloudwatchLogsExports=["error", "slowquery"],
+                               **{**base, "BackupRetentionPeriod": 7})
         local = standin.target()
         # What prod's snapshot holds: the data, prod's master password, prod's tenant accounts and passwords.
         with local.executor() as ex:
@@ -132,6 +136,10 @@ def test_aws_refresh_end_to_end(world):
     assert [g["DBParameterGroupName"] for g in new["DBParameterGroups"]] == ["staging-params"]
     assert [g["VpcSecurityGroupId"] for g in new["VpcSecurityGroups"]] == [world["sgs"]["staging"]]
     assert new["DBInstanceClass"] == "db.t4g.small" and new["KmsKeyId"] == world["keys"][1]
+    # review: the snapshot's (prod's) option group and retention were taken; the target's are asked for
+    assert [g["OptionGroupName"] for g in new["OptionGroupMemberships"]] == ["staging-audit"]
+    assert new["BackupRetentionPeriod"] == 7
+    assert sorted(new.get("EnabledCloudwatchLogsExports") or []) == ["error", "slowquery"]
     assert new["DeletionProtection"] is True
     old = rds.describe_db_instances(DBInstanceIdentifier=out["old_instance"])["DBInstances"][0]
     assert old["DeletionProtection"] is False and tags(rds, out["old_instance"]).get("env") == "staging"
@@ -201,5 +209,8 @@ def test_a_failed_check_never_cuts_over_and_a_kill_before_cut_over_resumes(world
     out, say, stg = run(world)
     assert out["ok"], out
     assert out["steps"] == ["cut_over", "done"]
+    # the kept previous target can be deleted (review: a resumed cut over left its deletion protection on)
+    assert not rds.describe_db_instances(DBInstanceIdentifier=out["old_instance"])["DBInstances"][0][
+        "DeletionProtection"]
     assert tags(rds, "staging-shared-mysql")["shared-mysql:refresh-from"] == "prod-shared-mysql"
     assert new_id not in {d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]}
