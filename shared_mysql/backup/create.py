@@ -63,7 +63,22 @@ def databases_for(target, ex, tenants: list[str] | None) -> tuple[list[str], dic
             raise SharedMySQLError(f"database {missing[0]} does not exist on the server; run `shared-mysql apply`")
         dbs = [owned[t] for t in tenants]
     else:
-        dbs = [d for d in existing if d.lower() not in SYSTEM_SCHEMAS and not d.startswith("_smr_")]
+        # Not the tool's own schema: its masking state (fingerprints, salts of an unfinished run) and locks are the
+        # server's runtime state, never to be restored elsewhere or back.
+        from ..tenants.model import META_DATABASE
+
+        dbs = [d for d in existing if d.lower() not in SYSTEM_SCHEMAS and not d.startswith("_smr_")
+               and d != META_DATABASE]
+    # A tenant blocked by an unverified refresh holds unmasked data: never in a backup (a restore of it would bring
+    # the data back with nothing blocked).
+    from ..tenants import blocks
+
+    blocked = {owned[t]: t for t, b in blocks.read(ex).items() if t in owned and b.get("kind") == "refresh"}
+    if tenants and any(owned[t] in blocked for t in tenants):
+        t = next(t for t in tenants if owned[t] in blocked)
+        raise SharedMySQLError(f"tenant {t} is blocked by an unverified refresh: its database holds unmasked data "
+                               "and is not backed up; finish the refresh (`shared-mysql refresh --from ...`) first")
+    dbs = [d for d in dbs if d not in blocked]
     return dbs, {owned[t]: t for t in owned if owned[t] in dbs}
 
 

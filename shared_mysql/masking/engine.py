@@ -39,10 +39,15 @@ class Run:
     digest: str
     phase: str  # fingerprinting | masking | failed | verified | abandoned (its data was replaced)
     source: str
+    rules: frozenset = frozenset()  # (table, column in lower case or "*", rule text): what this run masks
+
+
+def rule_keys(rules: list[Rule]) -> list[list[str]]:
+    return sorted([r.table, (r.column or "*").lower(), r.text()] for r in rules)
 
 
 def rules_digest(rules: list[Rule]) -> str:
-    return hashlib.sha256(json.dumps(sorted((r.key.lower(), r.text()) for r in rules)).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(rule_keys(rules)).encode()).hexdigest()
 
 
 def open_session(info: ConnectionInfo) -> tuple[object, list[str]]:
@@ -82,7 +87,8 @@ def ensure_meta(conn) -> None:
             "id CHAR(16) NOT NULL PRIMARY KEY, "
             "db VARBINARY(256) NOT NULL, "
             "digest CHAR(64) NOT NULL, salt CHAR(64) NOT NULL, fp_salt CHAR(64) NOT NULL, phase VARCHAR(16) NOT NULL, "
-            "source VARBINARY(1024) NOT NULL, started DATETIME NOT NULL, updated DATETIME NOT NULL, "
+            "source VARBINARY(1024) NOT NULL, rules LONGBLOB NOT NULL, started DATETIME NOT NULL, "
+            "updated DATETIME NOT NULL, "
             "KEY (db, started)) ENGINE=InnoDB")
     q(conn, f"CREATE TABLE IF NOT EXISTS {META}.mask_progress (run CHAR(16) NOT NULL, step VARBINARY(800) NOT NULL, "
             "done_upto TEXT NULL, finished TINYINT NOT NULL DEFAULT 0, rows_done BIGINT NOT NULL DEFAULT 0, "
@@ -96,7 +102,7 @@ def ensure_meta(conn) -> None:
 
 def latest_run(conn, db: str) -> Run | None:
     try:
-        rows = q(conn, f"SELECT id, digest, phase, source FROM {META}.mask_runs WHERE db = {string(db)} "
+        rows = q(conn, f"SELECT id, digest, phase, source, rules FROM {META}.mask_runs WHERE db = {string(db)} "
                        "ORDER BY n DESC LIMIT 1")
     except SharedMySQLError as exc:
         if "error 1146" in str(exc) or "error 1049" in str(exc):
@@ -104,8 +110,12 @@ def latest_run(conn, db: str) -> Run | None:
         raise
     if not rows:
         return None
-    i, d, p, s = (as_text(v) for v in rows[0])
-    return Run(i, db, d, p, s)
+    i, d, p, s, r = (as_text(v) for v in rows[0])
+    try:
+        keys = frozenset(tuple(k) for k in json.loads(r))
+    except (ValueError, TypeError):
+        keys = frozenset()
+    return Run(i, db, d, p, s, keys)
 
 
 def abandon_runs(conn, db: str) -> list[str]:
@@ -135,7 +145,7 @@ def abandon_runs(conn, db: str) -> list[str]:
     return ids
 
 
-def new_run(conn, db: str, digest: str, source: str) -> Run:
+def new_run(conn, db: str, digest: str, source: str, rules: list[Rule] | None = None) -> Run:
     ensure_meta(conn)
     rid = secrets.token_hex(8)
     # The salts are made by the server (RANDOM_BYTES: MySQL 8, MariaDB 10.10+): a literal would be in the text of
@@ -145,10 +155,12 @@ def new_run(conn, db: str, digest: str, source: str) -> Run:
         rnd = "SHA2(RANDOM_BYTES(32), 256)"
     except SharedMySQLError:
         rnd = "SHA2(CONCAT(UUID(), UUID_SHORT(), RAND(), SYSDATE(6), CONNECTION_ID()), 256)"
-    q(conn, f"INSERT INTO {META}.mask_runs (id, db, digest, salt, fp_salt, phase, source, started, updated) VALUES "
-            f"({string(rid)}, {string(db)}, {string(digest)}, {rnd}, {rnd}, 'fingerprinting', {string(source[:255])}, "
-            "UTC_TIMESTAMP(), UTC_TIMESTAMP())")
-    return Run(rid, db, digest, "fingerprinting", source)
+    keys = rule_keys(rules or [])
+    text = json.dumps(keys).encode()
+    q(conn, f"INSERT INTO {META}.mask_runs (id, db, digest, salt, fp_salt, phase, source, rules, started, updated) "
+            f"VALUES ({string(rid)}, {string(db)}, {string(digest)}, {rnd}, {rnd}, 'fingerprinting', "
+            f"{string(source[:255])}, X'{text.hex()}', UTC_TIMESTAMP(), UTC_TIMESTAMP())")
+    return Run(rid, db, digest, "fingerprinting", source, frozenset(tuple(k) for k in keys))
 
 
 def set_phase(conn, run: Run, phase: str) -> None:
@@ -172,16 +184,17 @@ def load_salts(conn, run: Run) -> None:
 def read_schema(conn, db: str) -> dict[str, TableInfo]:
     d = string(db)
     cols: dict[str, dict[str, ColumnInfo]] = {}
-    for t, c, dt, ct, nul, chars, octets, extra, gen in q(
+    for t, c, dt, ct, nul, chars, octets, extra, gen, cs in q(
             conn, "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, CHARACTER_MAXIMUM_LENGTH, "
-                  "CHARACTER_OCTET_LENGTH, EXTRA, IFNULL(GENERATION_EXPRESSION, '') FROM information_schema.COLUMNS "
-                  f"WHERE TABLE_SCHEMA = {d}"):
+                  "CHARACTER_OCTET_LENGTH, EXTRA, IFNULL(GENERATION_EXPRESSION, ''), CHARACTER_SET_NAME FROM "
+                  f"information_schema.COLUMNS WHERE TABLE_SCHEMA = {d}"):
         t, c, dt = as_text(t), as_text(c), as_text(dt).lower()
         width = octets if dt in mp.BINARY else chars
         generated = "GENERATED" in as_text(extra).upper() or "VIRTUAL" in as_text(extra).upper() or \
             "PERSISTENT" in as_text(extra).upper() or bool(as_text(gen))
         cols.setdefault(t, {})[c.lower()] = ColumnInfo(c, dt, as_text(ct), as_text(nul) == "YES",
-                                                        int(width) if width is not None else None, generated)
+                                                        int(width) if width is not None else None, generated,
+                                                        as_text(cs) or None)
     keys: dict[str, dict[str, list[tuple[int, str]]]] = {}
     for t, idx, seq, c in q(conn, "SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME FROM "
                                   f"information_schema.STATISTICS WHERE TABLE_SCHEMA = {d} AND NON_UNIQUE = 0"):
@@ -352,6 +365,25 @@ def put_triggers_back(conn, run: Run, db: str, table: str | None = None) -> list
     return done
 
 
+def trial(conn, db: str, tables: list[TablePlan]) -> None:
+    """Each table's UPDATE on one row, rolled back: a value the column refuses (a CHECK constraint, MariaDB's JSON
+    validity check, strict mode) fails here, before any batch commits, with one line naming the table."""
+    for tp in tables:
+        if not tp.updates:
+            continue
+        sets = ", ".join(f"{ident(c.column)} = {c.expr}" for c in tp.updates)
+        order = f" ORDER BY {', '.join(ident(p) for p in tp.pk)}" if tp.pk else ""
+        q(conn, "START TRANSACTION")
+        try:
+            _update(conn, f"UPDATE {ident(db)}.{ident(tp.table)} SET {sets}{order} LIMIT 1")
+        except MaskingError as exc:
+            raise MaskingError(f"table {tp.table}: {str(exc).replace('masking failed: ', '')}; the rules of "
+                               f"{', '.join(c.column for c in tp.updates)} give values the column refuses: change "
+                               "the rule") from None
+        finally:
+            q(conn, "ROLLBACK")
+
+
 def mask_table(conn, run: Run, db: str, tp: TablePlan, batch: int = BATCH, progress=None) -> int:
     """Every rule of one table; resumable (each batch commits with its progress row). Returns rows changed.
     Its UPDATE/DELETE triggers are set aside meanwhile (they would fire on every masked row)."""
@@ -486,11 +518,13 @@ def check(conn, run: Run | None, db: str, tables: list[TablePlan]) -> list[dict]
         if tp.truncate:
             n = int(q(conn, f"SELECT COUNT(*) FROM {src}")[0][0])
             out.append({"table": tp.table, "column": None, "rule": "truncate", "rows": n, "violations": n,
-                        "fingerprints": 0, "matches": 0, "unfinished": tp.table in unfinished})
+                        "fingerprints": 0, "matches": 0, "unfinished": tp.table in unfinished, "covered": True,
+                        "form_checked": True})
             continue
         sums = [f"IFNULL(SUM({c.violation}), 0)" if c.violation else "0" for c in tp.columns]
         row = q(conn, f"SELECT COUNT(*), {', '.join(sums)} FROM {src}")[0]
         for i, cp in enumerate(tp.columns):
+            covered = run is not None and (tp.table, cp.column.lower(), cp.rule.text()) in run.rules
             fps = matches = 0
             if run is not None and cp.fingerprint:
                 base = f"run = {string(run.id)} AND tbl = {string(tp.table)} AND col = {string(cp.column)}"
@@ -502,7 +536,8 @@ def check(conn, run: Run | None, db: str, tables: list[TablePlan]) -> list[dict]
                                           f"{string(cp.column)} AND f.fp = x.fp")[0][0])
             out.append({"table": tp.table, "column": cp.column, "rule": cp.rule.text(), "rows": int(row[0]),
                         "violations": int(row[i + 1]), "fingerprints": fps, "matches": matches,
-                        "unfinished": tp.table in unfinished})
+                        "unfinished": tp.table in unfinished, "covered": covered,
+                        "form_checked": cp.violation is not None})
     return out
 
 
@@ -512,6 +547,11 @@ def findings(results: list[dict]) -> list[str]:
         what = f"{r['table']}.{r['column']}" if r["column"] else f"{r['table']}.*"
         if r["unfinished"]:
             out.append(f"{what}: masking did not finish (re-run it)")
+        elif not r.get("covered", True) and not r.get("form_checked", True) and r["rows"]:
+            # hash of a number or of bytes, shuffle: nothing to see in the values; only the run that masked them
+            # (its fingerprints) can vouch for them, and the latest run did not have this rule
+            out.append(f"{what}: {r['rule']} was not applied by the latest masking run (the rule is newer, or no run "
+                       "masked this data) and cannot be checked by form; run `shared-mysql mask`")
         if r["violations"]:
             out.append(f"{what}: {r['violations']} of {r['rows']} row(s) do not match {r['rule']}")
         if r["matches"]:

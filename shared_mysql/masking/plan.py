@@ -33,6 +33,7 @@ class ColumnInfo:
     nullable: bool
     max_chars: int | None  # characters (text) or bytes (binary)
     generated: bool = False
+    charset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,13 @@ def _fits_number(where: str, v, col: ColumnInfo) -> None:
     import re
 
     ct = col.column_type.lower()
+    if col.data_type == "year" and not (v == 0 or 1901 <= v <= 2155):
+        raise MaskingError(f"{where}: {v} is not a YEAR (1901..2155)")
+    if col.data_type == "float" and abs(v) > 3.4e38:
+        raise MaskingError(f"{where}: {v} does not fit {col.column_type}")
+    m = re.match(r"bit\((\d+)\)", ct)
+    if m and not (isinstance(v, int) and 0 <= v < 2 ** int(m.group(1))):
+        raise MaskingError(f"{where}: {v} does not fit {col.column_type}")
     if col.data_type in _INT_RANGE:
         bits = _INT_RANGE[col.data_type]
         lo, hi = (0, 2 ** bits - 1) if "unsigned" in ct else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
@@ -120,16 +128,39 @@ def _fits_number(where: str, v, col: ColumnInfo) -> None:
     m = re.match(r"decimal\((\d+),(\d+)\)", ct)
     if m:
         p, sc = int(m.group(1)), int(m.group(2))
-        if abs(v) >= 10 ** (p - sc) or ("unsigned" in ct and v < 0):
+        if abs(round(v, sc)) >= 10 ** (p - sc) or ("unsigned" in ct and v < 0):  # rounds to the scale first
             raise MaskingError(f"{where}: {v} does not fit {col.column_type}")
 
 
 def _fits_temporal_or_enum(where: str, v: str, col: ColumnInfo) -> None:
     import re
+    from datetime import datetime
 
-    if col.data_type in _TEMPORAL and not re.fullmatch(_TEMPORAL[col.data_type], v):
-        raise MaskingError(f"{where}: {v!r} is not a {col.data_type} value (e.g. "
-                           f"{'2000-01-01' if col.data_type != 'time' else '00:00:00'})")
+    if col.data_type in _TEMPORAL:
+        bad = not re.fullmatch(_TEMPORAL[col.data_type], v)
+        if not bad and col.data_type in ("date", "datetime", "timestamp"):
+            try:
+                when = datetime.strptime(v[:19], "%Y-%m-%d %H:%M:%S" if len(v) > 10 else "%Y-%m-%d")
+            except ValueError:
+                bad = True
+            else:
+                bad = col.data_type == "timestamp" and not (datetime(1970, 1, 1, 0, 0, 1) <= when <=
+                                                            datetime(2038, 1, 19, 3, 14, 7))
+        if not bad and col.data_type == "time":
+            h, mi, *rest = v.lstrip("-").split(":")
+            bad = int(h) > 838 or int(mi) > 59 or (rest and float(rest[0]) >= 60)
+        if not bad and col.data_type == "year":
+            bad = not 1901 <= int(v) <= 2155
+        if bad:
+            raise MaskingError(f"{where}: {v!r} is not a {col.data_type} value the column can hold (e.g. "
+                               f"{'2000-01-01' if col.data_type != 'time' else '00:00:00'})")
+    if col.data_type == "bit":
+        raise MaskingError(f"{where}: {col.name} is {col.column_type}; give a number: fixed(0)")
+    if (col.charset or "").lower() in ("latin1", "ascii"):
+        try:
+            v.encode("cp1252" if col.charset.lower() == "latin1" else "ascii")
+        except UnicodeEncodeError:
+            raise MaskingError(f"{where}: {v!r} has characters {col.charset} {col.name} cannot hold") from None
     if col.data_type in ("enum", "set"):
         members = [m.replace("''", "'") for m in re.findall(r"'((?:[^']|'')*)'", col.column_type)]
         parts = v.split(",") if col.data_type == "set" and v else [v]
@@ -201,7 +232,7 @@ def column_plan(tenant: str, rule: Rule, col: ColumnInfo, table: TableInfo, mysq
         else:
             if col.data_type in INTS and not isinstance(v, int):
                 raise MaskingError(f"{where}: {col.name} is {col.column_type}; give a whole number")
-            if col.data_type not in NUMBERS and col.data_type != "year":
+            if col.data_type not in NUMBERS and col.data_type not in ("year", "bit"):
                 raise MaskingError(f"{where}: {col.name} is {col.column_type}; give a quoted value")
             _fits_number(where, v, col)
             lit = repr(v) if isinstance(v, float) else str(v)

@@ -57,13 +57,14 @@ def mask_database(conn, tenant: str, rules: list[Rule], *, source: str, new_run:
     if new_run or run is None or run.phase in ("verified", "abandoned") or run.digest != digest:
         if run is not None and run.phase not in ("verified", "abandoned") and not new_run:
             engine.put_triggers_back(conn, run, db)  # an unfinished run of other rules: its triggers first
-        run = engine.new_run(conn, db, digest, source)  # masked data masked again: harmless, consistent
+        run = engine.new_run(conn, db, digest, source, rules)  # masked data masked again: harmless, consistent
         # (changed rules: the fingerprints and progress of the old ones do not fit them)
     else:
         resumed = True  # an interrupted run: its salts, fingerprints and progress
     engine.load_salts(conn, run)
     fps = 0
     if run.phase == "fingerprinting":
+        engine.trial(conn, db, tables)  # before anything is written
         fps = engine.fingerprint(conn, run, db, tables, infos)
         engine.set_phase(conn, run, "masking")
     rows = 0
@@ -90,14 +91,12 @@ def check_database(conn, tenant: str, rules: list[Rule]) -> dict:
     notes = []
     if run is None:
         # Without a run's fingerprints, a rule with no form to check (hash of a number or of bytes, shuffle)
-        # cannot be told from unmasked data: not verified, so not OK.
+        # cannot be told from unmasked data: findings() fails those, since no run covers them.
         notes.append("no masking run of this data (never masked here, or restored again since): no source "
                      "fingerprints, rules checked by form only")
-        for tp in tables:
-            for cp in tp.columns:
-                if cp.violation is None:
-                    problems.append(f"{tp.table}.{cp.column}: {cp.rule.text()} cannot be verified without a masking "
-                                    "run's fingerprints; run `shared-mysql mask`")
+    elif run.phase in ("fingerprinting", "masking"):
+        problems.insert(0, f"masking run {run.id} stopped while {run.phase} (interrupted): re-run `shared-mysql "
+                           "mask` (or the refresh) to finish it")
     return {"tenant": tenant, "database": db, "run": run.id if run else None,
             "phase": run.phase if run else None, "columns": results, "problems": problems, "notes": notes,
             "ok": not problems}
@@ -120,8 +119,15 @@ def mask(target, tenants: list[str] | None = None, *, batch: int = engine.BATCH,
         with target.server_lock(ex, lock_wait, "mask"):
             conn, notes = _session(target)
             out["notes"] += notes
+            blocked = blocks.read(ex)
             try:
                 for t in names:
+                    b = blocked.get(t)
+                    if b is not None and b.get("kind") == "refresh":
+                        # The refresh masks by both configs' rules; this config alone may hold fewer of them.
+                        raise UsageError(f"tenant {t} is blocked by an unfinished refresh ({b['reason']}); re-run "
+                                         "`shared-mysql refresh --from SOURCE.yaml` (it resumes with the source's "
+                                         "rules too): `mask` alone does not know them")
                     rules = tenant_rules(target.config, t)
                     if rules is None:
                         if tenants:

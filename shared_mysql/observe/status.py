@@ -365,5 +365,5 @@ def render(status: dict) -> str:
                                for v in b.get("unfinished_restores", {}).values()))
     for tenant, why in sorted((status.get("blocked_tenants") or {}).items()):
         lines.append(f"  UNUSABLE tenant {tenant} (accounts locked since {why['since']}): {why['reason']}; "
-                     "`shared-mysql refresh` (re-run) or `shared-mysql mask` finishes it")
+                     "re-run `shared-mysql refresh --from SOURCE.yaml` to finish it")
     return "\n".join(lines)

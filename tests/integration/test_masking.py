@@ -333,3 +333,56 @@ def test_update_triggers_are_set_aside_while_masking_and_put_back_even_after_a_k
         assert ex.query("SELECT COUNT(*) FROM shop_db.audit")[0][0] == 1
         ex.query("DROP TRIGGER shop_db.users_au")
         ex.query("DROP TABLE shop_db.audit")
+
+
+def test_mask_check_fails_an_interrupted_run_and_a_rule_no_run_applied(shop, monkeypatch):
+    """Review 2: a run killed while fingerprinting left nothing to fail on (hash of a BIGINT has no form), and a
+    rule added after a verified run was reported OK with the original values in place."""
+    t = fresh(shop, rows=100)
+    with t.executor() as ex:
+        ex.query("CREATE TABLE shop_db.ids (id INT PRIMARY KEY, ssn BIGINT)")
+        ex.query("INSERT INTO shop_db.ids SELECT seq, 900000000 + seq FROM shop_db.seq_1_to_100")
+    rules = parse_rules({**RULES, "ids.ssn": "hash"})
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "fingerprint", killed)
+    conn = session(t)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            mask_database(conn, "shop", rules, source="test", new_run=True)
+        r = check_database(conn, "shop", rules)
+        assert not r["ok"] and "stopped while fingerprinting" in r["problems"][0]
+        monkeypatch.undo()
+        assert mask_database(conn, "shop", rules, source="test")["ok"]
+        assert check_database(conn, "shop", rules)["ok"]
+        # a rule added later, with no form to check: the latest (verified) run never applied it
+        with_new = parse_rules({**RULES, "ids.ssn": "hash", "users.note": "shuffle"})
+        r = check_database(conn, "shop", with_new)
+        assert not r["ok"] and any("users.note: shuffle was not applied by the latest masking run" in p
+                                   for p in r["problems"]), r["problems"]
+    finally:
+        conn.close()
+        with t.executor() as ex:
+            ex.query("DROP TABLE shop_db.ids")
+
+
+def test_a_value_the_column_refuses_fails_before_any_batch_commits(shop):
+    """Review 2: values the schema check cannot see (a CHECK constraint, MariaDB's JSON validity check) failed
+    mid-masking. A one-row trial UPDATE, rolled back, finds them first."""
+    t = fresh(shop, rows=50)
+    with t.executor() as ex:
+        ex.query("CREATE TABLE shop_db.docs (id INT PRIMARY KEY, body JSON, code VARCHAR(20) CHECK (code LIKE '010-%'))")
+        ex.query("INSERT INTO shop_db.docs SELECT seq, '{\"a\": 1}', '010-1' FROM shop_db.seq_1_to_10")
+        before = ex.query("SELECT * FROM shop_db.docs ORDER BY id")
+    conn = session(t)
+    try:
+        for rules, what in (({"docs.body": "hash"}, "docs"), ({"docs.code": "fixed('999')"}, "docs")):
+            with pytest.raises(MaskingError, match=f"table {what}: error 4025"):
+                mask_database(conn, "shop", parse_rules(rules), source="test", new_run=True)
+    finally:
+        conn.close()
+    with t.executor() as ex:
+        assert ex.query("SELECT * FROM shop_db.docs ORDER BY id") == before
+        ex.query("DROP TABLE shop_db.docs")

@@ -195,6 +195,18 @@ def test_a_killed_refresh_leaves_the_tenant_locked_and_the_rerun_resumes(pair):
     assert killed, "the refresh ended before it could be killed"
     mine = secret(staging)
     assert error_code(lambda: login(mine)) == 4151  # half-masked data: locked
+    # Review 2: `mask` alone (this config's rules only, maybe fewer than the refresh's) must not finish it...
+    m = subprocess.run([*CLI, "-c", str(st.config_path), "mask", "--tenant", "shop"], capture_output=True, text=True,
+                       timeout=120)
+    assert m.returncode == 2 and "blocked by an unfinished refresh" in m.stderr, m.stderr
+    # ... and a backup taken meanwhile holds neither its unmasked database nor the tool's schema (salts, maps)
+    b = subprocess.run([*CLI, "-c", str(st.config_path), "-o", "json", "backup", "create"], capture_output=True,
+                       text=True, timeout=300)
+    assert b.returncode == 0, b.stderr
+    assert not {"shop_db", "shared_mysql"} & set(json.loads(b.stdout)["databases"])
+    b = subprocess.run([*CLI, "-c", str(st.config_path), "backup", "create", "--tenant", "shop"],
+                       capture_output=True, text=True, timeout=300)
+    assert b.returncode == 1 and "blocked by an unverified refresh" in b.stderr
     res = refresh(pair, check=True)
     assert "resuming masking run" in res.stderr
     conn = login(mine)

@@ -193,6 +193,16 @@ def test_the_rule_checks_are_case_sensitive_on_both_flavors():
     (ColumnInfo("d", "date", "date", True, None), "fixed(20000101)", "give a quoted value"),
     (ColumnInfo("t", "time", "time", True, None), "fixed('25 hours')", "is not a time value"),
     (ColumnInfo("e", "enum", "enum('a','it''s')", True, 4), "fixed('b')", "is not one of enum('a','it''s')"),
+    # review 2
+    (ColumnInfo("amt", "decimal", "decimal(5,2)", True, None), "fixed(999.999)", "does not fit decimal(5,2)"),
+    (ColumnInfo("y", "year", "year(4)", True, None), "fixed(1800)", "is not a YEAR"),
+    (ColumnInfo("d", "date", "date", True, None), "fixed('2000-13-45')", "is not a date value"),
+    (ColumnInfo("t", "time", "time", True, None), "fixed('999:00:00')", "is not a time value"),
+    (ColumnInfo("ts", "timestamp", "timestamp", True, None), "fixed('1960-01-01')", "is not a timestamp value"),
+    (ColumnInfo("f", "float", "float", True, None), "fixed(1e300)", "does not fit float"),
+    (ColumnInfo("l", "varchar", "varchar(10)", True, 10, charset="latin1"), "fixed('한국')", "latin1 l cannot hold"),
+    (ColumnInfo("b", "bit", "bit(8)", True, None), "fixed('abc')", "give a number"),
+    (ColumnInfo("b", "bit", "bit(8)", True, None), "fixed(256)", "does not fit bit(8)"),
 ])
 def test_a_fixed_value_that_does_not_fit_is_refused_before_anything_changes(col, rule, fragment):
     tables = {"t": TableInfo("t", {"id": ColumnInfo("id", "int", "int(11)", False, None), col.name: col}, ("id",),
