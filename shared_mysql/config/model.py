@@ -244,6 +244,22 @@ class Instance(BaseModel):
         return int(self.parameters.get("max_connections", 200))
 
 
+class Migrations(BaseModel):
+    """`shared-mysql migrate`: Flyway-compatible migrations run as the tenant."""
+
+    model_config = _STRICT
+    table: Text | None = None  # the history table (Flyway's default flyway_schema_history; the seed uses schema_version)
+    dir: Text | None = None  # the migrations directory (relative to the config's); --dir overrides it
+    max_locking_rows: Int | None = Field(default=None, ge=0)  # the online-DDL check's threshold
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]{0,63}", v):
+            raise ValueError("must be a table name: letters, digits, _ or $ (up to 64), e.g. schema_version")
+        return v
+
+
 class Tenant(BaseModel):
     """One service: its own database, an app account and optionally a read-only account."""
 
@@ -267,6 +283,7 @@ class Tenant(BaseModel):
     # masking/rules.py. Unset: this tenant holds data nobody declared safe to copy, so `refresh` refuses it;
     # `{}` declares that nothing needs masking.
     masking: dict[Text, Text] | None = None
+    migrations: Migrations | None = None
 
     @field_validator("masking", mode="before")
     @classmethod
@@ -395,6 +412,7 @@ class Config(BaseModel):
     exports: Exports = Field(default_factory=Exports)
     audit: Audit = Field(default_factory=Audit)
     backup: Backup = Field(default_factory=Backup)
+    migrations: Migrations = Field(default_factory=Migrations)  # defaults for every tenant's migrations
     tenants: dict[Text, Tenant] = Field(default_factory=dict)
 
     @field_validator("environment")

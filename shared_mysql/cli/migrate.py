@@ -1,0 +1,90 @@
+"""`migrate TENANT [info|validate|repair|baseline]`: Flyway-compatible migrations, run as the tenant."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import echo, emit_json, state
+
+
+class Action(str, Enum):
+    migrate = "migrate"
+    info = "info"
+    validate = "validate"
+    repair = "repair"
+    baseline = "baseline"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("migrate")
+    def migrate_cmd(
+        tenant: str = typer.Argument(..., help="The tenant whose database is migrated."),
+        action: Action = typer.Argument(Action.migrate, help="migrate (default), info, validate, repair, baseline."),
+        directory: Optional[Path] = typer.Option(None, "--dir", help="The migrations directory "
+                                                                     "(default: tenants.<t>.migrations.dir)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run; change nothing."),
+        target_version: Optional[str] = typer.Option(None, "--target", help="Migrate up to this version."),
+        version: str = typer.Option("1", "--version", help="baseline: the version the existing schema is at."),
+        lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0, help="Wait this long for another "
+                                                                               "migration of the same database."),
+    ):
+        """Apply pending migrations as the tenant (its own credential and database), Flyway-compatible."""
+        from ..migrations import runner
+
+        t = state.target()
+        if action == Action.migrate:
+            out = runner.migrate(t, tenant, directory, target_version=target_version, dry_run=dry_run,
+                                 lock_wait=lock_timeout,
+                                 say=(lambda m: sys.stderr.write(m + "\n")) if not state.json else None)
+            if state.json:
+                emit_json(out)
+            elif dry_run:
+                for m in out["pending"]:
+                    echo(f"would apply {m['type']} {m['version'] or ''} {m['description']} ({m['script']}, "
+                         f"{m['statements']} statement(s))".replace("  ", " "))
+                if not out["pending"]:
+                    echo(f"{out['database']} is up to date")
+            else:
+                for m in out["applied"]:
+                    echo(f"applied {m['script']} ({m['statements']} statement(s), {m['ms']} ms)")
+                echo(f"{out['database']}: {len(out['applied'])} migration(s) applied in {out['seconds']} s"
+                     if out["applied"] else f"{out['database']} is up to date")
+        elif action in (Action.info, Action.validate):
+            out = runner.info(t, tenant, directory)
+            if state.json:
+                emit_json(out)
+            else:
+                for m in out["migrations"]:
+                    echo(f"{m['state']:<8} {m['version'] or '':<10} {m['description']:<40} {m['type']:<9} "
+                         f"{m['installed_on'] or ''}")
+                for p in out["problems"]:
+                    echo(f"✗ {p}")
+            if action == Action.validate and out["problems"]:
+                raise runner.ValidationFailed(f"validate {tenant}: {len(out['problems'])} problem(s); the first: "
+                                              f"{out['problems'][0]}")
+        elif action == Action.repair:
+            out = runner.repair(t, tenant, directory, lock_wait=lock_timeout)
+            if state.json:
+                emit_json(out)
+            else:
+                for k, what in (("removed_failed", "removed failed"), ("realigned", "realigned checksum of"),
+                                ("marked_deleted", "marked deleted")):
+                    for s in out[k]:
+                        echo(f"{what} {s}")
+                if not any(out[k] for k in ("removed_failed", "realigned", "marked_deleted")):
+                    echo("nothing to repair")
+        else:
+            out = runner.baseline(t, tenant, version)
+            if state.json:
+                emit_json(out)
+            else:
+                echo(f"{tenant}: baseline at version {out['baseline']}"
+                     + (" (already there)" if out["already"] else ""))
+
+
+__all__ = ["register"]

@@ -1,0 +1,210 @@
+"""Flyway-compatible migrations on the real server (issue 14, part 1): run as the tenant, from empty, re-run is a
+no-op, a changed applied file fails validate, a failed migration blocks until repair, two migrates serialise under
+Flyway's own lock, baseline, repeatables re-run on a checksum change, a tenant cannot reach another's database."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+
+import pytest
+
+from shared_mysql.migrations import history as H
+from shared_mysql.migrations import runner
+
+from ..conftest import CLI
+
+
+@pytest.fixture(scope="module")
+def inst(tmp_path_factory):
+    from ..conftest import Instance, free_port, require_server_binary, stop_servers_under
+
+    require_server_binary()
+    i = Instance(tmp_path_factory.mktemp("migrate"), free_port())
+    i.write({"orders": {"migrations": {"table": "schema_version"}}, "billing": {}})
+    t = i.target()
+    t.local_up()
+    with t.executor() as ex:
+        plan, desired = t.plan(ex)
+        t.apply(ex, plan, desired)
+    yield i
+    stop_servers_under(i.dir)
+
+
+def reset(inst, db="orders_db"):
+    with inst.target().executor() as ex:
+        for name, kind in ex.query(f"SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE "
+                                   f"TABLE_SCHEMA = '{db}'"):
+            ex.query(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} `{db}`.`{name}`")
+
+
+def write(d, files: dict):
+    d.mkdir(parents=True, exist_ok=True)
+    for old in d.glob("*.sql"):
+        old.unlink()
+    for name, body in files.items():
+        (d / name).write_bytes(body.encode() if isinstance(body, str) else body)
+    return d
+
+
+FILES = {
+    "V1__initial_schema.sql": "CREATE TABLE users (\r\n  id BIGINT AUTO_INCREMENT PRIMARY KEY,\r\n"
+                              "  email VARCHAR(255) NOT NULL UNIQUE\r\n) ENGINE=InnoDB;\r\n",
+    "V1_1__add_name.sql": "ALTER TABLE users ADD COLUMN name VARCHAR(100);\n-- a comment; with a semicolon\n"
+                          "INSERT INTO users (email, name) VALUES ('a@x', 'it''s; fine');\n",
+    "V2__orders.sql": "CREATE TABLE orders (id INT PRIMARY KEY, user_id BIGINT);\n",
+    "R__user_view.sql": "CREATE OR REPLACE VIEW user_names AS SELECT id, name FROM users;\n",
+}
+
+
+def cli(inst, *args, input=None):
+    return subprocess.run([*CLI, "-c", str(inst.config_path), *args], capture_output=True, text=True, timeout=120,
+                          input=input)
+
+
+def test_migrate_from_empty_records_flyway_rows_and_a_rerun_is_a_no_op(inst, tmp_path):
+    reset(inst)
+    d = write(tmp_path / "m", FILES)
+    res = cli(inst, "-o", "json", "migrate", "orders", "--dir", str(d))
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert [m["script"] for m in out["applied"]] == ["V1__initial_schema.sql", "V1_1__add_name.sql",
+                                                     "V2__orders.sql", "R__user_view.sql"]
+    with inst.target().executor() as ex:
+        rows = ex.query("SELECT installed_rank, version, description, type, script, checksum, installed_by, success "
+                        "FROM orders_db.schema_version ORDER BY installed_rank")
+        cols = [r[0] for r in ex.query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+                                       "'orders_db' AND TABLE_NAME = 'schema_version' ORDER BY ORDINAL_POSITION")]
+    assert cols == ["installed_rank", "version", "description", "type", "script", "checksum", "installed_by",
+                    "installed_on", "execution_time", "success"]
+    assert [r[1] for r in rows] == ["1", "1.1", "2", None]
+    assert [r[2] for r in rows] == ["initial schema", "add name", "orders", "user view"]
+    assert {r[3] for r in rows} == {"SQL"} and all(r[7] == 1 for r in rows)
+    assert {r[6] for r in rows} == {"orders_user"}  # run as the tenant, never as the admin
+    from shared_mysql.migrations.scripts import checksum
+
+    assert rows[0][5] == checksum(FILES["V1__initial_schema.sql"].encode())
+    # CRLF and LF give Flyway's same checksum
+    assert rows[0][5] == checksum(FILES["V1__initial_schema.sql"].replace("\r\n", "\n").encode())
+    again = cli(inst, "-o", "json", "migrate", "orders", "--dir", str(d))
+    assert again.returncode == 0 and json.loads(again.stdout)["applied"] == []
+    assert cli(inst, "migrate", "orders", "validate", "--dir", str(d)).returncode == 0
+
+
+def test_a_changed_applied_file_fails_validate_and_migrate_until_repair(inst, tmp_path):
+    reset(inst)
+    d = write(tmp_path / "m", FILES)
+    assert cli(inst, "migrate", "orders", "--dir", str(d)).returncode == 0
+    (d / "V1_1__add_name.sql").write_text(FILES["V1_1__add_name.sql"] + "-- edited\n")
+    v = cli(inst, "migrate", "orders", "validate", "--dir", str(d))
+    assert v.returncode == 3 and "checksum mismatch for migration version 1.1" in v.stderr, v.stderr
+    m = cli(inst, "migrate", "orders", "--dir", str(d))
+    assert m.returncode == 1 and "validation failed" in m.stderr and m.stderr.count("\n") == 1, m.stderr
+    r = cli(inst, "migrate", "orders", "repair", "--dir", str(d))
+    assert r.returncode == 0 and "realigned checksum of V1_1__add_name.sql" in r.stdout
+    assert cli(inst, "migrate", "orders", "validate", "--dir", str(d)).returncode == 0
+
+
+def test_a_failed_migration_is_recorded_and_blocks_later_ones_until_repair(inst, tmp_path):
+    reset(inst)
+    files = {**FILES, "V3__broken.sql": "ALTER TABLE orders ADD COLUMN total INT;\nALTER TABLE nope ADD x INT;\n",
+             "V4__later.sql": "CREATE TABLE later (id INT PRIMARY KEY);\n"}
+    d = write(tmp_path / "m", files)
+    res = cli(inst, "migrate", "orders", "--dir", str(d))
+    assert res.returncode == 1
+    assert "V3__broken.sql line 2 failed" in res.stderr and "error 1146" in res.stderr, res.stderr
+    assert len([ln for ln in res.stderr.splitlines() if ln.startswith("error:")]) == 1
+    assert "`shared-mysql migrate orders repair`" in res.stderr
+    with inst.target().executor() as ex:
+        assert ex.query("SELECT version, success FROM orders_db.schema_version WHERE version = '3'") == [("3", 0)]
+        assert ex.query("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'orders_db' AND "
+                        "TABLE_NAME = 'later'")[0][0] == 0
+    again = cli(inst, "migrate", "orders", "--dir", str(d))
+    assert again.returncode == 1 and "Detected failed migration to version 3" in again.stderr
+    # the fix: undo the half-done change, fix the script, repair, migrate
+    with inst.target().executor() as ex:
+        ex.query("ALTER TABLE orders_db.orders DROP COLUMN total")
+    (d / "V3__broken.sql").write_text("ALTER TABLE orders ADD COLUMN total INT;\n")
+    assert "removed failed V3__broken.sql" in cli(inst, "migrate", "orders", "repair", "--dir", str(d)).stdout
+    ok = cli(inst, "-o", "json", "migrate", "orders", "--dir", str(d))
+    assert ok.returncode == 0, ok.stderr
+    assert [m["version"] for m in json.loads(ok.stdout)["applied"]] == ["3", "4", None]  # and the repeatable
+
+
+def test_repeatables_rerun_when_their_checksum_changes(inst, tmp_path):
+    reset(inst)
+    d = write(tmp_path / "m", FILES)
+    assert cli(inst, "migrate", "orders", "--dir", str(d)).returncode == 0
+    (d / "R__user_view.sql").write_text("CREATE OR REPLACE VIEW user_names AS SELECT id, name, email FROM users;\n")
+    out = json.loads(cli(inst, "-o", "json", "migrate", "orders", "--dir", str(d)).stdout)
+    assert [m["script"] for m in out["applied"]] == ["R__user_view.sql"]
+    with inst.target().executor() as ex:
+        assert ex.query("SELECT COUNT(*) FROM orders_db.schema_version WHERE version IS NULL")[0][0] == 2
+        assert ex.query("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'orders_db' AND "
+                        "TABLE_NAME = 'user_names'")[0][0] == 3
+
+
+def test_two_concurrent_migrates_serialise_under_flyways_lock(inst, tmp_path):
+    reset(inst)
+    files = {"V1__slow.sql": "CREATE TABLE t1 (id INT PRIMARY KEY);\nDO SLEEP(2);\n",
+             "V2__more.sql": "CREATE TABLE t2 (id INT PRIMARY KEY);\n"}
+    d = write(tmp_path / "m", files)
+    results = []
+
+    def run():
+        results.append(cli(inst, "-o", "json", "migrate", "orders", "--dir", str(d)))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    applied = sorted(len(json.loads(r.stdout)["applied"]) for r in results)
+    assert applied == [0, 2]  # one did the work, the other waited and found nothing to do
+    with inst.target().executor() as ex:
+        assert ex.query("SELECT COUNT(*) FROM orders_db.schema_version")[0][0] == 2
+    # a holder that does not let go: the second fails with one line naming the lock
+    t = inst.target()
+    conn, db = runner.open_as_tenant(t, "orders")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT GET_LOCK('{H.lock_name(db, 'schema_version')}', 0)")
+        res = cli(inst, "migrate", "orders", "--dir", str(d), "--lock-timeout", "1")
+        assert res.returncode == 1 and "another migration of orders_db is running" in res.stderr
+        assert H.lock_name(db, "schema_version") in res.stderr
+    finally:
+        conn.close()
+
+
+def test_baseline_on_an_existing_schema(inst, tmp_path):
+    reset(inst)
+    with inst.target().executor() as ex:
+        ex.query("CREATE TABLE orders_db.legacy (id INT PRIMARY KEY)")
+    res = cli(inst, "migrate", "orders", "baseline", "--version", "3")
+    assert res.returncode == 0 and "baseline at version 3" in res.stdout
+    d = write(tmp_path / "m", {"V2__old.sql": "CREATE TABLE old (id INT);\n",
+                               "V3__also_old.sql": "CREATE TABLE also_old (id INT);\n",
+                               "V4__new.sql": "CREATE TABLE fresh (id INT PRIMARY KEY);\n"})
+    out = json.loads(cli(inst, "-o", "json", "migrate", "orders", "--dir", str(d)).stdout)
+    assert [m["version"] for m in out["applied"]] == ["4"]
+    with inst.target().executor() as ex:
+        assert ex.query("SELECT version, description, type, script, checksum FROM orders_db.schema_version "
+                        "WHERE installed_rank = 1") == [("3", "<< Flyway Baseline >>", "BASELINE",
+                                                         "<< Flyway Baseline >>", None)]
+    again = cli(inst, "migrate", "orders", "baseline", "--version", "3")
+    assert again.returncode == 2 and "already holds" in again.stderr
+
+
+def test_a_tenant_cannot_migrate_another_tenants_database(inst, tmp_path):
+    reset(inst)
+    reset(inst, "billing_db")
+    d = write(tmp_path / "m", {"V1__reach.sql": "CREATE TABLE billing_db.stolen (id INT);\n"})
+    res = cli(inst, "migrate", "orders", "--dir", str(d))
+    assert res.returncode == 1 and ("error 1142" in res.stderr or "error 1044" in res.stderr), res.stderr
+    with inst.target().executor() as ex:
+        assert ex.query("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'billing_db' AND "
+                        "TABLE_NAME = 'stolen'")[0][0] == 0
+    bad = cli(inst, "migrate", "nobody", "--dir", str(d))
+    assert bad.returncode == 2 and "not a tenant" in bad.stderr

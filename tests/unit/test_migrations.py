@@ -1,0 +1,133 @@
+"""Flyway compatibility, pure parts: checksums against values Flyway produced, names, versions, the statement
+splitter, the history DDL and Flyway's lock name."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared_mysql.errors import UsageError
+from shared_mysql.migrations import history as H
+from shared_mysql.migrations.scripts import checksum, discover, parse_name, version_key
+from shared_mysql.migrations.sqlsplit import SplitError, split
+
+# Values established outside this code (README, "Migrations", says how):
+#  - -1039259818: flyway/flyway issue #2474, "Resolved locally" by Flyway 6.0.0 for that exact statement;
+#  - the rest: Flyway's ChecksumCalculator loop (java.io.BufferedReader.readLine + java.util.zip.CRC32 on the UTF-8
+#    bytes of each line, BOM filtered) run on OpenJDK 17 by a research session.
+KNOWN = [
+    (b"alter table location_history add column valid_until timestamp with time zone;", -1039259818),
+    (b"alter table location_history add column valid_until timestamp with time zone;\n", -1039259818),
+    (b"", 0),
+    (b"a\nb", -1635563411), (b"a\r\nb", -1635563411), (b"a\rb", -1635563411), (b"ab", -1635563411),
+    (b"a\n\nb", -1635563411), (b"a\nb\n", -1635563411), ("\ufeffa\nb".encode(), -1635563411),
+    (b"SELECT 1;", 78787420), (b"SELECT 1;\n", 78787420),
+    (b"CREATE TABLE t (id INT);\n", 1556295178),
+    (b"CREATE TABLE t (\n  id INT PRIMARY KEY\n);\n", -1065944594),
+    (b"CREATE TABLE t (\r\n  id INT PRIMARY KEY\r\n);\r\n", -1065944594),
+    ("héllo\n".encode(), -1640267210),
+    (b"a \nb", -2140381997),
+    (b"a\x0bb", -165895750),  # Java's readLine does not split on \v (Python's splitlines would)
+    ("a\u2028b".encode(), 978390342),
+]
+
+
+@pytest.mark.parametrize("raw, want", KNOWN)
+def test_checksums_are_flyways(raw, want):
+    assert checksum(raw) == want
+
+
+def test_a_file_that_is_not_utf8_is_refused(tmp_path):
+    (tmp_path / "V1__x.sql").write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(UsageError, match="not UTF-8"):
+        discover(tmp_path)
+
+
+@pytest.mark.parametrize("name, want", [
+    ("V1__initial_schema.sql", ("V", "1", "initial schema")),
+    ("V1_1__add_name.sql", ("V", "1.1", "add name")),
+    ("V001__x.SQL", ("V", "001", "x")),
+    ("V2__create_roles_table.sql.sql", ("V", "2", "create roles table.sql")),  # one suffix stripped (a real dump)
+    ("V3__a__b.sql", ("V", "3", "a  b")),  # split at the first __
+    ("R__user_view.sql", ("R", None, "user view")),
+    ("README.md", None), ("v1__lower.sql", None), ("V1_no_separator.sql", None), ("U1__undo.sql", None),
+])
+def test_names_parse_as_flyway_parses_them(name, want):
+    assert parse_name(name) == want
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("V__x.sql", "needs a version"), ("R1__x.sql", "has no version"), ("V1a__x.sql", "may only contain"),
+    ("V1.x__y.sql", "may only contain"),
+])
+def test_bad_names_are_one_line(name, fragment):
+    with pytest.raises(UsageError, match=fragment):
+        parse_name(name)
+
+
+def test_versions_order_as_flyway_orders_them():
+    assert version_key("1.10") > version_key("1.9")
+    assert version_key("001") == version_key("1") == version_key("1.0") == version_key("1.0.0")
+    assert sorted(["2", "1.1", "1.10", "1.2", "10"], key=version_key) == ["1.1", "1.2", "1.10", "2", "10"]
+
+
+def test_duplicate_versions_and_descriptions_are_refused(tmp_path):
+    (tmp_path / "V1__a.sql").write_text("x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "V1_0__b.sql").write_text("y")
+    with pytest.raises(UsageError, match="more than one migration with version 1"):
+        discover(tmp_path)
+
+
+def test_discover_orders_versioned_then_repeatables_and_keeps_relative_paths(tmp_path):
+    (tmp_path / "V2__b.sql").write_text("x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "V1_10__a.sql").write_text("y")
+    (tmp_path / "R__z.sql").write_text("z")
+    (tmp_path / "R__a.sql").write_text("a")
+    got = discover(tmp_path)
+    assert [m.script for m in got] == ["sub/V1_10__a.sql", "V2__b.sql", "R__a.sql", "R__z.sql"]
+
+
+def test_the_splitter_keeps_quotes_comments_delimiters_and_compound_bodies():
+    text = ("-- header\nCREATE TABLE a (id INT); -- trailing\nINSERT INTO a VALUES (1), (2);  # hash\n"
+            "/* block ; */ INSERT INTO a VALUES (';'), (\"x;y\"), ('it''s; \\' ok');\n"
+            "CREATE PROCEDURE p() BEGIN\n  IF 1 THEN SELECT 1; END IF;\n  SELECT 2;\nEND;\n"
+            "DELIMITER //\nCREATE FUNCTION f() RETURNS INT BEGIN RETURN 1; END//\nDELIMITER ;\n"
+            "DROP TABLE IF EXISTS b;\nSELECT IF(1, 2, 3);\n/*!40101 SET NAMES utf8mb4 */;\nSELECT 1")
+    got = split(text)
+    assert [s.line for s in got] == [2, 3, 4, 5, 10, 12, 13, 14, 15]
+    assert got[2].sql == "/* block ; */ INSERT INTO a VALUES (';'), (\"x;y\"), ('it''s; \\' ok')"
+    assert got[3].sql.startswith("CREATE PROCEDURE p() BEGIN") and got[3].sql.endswith("END")
+    assert got[4].sql == "CREATE FUNCTION f() RETURNS INT BEGIN RETURN 1; END"
+    assert got[-1].sql == "SELECT 1"
+
+
+@pytest.mark.parametrize("text", ["SELECT 'open", "SELECT 1 /* open", "DELIMITER '\nSELECT 1'"])
+def test_the_splitter_refuses_what_it_cannot_read(text):
+    with pytest.raises(SplitError):
+        split(text)
+
+
+def test_the_history_table_is_flyways_and_the_lock_its_name():
+    mysql = H.create_sql("orders_db", "flyway_schema_history", mariadb=False)
+    assert "CONSTRAINT `flyway_schema_history_pk` PRIMARY KEY (`installed_rank`)" in mysql[0]
+    assert mysql[1] == "CREATE INDEX `flyway_schema_history_s_idx` ON `orders_db`.`flyway_schema_history` (`success`)"
+    assert "CONSTRAINT PRIMARY KEY (`installed_rank`)" in H.create_sql("d", "schema_version", mariadb=True)[0]
+    assert H.java_hash("hello") == 99162322  # Java's "hello".hashCode()
+    assert H.java_hash("") == 0
+    assert H.lock_name("orders_db", "flyway_schema_history") == \
+        f"Flyway-{H.java_hash('`orders_db`.`flyway_schema_history`')}"
+
+
+def test_the_history_table_name_is_validated_in_the_config(tmp_path):
+    from shared_mysql.config.load import load_config
+    from shared_mysql.errors import ConfigError
+
+    p = tmp_path / "c.yaml"
+    p.write_text("tenants:\n  orders:\n    migrations: {table: schema_version, dir: migrations/orders}\n")
+    m = load_config(p).config.tenants["orders"].migrations
+    assert m.table == "schema_version" and m.dir == "migrations/orders"
+    for bad in ("'a`b'", "'x; DROP'", "'1abc'", "''"):
+        p.write_text(f"tenants:\n  orders:\n    migrations: {{table: {bad}}}\n")
+        with pytest.raises(ConfigError, match="migrations.table"):
+            load_config(p)
