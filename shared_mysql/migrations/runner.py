@@ -223,8 +223,18 @@ def migrate(target, tenant: str, directory: Path | None = None, *, target_versio
 
 
 def _split(m: Migration):
+    import re
+
     try:
-        return split(m.text())
+        text = m.text()
+    except UnicodeDecodeError:
+        raise UsageError(f"{m.script}: not UTF-8; save it as UTF-8") from None
+    ph = re.search(r"\$\{[^}\s]+\}", text)
+    if ph:  # Flyway would replace it (or fail on an unknown one); running it as written would be neither
+        raise UsageError(f"{m.script}: placeholder {ph.group(0)} (line {text.count(chr(10), 0, ph.start()) + 1}): "
+                         "placeholders are not supported; write the value")
+    try:
+        return split(text)
     except SplitError as exc:
         raise UsageError(f"{m.script}: {exc}") from None
     except UnicodeDecodeError:

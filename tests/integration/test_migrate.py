@@ -208,3 +208,16 @@ def test_a_tenant_cannot_migrate_another_tenants_database(inst, tmp_path):
                         "TABLE_NAME = 'stolen'")[0][0] == 0
     bad = cli(inst, "migrate", "nobody", "--dir", str(d))
     assert bad.returncode == 2 and "not a tenant" in bad.stderr
+
+
+def test_a_script_with_a_placeholder_or_an_open_quote_is_refused_before_anything_runs(inst, tmp_path):
+    reset(inst)
+    d = write(tmp_path / "m", {"V1__ok.sql": "CREATE TABLE ok1 (id INT);\n",
+                               "V2__ph.sql": "CREATE TABLE ${prefix}_t (id INT);\n"})
+    res = cli(inst, "migrate", "orders", "--dir", str(d))
+    assert res.returncode == 2 and "V2__ph.sql: placeholder ${prefix} (line 1)" in res.stderr, res.stderr
+    write(d, {"V1__ok.sql": "CREATE TABLE ok1 (id INT);\n", "V2__q.sql": "INSERT INTO ok1 VALUES ('open);\n"})
+    res = cli(inst, "migrate", "orders", "--dir", str(d))
+    assert res.returncode == 2 and "V2__q.sql: line 1: a ' quote is never closed" in res.stderr, res.stderr
+    with inst.target().executor() as ex:  # nothing ran, not even V1
+        assert ex.query("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'orders_db'")[0][0] == 0
