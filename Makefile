@@ -40,6 +40,7 @@ bench: setup server ## apply/plan vs the raw-SQL floor (ARGS="--ansible" adds An
 	@command -v mydumper >/dev/null || echo "(bench/backup.py: apt-get install mydumper adds the mydumper/myloader columns)"
 	$(BIN)/python bench/backup.py
 	$(BIN)/python bench/masking.py
+	$(BIN)/python bench/migrate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
