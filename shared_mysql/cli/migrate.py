@@ -32,6 +32,8 @@ def register(app: typer.Typer) -> None:
         version: str = typer.Option("1", "--version", help="baseline: the version the existing schema is at."),
         lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0, help="Wait this long for another "
                                                                                "migration of the same database."),
+        allow_locking: bool = typer.Option(False, "--allow-locking", help="Run changes that copy or lock a table "
+                                                                          "above max_locking_rows."),
     ):
         """Apply pending migrations as the tenant (its own credential and database), Flyway-compatible."""
         from ..migrations import runner
@@ -39,11 +41,18 @@ def register(app: typer.Typer) -> None:
         t = state.target()
         if action == Action.migrate:
             out = runner.migrate(t, tenant, directory, target_version=target_version, dry_run=dry_run,
-                                 lock_wait=lock_timeout,
+                                 lock_wait=lock_timeout, allow_locking=allow_locking,
                                  say=(lambda m: sys.stderr.write(m + "\n")) if not state.json else None)
             if state.json:
                 emit_json(out)
             elif dry_run:
+                for c in out["checks"]:
+                    mark = {"ok": "✓", "locking": "!", "refused": "✗", "error": "✗"}[c["verdict"]]
+                    how = (f"ALGORITHM={c['algorithm']}, LOCK={c['lock']}" if c["algorithm"] else
+                           "a new table (empty)") if c["verdict"] != "error" else f"fails: {c['error']}"
+                    echo(f"{mark} {c['script']}:{c['line']} {c['table']} (~{c['rows']} rows): {how}"
+                         + (f"; REFUSED above max_locking_rows {out['max_locking_rows']}" if c["verdict"] == "refused"
+                            else "") + (f"; safer: {c['safer']}" if c.get("safer") else ""))
                 for m in out["pending"]:
                     echo(f"would apply {m['type']} {m['version'] or ''} {m['description']} ({m['script']}, "
                          f"{m['statements']} statement(s))".replace("  ", " "))

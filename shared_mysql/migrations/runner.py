@@ -188,8 +188,22 @@ def validate(target, tenant: str, directory: Path | None = None) -> dict:
     return out
 
 
+def max_locking_rows(target, tenant: str) -> int:
+    from .online import DEFAULT_MAX_LOCKING_ROWS
+
+    m = target.config.tenants[tenant].migrations
+    if m is not None and m.max_locking_rows is not None:
+        return m.max_locking_rows
+    top = target.config.migrations.max_locking_rows
+    return top if top is not None else DEFAULT_MAX_LOCKING_ROWS
+
+
+class LockingRefused(SharedMySQLError):
+    exit_code = 1
+
+
 def migrate(target, tenant: str, directory: Path | None = None, *, target_version: str | None = None,
-            dry_run: bool = False, lock_wait: float = 60.0, say=None) -> dict:
+            dry_run: bool = False, lock_wait: float = 60.0, say=None, allow_locking: bool = False) -> dict:
     say = say or (lambda m: None)
     ctx = _context(target, tenant, directory)
     t0 = time.monotonic()
@@ -205,9 +219,22 @@ def migrate(target, tenant: str, directory: Path | None = None, *, target_versio
                 raise MigrationFailed(f"migrate {tenant}: validation failed: {p['problems'][0]}"
                                       + (f" (and {len(p['problems']) - 1} more: `migrate {tenant} info`)"
                                          if len(p["problems"]) > 1 else ""))
+            from . import online
+
+            limit = max_locking_rows(target, tenant)
+            checks = online.check(ctx.conn, q, ctx.db, p["pending"], statements, limit)
             if dry_run:
-                return {"tenant": tenant, "database": ctx.db, "dry_run": True,
-                        "pending": [_describe(m, len(statements[m.script])) for m in p["pending"]]}
+                return {"tenant": tenant, "database": ctx.db, "dry_run": True, "max_locking_rows": limit,
+                        "pending": [_describe(m, len(statements[m.script])) for m in p["pending"]],
+                        "checks": [c.to_json() for c in checks]}
+            refused = [c for c in checks if c.verdict == "refused"]
+            if refused and not allow_locking:
+                c = refused[0]
+                what = "copies" if c.algorithm == "COPY" else "blocks writes to"
+                raise LockingRefused(
+                    f"{c.script} line {c.line}: {c.statement!r} {what} table {c.table} (~{c.rows} rows, above "
+                    f"max_locking_rows {limit}): ALGORITHM={c.algorithm}, LOCK={c.lock} on this server; safer: "
+                    f"{c.safer}; nothing was run (--allow-locking to run it anyway)")
             if not H.exists(ctx.conn, q, ctx.db, ctx.table):
                 for sql in H.create_sql(ctx.db, ctx.table, ctx.mariadb):
                     q(ctx.conn, sql)
@@ -219,7 +246,8 @@ def migrate(target, tenant: str, directory: Path | None = None, *, target_versio
                 q(ctx.conn, f"SELECT RELEASE_LOCK({string(name)})")
     finally:
         ctx.conn.close()
-    return {"tenant": tenant, "database": ctx.db, "applied": done, "seconds": round(time.monotonic() - t0, 3)}
+    return {"tenant": tenant, "database": ctx.db, "applied": done, "seconds": round(time.monotonic() - t0, 3),
+            "checks": [c.to_json() for c in checks]}
 
 
 def _split(m: Migration):

@@ -221,3 +221,72 @@ def test_a_script_with_a_placeholder_or_an_open_quote_is_refused_before_anything
     assert res.returncode == 2 and "V2__q.sql: line 1: a ' quote is never closed" in res.stderr, res.stderr
     with inst.target().executor() as ex:  # nothing ran, not even V1
         assert ex.query("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'orders_db'")[0][0] == 0
+
+
+def _big(inst, rows=1000):
+    with inst.target().executor() as ex:
+        ex.query("CREATE TABLE orders_db.big (id INT PRIMARY KEY, v VARCHAR(40), n INT)")
+        ex.query(f"INSERT INTO orders_db.big SELECT seq, CONCAT('v', seq), seq FROM orders_db.seq_1_to_{rows}")
+        ex.query("ANALYZE TABLE orders_db.big")
+
+
+def test_the_online_ddl_check_asks_the_server_and_refuses_a_table_copy_above_the_threshold(inst, tmp_path):
+    """max_locking_rows 500 here: the check's verdicts come from the server trying each statement on an empty
+    copy (INSTANT, then NOCOPY, INPLACE/NONE, ... COPY), nothing is guessed from rules."""
+    reset(inst)
+    _big(inst)
+    doc = inst.config_path.read_text()
+    inst.config_path.write_text(doc.replace("migrations:\n      table: schema_version",
+                                            "migrations:\n      table: schema_version\n      max_locking_rows: 500"))
+    try:
+        d = write(tmp_path / "m", {
+            "V1__instant.sql": "ALTER TABLE big ADD COLUMN c INT;\n",
+            "V2__index.sql": "CREATE INDEX big_v ON big (v);\n",
+            "V3__new.sql": "CREATE TABLE fresh (id INT PRIMARY KEY);\nALTER TABLE fresh MODIFY id BIGINT;\n",
+            "V4__copy.sql": "ALTER TABLE big MODIFY n VARCHAR(20);\n",
+        })
+        dry = cli(inst, "-o", "json", "migrate", "orders", "--dir", str(d), "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        checks = {c["script"]: c for c in json.loads(dry.stdout)["checks"]}
+        assert checks["V1__instant.sql"]["algorithm"] == "INSTANT" and checks["V1__instant.sql"]["verdict"] == "ok"
+        assert checks["V2__index.sql"]["lock"] == "NONE" and checks["V2__index.sql"]["verdict"] == "ok"
+        assert checks["V3__new.sql"]["algorithm"] is None and checks["V3__new.sql"]["verdict"] == "ok"
+        assert checks["V4__copy.sql"]["algorithm"] == "COPY" and checks["V4__copy.sql"]["verdict"] == "refused"
+        assert "online schema change tool" in checks["V4__copy.sql"]["safer"]
+        text = cli(inst, "migrate", "orders", "--dir", str(d), "--dry-run").stdout
+        assert "✗ V4__copy.sql:1 big (~1000 rows): ALGORITHM=COPY" in text and "REFUSED" in text
+        with inst.target().executor() as ex:  # the dry run changed nothing, and left no scratch table
+            assert ex.query("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'orders_db' AND "
+                            "TABLE_NAME LIKE '\\_smm%'")[0][0] == 0
+            assert ex.query("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'orders_db' AND "
+                            "TABLE_NAME = 'big' AND COLUMN_NAME = 'c'")[0][0] == 0
+        res = cli(inst, "migrate", "orders", "--dir", str(d))
+        assert res.returncode == 1 and "V4__copy.sql line 1" in res.stderr and "copies table big" in res.stderr
+        assert "nothing was run" in res.stderr and res.stderr.count("\n") == 1
+        with inst.target().executor() as ex:
+            assert ex.query("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'orders_db' AND "
+                            "TABLE_NAME = 'schema_version'")[0][0] == 0
+        ok = cli(inst, "-o", "json", "migrate", "orders", "--dir", str(d), "--allow-locking")
+        assert ok.returncode == 0 and len(json.loads(ok.stdout)["applied"]) == 4, ok.stderr
+    finally:
+        inst.config_path.write_text(doc)
+
+
+def test_a_locking_alter_above_the_threshold_is_refused_and_its_safe_form_passes(inst, tmp_path):
+    reset(inst)
+    _big(inst, 100)
+    d = write(tmp_path / "m", {"V1__forced.sql": "ALTER TABLE big ADD COLUMN x INT, ALGORITHM=COPY;\n"})
+    out = json.loads(cli(inst, "-o", "json", "migrate", "orders", "--dir", str(d), "--dry-run").stdout)
+    [c] = out["checks"]
+    assert c["algorithm"] == "COPY" and c["verdict"] == "locking"  # below the default threshold: allowed
+    assert c["safer"] == "ALGORITHM=INSTANT"
+    doc = inst.config_path.read_text()
+    inst.config_path.write_text(doc + "migrations:\n  max_locking_rows: 50\n")  # for every tenant
+    try:
+        res = cli(inst, "migrate", "orders", "--dir", str(d))
+        assert res.returncode == 1 and "safer: ALGORITHM=INSTANT" in res.stderr, res.stderr
+        write(d, {"V1__forced.sql": "ALTER TABLE big ADD COLUMN x INT, ALGORITHM=INSTANT;\n"})
+        ok = cli(inst, "migrate", "orders", "--dir", str(d))
+        assert ok.returncode == 0, ok.stderr
+    finally:
+        inst.config_path.write_text(doc)

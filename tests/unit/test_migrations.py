@@ -131,3 +131,57 @@ def test_the_history_table_name_is_validated_in_the_config(tmp_path):
         p.write_text(f"tenants:\n  orders:\n    migrations: {{table: {bad}}}\n")
         with pytest.raises(ConfigError, match="migrations.table"):
             load_config(p)
+
+
+def _server(answers: dict):
+    """A stand-in for the server's answers to ALTER ... ALGORITHM=X: {clause: error code or None (accepted)}."""
+    from shared_mysql.errors import ServerError
+
+    ran = []
+
+    def run(sql):
+        ran.append(sql)
+        for clause, code in answers.items():
+            if sql.endswith(clause):
+                if code is None:
+                    return
+                raise ServerError(f"query failed: error {code}: refused")
+        raise AssertionError(f"unexpected {sql}")
+
+    return run, ran
+
+
+def test_the_probe_takes_the_first_algorithm_the_server_accepts_mysql8():
+    """MySQL 8 has no NOCOPY (error 1800) and refuses INSTANT with 1846: INPLACE, LOCK=NONE is what it does."""
+    from shared_mysql.migrations.online import probe
+
+    run, ran = _server({"ALGORITHM=INSTANT": 1846, "ALGORITHM=NOCOPY": 1800, "ALGORITHM=INPLACE, LOCK=NONE": None})
+    assert probe(run, "`s`", "ADD INDEX i (v)") == ("INPLACE", "NONE", None)
+    assert ran == ["ALTER TABLE `s` ADD INDEX i (v), ALGORITHM=INSTANT",
+                   "ALTER TABLE `s` ADD INDEX i (v), ALGORITHM=NOCOPY",
+                   "ALTER TABLE `s` ADD INDEX i (v), ALGORITHM=INPLACE, LOCK=NONE"]
+    run, _ = _server({"ALGORITHM=INSTANT": 1846, "ALGORITHM=NOCOPY": 1800, "ALGORITHM=INPLACE, LOCK=NONE": 1846,
+                      "ALGORITHM=INPLACE, LOCK=SHARED": 1845, "ALGORITHM=COPY, LOCK=SHARED": None})
+    assert probe(run, "`s`", "MODIFY n VARCHAR(20)") == ("COPY", "SHARED", None)
+    run, _ = _server({"ALGORITHM=INSTANT": 1054})  # the statement itself is wrong: it would fail at run time
+    assert probe(run, "`s`", "DROP COLUMN nope")[2] == "error 1054: refused"
+    run, ran = _server({"ALGORITHM=INPLACE, LOCK=NONE": None})  # explicit: tried as written
+    assert probe(run, "`s`", "ADD INDEX i (v), ALGORITHM=INPLACE, LOCK=NONE") == ("INPLACE", "NONE", None)
+
+
+@pytest.mark.parametrize("sql, want", [
+    ("ALTER TABLE big ADD COLUMN c INT", ("big", "ADD COLUMN c INT")),
+    ("alter online ignore table `we``ird` drop x", ("`we``ird`", "drop x")),
+    ("ALTER TABLE orders_db.big FORCE", ("orders_db.big", "FORCE")),
+    ("CREATE UNIQUE INDEX u ON big (v, n)", ("big", "ADD UNIQUE INDEX u (v, n)")),
+    ("CREATE INDEX IF NOT EXISTS i USING BTREE ON big (v) ALGORITHM=INPLACE",
+     ("big", "ADD INDEX i (v) ALGORITHM=INPLACE")),
+    ("DROP INDEX i ON big", ("big", "DROP INDEX i")),
+    ("OPTIMIZE TABLE big", ("big", "FORCE")),
+    ("INSERT INTO big VALUES (1)", None), ("CREATE TABLE t (id INT)", None),
+])
+def test_table_changing_statements_become_alters(sql, want):
+    from shared_mysql.migrations.online import as_alter
+
+    got = as_alter(sql)
+    assert (got if got is None else (got[0], " ".join(got[1].split()))) == want
