@@ -17,14 +17,27 @@ def workflow(target, tenant: str, *, role_arn: str | None = None, config_path: s
              migrations_dir: str | None = None, branch: str = "main", python: str = "3.11",
              runs_on: str = "ubuntu-latest") -> dict:
     """`runs_on`: the runner must reach the instance (RDS in private subnets: a self-hosted runner in the VPC)."""
+    import re
+    import shlex
+
     cfg = target.config
     if tenant not in cfg.tenants:
         raise UsageError(f"{tenant!r}: not a tenant in {target.loaded.path}")
+    if role_arn is not None and not re.fullmatch(r"arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}", role_arn):
+        raise UsageError(f"--role-arn {role_arn[:80]!r}: not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
+    if not re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", branch) or ".." in branch:
+        raise UsageError(f"--branch {branch[:80]!r}: letters, digits, . _ / - only")
+    for label, v in (("--config-path", config_path), ("--dir", migrations_dir or "")):
+        if "${{" in v or any(ch in v for ch in "\n\r"):  # GitHub would evaluate an expression in it
+            raise UsageError(f"{label} {v[:80]!r}: no newlines or ${{{{ }}}} expressions")
     m = cfg.tenants[tenant].migrations
     d = migrations_dir or (m.dir if m and m.dir else f"migrations/{tenant}")
     region = cfg.aws.region or cfg.instance.aws_region
     role = role_arn or ROLE_PLACEHOLDER.format(tenant=tenant)
-    run = f"shared-mysql -c {config_path} migrate {tenant} --dir {d}"
+    if "${{" in d or any(ch in d for ch in "\n\r"):
+        raise UsageError(f"tenants.{tenant}.migrations.dir {d[:80]!r}: no newlines or ${{{{ }}}} expressions")
+    cp, dq = shlex.quote(config_path), shlex.quote(d)  # the run lines are shell
+    run = f"shared-mysql -c {cp} migrate {tenant} --dir {dq}"
     return {
         "name": f"Migrate {tenant}",
         "on": {"push": {"branches": [branch], "paths": [f"{d}/**"]}, "workflow_dispatch": {}},
@@ -43,7 +56,7 @@ def workflow(target, tenant: str, *, role_arn: str | None = None, config_path: s
                 {"uses": "actions/setup-python@v5", "with": {"python-version": python}},
                 {"name": "Install shared-mysql", "run": "pip install shared-mysql"},
                 {"name": "Validate (checksums of applied migrations)",
-                 "run": f"shared-mysql -c {config_path} migrate {tenant} validate --dir {d}"},
+                 "run": f"shared-mysql -c {cp} migrate {tenant} validate --dir {dq}"},
                 {"name": "Online-DDL check (what would run)", "run": f"{run} --dry-run"},
                 {"name": "Migrate (the tool reads the secret itself)", "run": run},
             ]}},

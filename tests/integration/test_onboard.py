@@ -145,3 +145,23 @@ def test_the_workflow_assumes_a_role_and_never_handles_a_secret(tmp_path):
     assert doc["concurrency"] == {"group": "migrate-prod-orders", "cancel-in-progress": False}
     with pytest.raises(Exception, match="not a tenant"):
         workflow(t, "nobody")
+
+
+@pytest.mark.parametrize("kw, fragment", [
+    ({"role_arn": "arn:aws:iam::123:role/x"}, "not an IAM role ARN"),
+    ({"role_arn": "${{ secrets.AWS_KEY }}"}, "not an IAM role ARN"),
+    ({"branch": "main\nrun: curl evil"}, "--branch"),
+    ({"config_path": "a.yaml ${{ github.event.issue.title }}"}, "expressions"),
+    ({"migrations_dir": "m\nrun: x"}, "expressions"),
+])
+def test_hostile_workflow_inputs_are_refused(tmp_path, kw, fragment):
+    t = config(tmp_path, orders={})
+    with pytest.raises(Exception, match=fragment):
+        workflow(t, "orders", **kw)
+
+
+def test_paths_with_shell_characters_are_quoted_in_run_lines(tmp_path):
+    t = config(tmp_path, orders={})
+    doc = yaml.safe_load(render(workflow(t, "orders", migrations_dir="db/it's here; rm -rf ~")))
+    runs = [s["run"] for s in doc["jobs"]["migrate"]["steps"] if "run" in s]
+    assert runs[-1] == "shared-mysql -c shared-mysql.yaml migrate orders --dir 'db/it'\"'\"'s here; rm -rf ~'"
