@@ -72,8 +72,12 @@ def _lock(ctx: Context, wait: float) -> str:
     got = q(ctx.conn, f"SELECT GET_LOCK({string(name)}, {max(0, int(wait))})")[0][0]
     if got != 1:
         holder = q(ctx.conn, f"SELECT IS_USED_LOCK({string(name)})")[0][0]
+        who = ""
+        if holder is not None:  # the tenant sees its own sessions: the other deploy's account and address
+            rows = q(ctx.conn, f"SELECT USER, HOST FROM information_schema.PROCESSLIST WHERE ID = {int(holder)}")
+            who = f": {rows[0][0]} from {rows[0][1]}" if rows else ""
         raise SharedMySQLError(f"another migration of {ctx.db} is running (Flyway's lock {name}, held by connection "
-                               f"{holder}); waited {int(wait)} s (--lock-timeout); re-run when it is done")
+                               f"{holder}{who}); waited {int(wait)} s (--lock-timeout); re-run when it is done")
     return name
 
 
