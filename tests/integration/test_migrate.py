@@ -290,3 +290,44 @@ def test_a_locking_alter_above_the_threshold_is_refused_and_its_safe_form_passes
         assert ok.returncode == 0, ok.stderr
     finally:
         inst.config_path.write_text(doc)
+
+
+def test_on_aws_the_tenant_secret_comes_from_secrets_manager(instance_factory, tmp_path, monkeypatch):
+    """target aws (moto's Secrets Manager; a local server standing in for RDS): migrate reads the tenant's secret
+    from Secrets Manager and logs in as the tenant."""
+    import boto3
+    import yaml
+    from moto import mock_aws
+
+    from shared_mysql import aws as aws_mod
+    from shared_mysql.config.load import load_config
+    from shared_mysql.target import open_target
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_DEFAULT_REGION": "ap-northeast-2"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    rds = instance_factory({})
+    with mock_aws():
+        aws_mod.session.cache_clear()
+        kms = boto3.client("kms")
+        kms.create_alias(AliasName="alias/secrets-manager", TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
+        local = rds.target()
+        with local.executor() as ex:
+            ex.query("CREATE USER 'rdsmaster'@'%' IDENTIFIED BY 'first-Password-1' REQUIRE SSL")
+            ex.query("GRANT ALL PRIVILEGES ON *.* TO 'rdsmaster'@'%' WITH GRANT OPTION")
+        doc = {"environment": "test", "identifier": "remote", "target": "aws", "exports": {"backend": "none"},
+               "instance": {"host": "127.0.0.1", "port": rds.port, "ca_bundle": str(local.ca),
+                            "master_username": "rdsmaster"}, "tenants": {"orders": {"max_connections": 2}}}
+        (tmp_path / "shared-mysql.yaml").write_text(yaml.safe_dump(doc))
+        t = open_target(load_config(tmp_path / "shared-mysql.yaml"))
+        assert t.import_master({"username": "rdsmaster", "password": "first-Password-1"}) is None
+        with t.executor() as ex:
+            plan, desired = t.plan(ex)
+            t.apply(ex, plan, desired)
+        d = write(tmp_path / "m", {"V1__t.sql": "CREATE TABLE t (id INT PRIMARY KEY);\n"})
+        out = runner.migrate(t, "orders", d)
+        assert [m["script"] for m in out["applied"]] == ["V1__t.sql"]
+        with local.executor() as ex:
+            assert ex.query("SELECT installed_by FROM orders_db.flyway_schema_history") == [("orders_user",)]
+        aws_mod.session.cache_clear()
