@@ -29,18 +29,27 @@ def register(app: typer.Typer) -> None:
                                                                      "(default: tenants.<t>.migrations.dir)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run; change nothing."),
         target_version: Optional[str] = typer.Option(None, "--target", help="Migrate up to this version."),
-        version: str = typer.Option("1", "--version", help="baseline: the version the existing schema is at."),
+        version: Optional[str] = typer.Option(None, "--version", help="baseline: the version the existing schema is "
+                                                                      "at (default 1)."),
         lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0, help="Wait this long for another "
                                                                                "migration of the same database."),
         allow_locking: bool = typer.Option(False, "--allow-locking", help="Run changes that copy or lock a table "
                                                                           "above max_locking_rows."),
     ):
         """Apply pending migrations as the tenant (its own credential and database), Flyway-compatible."""
-        from ..migrations import runner
+        import re
 
+        from ..migrations import runner
+        from .app import UsageError
+
+        if target_version is not None and not re.fullmatch(r"\d+([._]\d+)*", target_version):
+            raise UsageError(f"--target {target_version[:40]!r}: a version, digits separated by . or _ (e.g. 7 or 1.2)")
+        if version is not None and action != Action.baseline:
+            raise UsageError("--version is for `migrate TENANT baseline`; use --target to stop at a version")
         t = state.target()
         if action == Action.migrate:
-            out = runner.migrate(t, tenant, directory, target_version=target_version, dry_run=dry_run,
+            out = runner.migrate(t, tenant, directory, target_version=target_version and
+                                 target_version.replace("_", "."), dry_run=dry_run,
                                  lock_wait=lock_timeout, allow_locking=allow_locking,
                                  say=(lambda m: sys.stderr.write(m + "\n")) if not state.json else None)
             if state.json:
@@ -88,7 +97,7 @@ def register(app: typer.Typer) -> None:
                 if not any(out[k] for k in ("removed_failed", "realigned", "marked_deleted")):
                     echo("nothing to repair")
         else:
-            out = runner.baseline(t, tenant, version)
+            out = runner.baseline(t, tenant, version or "1")
             if state.json:
                 emit_json(out)
             else:

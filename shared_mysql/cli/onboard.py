@@ -34,12 +34,14 @@ def register(app: typer.Typer) -> None:
         branch: str = typer.Option("main", "--branch", help="Migrate on pushes to this branch."),
         runs_on: str = typer.Option("ubuntu-latest", "--runs-on", help="The runner (one that reaches the instance: "
                                                                        "self-hosted in the VPC for private RDS)."),
+        package: Optional[str] = typer.Option(None, "--package", help="The pip requirement to install "
+                                                                      "(default: this version, with the aws extra)."),
     ):
         """A GitHub Actions workflow that migrates the tenant's database (OIDC role, no stored secrets)."""
         from ..onboard.workflow import render, workflow
 
         doc = workflow(state.target(), tenant, role_arn=role_arn, config_path=config_path,
-                       migrations_dir=migrations_dir, branch=branch, runs_on=runs_on)
+                       migrations_dir=migrations_dir, branch=branch, runs_on=runs_on, package=package)
         if state.json:
             emit_json(doc)
         else:

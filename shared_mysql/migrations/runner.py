@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backup.load import q
 from ..db import ConnectionInfo, connect
 from ..errors import SharedMySQLError, UsageError
 from ..secrets import CURRENT
@@ -21,6 +20,22 @@ from ..sql.quoting import ident, string
 from . import history as H
 from .scripts import Migration, discover, version_key
 from .sqlsplit import SplitError, split
+
+
+def q(conn, sql: str):
+    """One statement; the server's message as it is (a migration's errors are about its own schema, and a
+    scrubbed one -- `Table '?' doesn't exist` -- says nothing)."""
+    import pymysql
+
+    from ..errors import ServerError
+
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return list(cur.fetchall())
+    except pymysql.err.MySQLError as exc:
+        code = exc.args[0] if exc.args else None
+        raise ServerError(f"error {code}: {exc.args[-1] if exc.args else exc}") from None
 
 
 class MigrationFailed(SharedMySQLError):
@@ -39,6 +54,7 @@ class Context:
     directory: Path
     conn: object
     mariadb: bool
+    info: ConnectionInfo | None = None
 
 
 def tenant_settings(target, tenant: str) -> tuple[str, Path | None]:
@@ -50,7 +66,7 @@ def tenant_settings(target, tenant: str) -> tuple[str, Path | None]:
     return table, (target.loaded.resolve(d) if d else None)
 
 
-def open_as_tenant(target, tenant: str) -> tuple[object, str]:
+def open_as_tenant(target, tenant: str, with_info: bool = False):
     """A connection as the tenant's app account (its current secret), TLS verified, into its own database."""
     from ..tenants.model import DATABASE_SUFFIX, account_secret
 
@@ -64,7 +80,7 @@ def open_as_tenant(target, tenant: str) -> tuple[object, str]:
                                "apply` first")
     db = f"{tenant}{DATABASE_SUFFIX}"
     info = ConnectionInfo(target.host, target.port, s["username"], s["password"], ca=target.ca, database=db)
-    return connect(info), db
+    return (connect(info), db, info) if with_info else (connect(info), db)
 
 
 def _lock(ctx: Context, wait: float) -> str:
@@ -157,11 +173,11 @@ def _context(target, tenant: str, directory: Path | None) -> Context:
     if d is None:
         raise UsageError(f"migrate {tenant}: no migrations directory: give --dir, or set tenants.{tenant}.migrations."
                          "dir in the config")
-    conn, db = open_as_tenant(target, tenant)
+    conn, db, info = open_as_tenant(target, tenant, with_info=True)
     from ..sql import detect_flavor
 
     mariadb = detect_flavor(conn.get_server_info()).is_mariadb
-    return Context(tenant, db, table, Path(d), conn, mariadb)
+    return Context(tenant, db, table, Path(d), conn, mariadb, info)
 
 
 def info(target, tenant: str, directory: Path | None = None) -> dict:
@@ -215,7 +231,7 @@ def migrate(target, tenant: str, directory: Path | None = None, *, target_versio
     try:
         found = discover(ctx.directory)
         statements = {m.script: _split(m) for m in found}  # every file parses before anything runs
-        name = _lock(ctx, lock_wait) if not dry_run else None
+        name = _lock(ctx, lock_wait)  # a dry run too: its scratch tables, and a killed check's, are cleaned under it
         try:
             rows = applied(ctx)
             p = plan(rows, found, target_version)
@@ -279,16 +295,38 @@ def _describe(m: Migration, n: int) -> dict:
 
 
 def _apply(ctx: Context, m: Migration, stmts) -> dict:
+    """One migration on a session of its own (a script's SET autocommit=0, open transaction, LOCK TABLES or
+    session variables end with it, as Flyway's connection state is restored): what it left open is committed
+    (Flyway commits a migration that succeeded), rolled back when it failed; the history row is written on the
+    session that holds the lock."""
+    t0 = time.monotonic()
+    mconn = connect(ctx.info)
+    try:
+        _run_statements(ctx, m, stmts, mconn, t0)
+        q(mconn, "COMMIT")
+        q(mconn, "UNLOCK TABLES")
+    finally:
+        mconn.close()
+    ms = int((time.monotonic() - t0) * 1000)
+    H.insert(ctx.conn, q, ctx.db, ctx.table, version=m.version, description=m.description, type_="SQL",
+             script=m.script, checksum=m.checksum, execution_ms=ms, success=True)
+    return {**_describe(m, len(stmts)), "ms": ms}
+
+
+def _run_statements(ctx: Context, m: Migration, stmts, mconn, t0: float) -> None:
     import pymysql
 
-    t0 = time.monotonic()
     for st in stmts:
         try:
-            with ctx.conn.cursor() as cur:
+            with mconn.cursor() as cur:
                 cur.execute(st.sql)
                 while cur.nextset():
                     pass
         except pymysql.err.MySQLError as exc:
+            try:
+                q(mconn, "ROLLBACK")
+            except SharedMySQLError:
+                pass
             ms = int((time.monotonic() - t0) * 1000)
             H.insert(ctx.conn, q, ctx.db, ctx.table, version=m.version, description=m.description, type_="SQL",
                      script=m.script, checksum=m.checksum, execution_ms=ms, success=False)
@@ -297,10 +335,6 @@ def _apply(ctx: Context, m: Migration, stmts) -> dict:
             raise MigrationFailed(f"{m.script} line {st.line} failed: {snippet!r}: error {code}: "
                                   f"{exc.args[-1] if exc.args else exc}; recorded as failed: fix the script (and "
                                   f"undo what it changed), then `shared-mysql migrate {ctx.tenant} repair`") from None
-    ms = int((time.monotonic() - t0) * 1000)
-    H.insert(ctx.conn, q, ctx.db, ctx.table, version=m.version, description=m.description, type_="SQL",
-             script=m.script, checksum=m.checksum, execution_ms=ms, success=True)
-    return {**_describe(m, len(stmts)), "ms": ms}
 
 
 def repair(target, tenant: str, directory: Path | None = None, lock_wait: float = 60.0) -> dict:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_COMPOUND = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:DEFINER\s*=\s*\S+\s+)?"
-                       r"(?:PROCEDURE|FUNCTION|TRIGGER|EVENT)\b", re.I)
+_COMPOUND = re.compile(r"^\s*(?:CREATE\s+(?:OR\s+REPLACE\s+)?(?:DEFINER\s*=\s*(?:\S+|`[^`]*`@`[^`]*`)\s+)?"
+                       r"(?:AGGREGATE\s+)?(?:PROCEDURE|FUNCTION|TRIGGER|EVENT)\b|BEGIN\s+NOT\s+ATOMIC\b)", re.I)
 
 
 class SplitError(ValueError):
@@ -26,6 +26,11 @@ class Statement:
     line: int  # 1-based line of the script where it starts
 
 
+def _next_semicolon(code: str, start: int) -> int:
+    i = code.find(";", start)
+    return len(code) if i < 0 else i
+
+
 def _words(code: str) -> list[tuple[str, int]]:
     """Block keywords in code with strings and comments removed: ('open'|'end', position)."""
     out = []
@@ -34,10 +39,13 @@ def _words(code: str) -> list[tuple[str, int]]:
         w = m.group(1).upper()
         if w.startswith("END"):
             out.append(("end", m.start()))
-        elif w == "IF" and re.match(r"\s*\(", code[m.end():]):  # IF(...) the function, not IF ... END IF
-            continue
-        elif w == "IF" and re.search(r"\b(?:DROP|CREATE|ALTER)\s+\w+\s*$", code[:m.start()], re.I):
-            continue  # DROP TABLE IF EXISTS, CREATE ... IF NOT EXISTS
+        elif w == "IF" and re.match(r"\s*(?:NOT\s+)?EXISTS\b", code[m.end():], re.I):
+            continue  # DROP ... IF EXISTS, CREATE ... IF NOT EXISTS
+        elif w == "IF" and not re.search(r"\bTHEN\b", code[m.end():_next_semicolon(code, m.end())], re.I):
+            continue  # IF(a, b, c), the function: an IF statement has its THEN before the next ;
+        elif w in ("REPEAT", "LOOP", "WHILE") and re.match(r"\s*\(", code[m.end():]) and \
+                not re.search(r"\b(?:DO|UNTIL)\b", code[m.end():_next_semicolon(code, m.end())], re.I):
+            continue  # REPEAT('a', 3), the function
         elif w == "BEGIN" and re.match(r"\s*(?:WORK\b|;|$)", code[m.end():], re.I):
             continue  # BEGIN WORK / BEGIN; (a transaction)
         else:
@@ -74,7 +82,8 @@ def split(text: str) -> list[Statement]:
     while i < n:
         c = text[i]
         if at_line_start:
-            m = re.match(r"[ \t]*DELIMITER[ \t]+(\S+)[ \t]*(?:\r\n|\n|\r|$)", text[i:], re.I)
+            m = re.match(r"[ \t]*DELIMITER[ \t]+(\S+)[ \t]*(?:(?:--[ \t]|#)[^\r\n]*)?(?:\r\n|\n|\r|$)", text[i:],
+                         re.I)
             if m and not "".join(buf).strip():
                 delim = m.group(1)
                 if delim in ("\\", "'", '"', "`"):

@@ -12,7 +12,9 @@ from ..errors import SharedMySQLError, UsageError
 
 
 def _region(config) -> str:
-    return config.aws.region or config.instance.aws_region
+    """The region every client of this config talks to (aws.region, else boto3's chain, else instance.aws_region):
+    the secret, the key and kms:ViaService must all name that one."""
+    return client_for(config, "secretsmanager").meta.region_name
 
 
 def _account(config, arn: str | None) -> str:

@@ -15,16 +15,27 @@ ROLE_PLACEHOLDER = "arn:aws:iam::<ACCOUNT_ID>:role/<{tenant}-migrate>"
 
 def workflow(target, tenant: str, *, role_arn: str | None = None, config_path: str = "shared-mysql.yaml",
              migrations_dir: str | None = None, branch: str = "main", python: str = "3.11",
-             runs_on: str = "ubuntu-latest") -> dict:
+             runs_on: str = "ubuntu-latest", package: str | None = None) -> dict:
     """`runs_on`: the runner must reach the instance (RDS in private subnets: a self-hosted runner in the VPC)."""
     import re
     import shlex
 
     cfg = target.config
+    if package is None:  # this very version, with the aws extra (boto3): a job holding the role runs it
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            package = f"shared-mysql[aws]=={version('shared-mysql')}"
+        except PackageNotFoundError:
+            package = "shared-mysql[aws]"
+    if "${{" in package or any(ch in package for ch in "\n\r"):
+        raise UsageError(f"--package {package[:80]!r}: no newlines or ${{{{ }}}} expressions")
     if tenant not in cfg.tenants:
         raise UsageError(f"{tenant!r}: not a tenant in {target.loaded.path}")
     if role_arn is not None and not re.fullmatch(r"arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}", role_arn):
         raise UsageError(f"--role-arn {role_arn[:80]!r}: not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", runs_on):
+        raise UsageError(f"--runs-on {runs_on[:80]!r}: a runner label (letters, digits, . _ -)")
     if not re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", branch) or ".." in branch:
         raise UsageError(f"--branch {branch[:80]!r}: letters, digits, . _ / - only")
     for label, v in (("--config-path", config_path), ("--dir", migrations_dir or "")):
@@ -54,7 +65,7 @@ def workflow(target, tenant: str, *, role_arn: str | None = None, config_path: s
                  "with": {"role-to-assume": role, "aws-region": region,
                           "role-session-name": f"migrate-{tenant}-${{{{ github.run_id }}}}"}},
                 {"uses": "actions/setup-python@v5", "with": {"python-version": python}},
-                {"name": "Install shared-mysql", "run": "pip install shared-mysql"},
+                {"name": "Install shared-mysql (pinned, with boto3)", "run": f"pip install {shlex.quote(package)}"},
                 {"name": "Validate (checksums of applied migrations)",
                  "run": f"shared-mysql -c {cp} migrate {tenant} validate --dir {dq}"},
                 {"name": "Online-DDL check (what would run)", "run": f"{run} --dry-run"},

@@ -331,3 +331,81 @@ def test_on_aws_the_tenant_secret_comes_from_secrets_manager(instance_factory, t
         with local.executor() as ex:
             assert ex.query("SELECT installed_by FROM orders_db.flyway_schema_history") == [("orders_user",)]
         aws_mod.session.cache_clear()
+
+
+def _threshold(inst, n):
+    doc = inst.config_path.read_text()
+    inst.config_path.write_text(doc + f"migrations:\n  max_locking_rows: {n}\n")
+    return doc
+
+
+@pytest.mark.parametrize("stmt", [
+    "/* c */ ALTER TABLE big MODIFY v BIGINT;",
+    "/*!ALTER TABLE big MODIFY v BIGINT */;",
+    "ALTER TABLE big MODIFY v BIGINT, LOCK=DEFAULT;",
+    "ALTER TABLE big MODIFY v BIGINT, ALGORITHM=DEFAULT;",
+    "ALTER TABLE big MODIFY v BIGINT COMMENT 'rename me later';",
+    "ALTER TABLE big MODIFY v BIGINT, RENAME TO big2;",
+    "CREATE TABLE IF NOT EXISTS big (id INT);\nALTER TABLE big MODIFY v BIGINT;",
+    "ALTER TABLE big ADD FULLTEXT INDEX ft (v), ALGORITHM=INPLACE;",
+    "CREATE TABLE big3 AS SELECT * FROM big;",
+    "CREATE INDEX iv ON big (v) ALGORITHM=COPY LOCK=SHARED;",
+])  # (OPTIMIZE TABLE other, big is now checked: an online rebuild, INPLACE with LOCK=NONE, on MariaDB)
+def test_review_bypasses_of_the_online_ddl_check_are_refused(inst, tmp_path, stmt):
+    """Review: each of these got a table-copying or write-locking change on a big table past the check."""
+    reset(inst)
+    _big(inst)
+    with inst.target().executor() as ex:
+        ex.query("CREATE TABLE orders_db.other (id INT PRIMARY KEY)")
+    doc = _threshold(inst, 500)
+    try:
+        d = write(tmp_path / "m", {"V1__x.sql": stmt + "\n"})
+        res = cli(inst, "migrate", "orders", "--dir", str(d))
+        assert res.returncode == 1 and "nothing was run" in res.stderr, res.stdout + res.stderr
+        with inst.target().executor() as ex:
+            assert ex.query("SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'orders_db' AND "
+                            "TABLE_NAME = 'big' AND COLUMN_NAME = 'v'") == [("varchar",)]
+            assert ex.query("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'orders_db' AND "
+                            "TABLE_NAME LIKE '\\_smm%'")[0][0] == 0
+    finally:
+        inst.config_path.write_text(doc)
+
+
+def test_a_dry_run_never_touches_a_table_but_its_scratch_copies(inst, tmp_path):
+    """Review: a column named locked_at read as a LOCK clause made the probe run the statement as written, and a
+    partition exchange with a real table emptied it during a dry run; a killed check's scratch table stayed."""
+    reset(inst)
+    with inst.target().executor() as ex:
+        ex.query("CREATE TABLE orders_db.parted (id INT PRIMARY KEY, v VARCHAR(20)) PARTITION BY RANGE (id) "
+                 "(PARTITION p0 VALUES LESS THAN (100), PARTITION p1 VALUES LESS THAN (1000))")
+        ex.query("CREATE TABLE orders_db.lock_victim (id INT PRIMARY KEY, v VARCHAR(20))")
+        ex.query("INSERT INTO orders_db.lock_victim SELECT seq, 'x' FROM orders_db.seq_1_to_50")
+        ex.query("CREATE TABLE orders_db._smm_dead00_0 (id INT)")  # a killed check's leftover
+    d = write(tmp_path / "m", {"V1__x.sql": "ALTER TABLE parted EXCHANGE PARTITION p0 WITH TABLE lock_victim;\n"
+                                            "ALTER TABLE parted CONVERT PARTITION p1 TO TABLE lock_new;\n"})
+    res = cli(inst, "-o", "json", "migrate", "orders", "--dir", str(d), "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert all(c["algorithm"] == "INPLACE" and c["lock"] == "EXCLUSIVE" for c in json.loads(res.stdout)["checks"])
+    with inst.target().executor() as ex:
+        assert ex.query("SELECT COUNT(*) FROM orders_db.lock_victim")[0][0] == 50
+        names = {r[0] for r in ex.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE "
+                                        "TABLE_SCHEMA = 'orders_db'")}
+    assert names == {"parted", "lock_victim"}  # no lock_new, no scratch, the leftover gone
+
+
+def test_session_state_does_not_leak_from_one_script_to_the_next(inst, tmp_path):
+    """Review: SET autocommit = 0 in V1 left V2 and both history rows uncommitted; the run said OK."""
+    reset(inst)
+    d = write(tmp_path / "m", {"V1__a.sql": "CREATE TABLE t1 (a INT);\nSET autocommit = 0;\nINSERT INTO t1 VALUES (1);\n",
+                               "V2__b.sql": "INSERT INTO t1 VALUES (2);\nLOCK TABLES t1 WRITE;\n"})
+    assert cli(inst, "migrate", "orders", "--dir", str(d)).returncode == 0
+    with inst.target().executor() as ex:
+        assert ex.query("SELECT a FROM orders_db.t1 ORDER BY a") == [(1,), (2,)]
+        assert ex.query("SELECT COUNT(*) FROM orders_db.schema_version WHERE success = 1")[0][0] == 2
+
+
+def test_bad_target_and_version_options_are_usage_errors(inst, tmp_path):
+    d = write(tmp_path / "m", {"V1__x.sql": "SELECT 1;\n"})
+    for args in (("--target", "abc"), ("--target", "1.x"), ("--version", "3")):
+        res = cli(inst, "migrate", "orders", "--dir", str(d), *args)
+        assert res.returncode == 2 and res.stderr.count("\n") == 1, (args, res.stderr)

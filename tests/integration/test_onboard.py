@@ -143,6 +143,10 @@ def test_the_workflow_assumes_a_role_and_never_handles_a_secret(tmp_path):
                 "secretsmanager get-secret-value"):
         assert bad not in text
     assert doc["concurrency"] == {"group": "migrate-prod-orders", "cancel-in-progress": False}
+    # this very version, with boto3 (review: an unpinned `pip install shared-mysql` in a job holding the role)
+    from importlib.metadata import version
+
+    assert f"pip install 'shared-mysql[aws]=={version('shared-mysql')}'" in runs
     with pytest.raises(Exception, match="not a tenant"):
         workflow(t, "nobody")
 
@@ -153,6 +157,8 @@ def test_the_workflow_assumes_a_role_and_never_handles_a_secret(tmp_path):
     ({"branch": "main\nrun: curl evil"}, "--branch"),
     ({"config_path": "a.yaml ${{ github.event.issue.title }}"}, "expressions"),
     ({"migrations_dir": "m\nrun: x"}, "expressions"),
+    ({"runs_on": "${{ github.event.head_commit.message }}"}, "--runs-on"),
+    ({"package": "x ${{ secrets.T }}"}, "--package"),
 ])
 def test_hostile_workflow_inputs_are_refused(tmp_path, kw, fragment):
     t = config(tmp_path, orders={})

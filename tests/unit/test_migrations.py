@@ -161,12 +161,23 @@ def test_the_probe_takes_the_first_algorithm_the_server_accepts_mysql8():
                    "ALTER TABLE `s` ADD INDEX i (v), ALGORITHM=NOCOPY",
                    "ALTER TABLE `s` ADD INDEX i (v), ALGORITHM=INPLACE, LOCK=NONE"]
     run, _ = _server({"ALGORITHM=INSTANT": 1846, "ALGORITHM=NOCOPY": 1800, "ALGORITHM=INPLACE, LOCK=NONE": 1846,
-                      "ALGORITHM=INPLACE, LOCK=SHARED": 1845, "ALGORITHM=COPY, LOCK=SHARED": None})
+                      "ALGORITHM=INPLACE, LOCK=SHARED": 1845, "ALGORITHM=INPLACE, LOCK=EXCLUSIVE": 1845,
+                      "ALGORITHM=COPY, LOCK=SHARED": None})
     assert probe(run, "`s`", "MODIFY n VARCHAR(20)") == ("COPY", "SHARED", None)
     run, _ = _server({"ALGORITHM=INSTANT": 1054})  # the statement itself is wrong: it would fail at run time
     assert probe(run, "`s`", "DROP COLUMN nope")[2] == "error 1054: refused"
-    run, ran = _server({"ALGORITHM=INPLACE, LOCK=NONE": None})  # explicit: tried as written
+    run, ran = _server({"ALGORITHM=INPLACE, LOCK=NONE": None})  # explicit: only what it names is tried
     assert probe(run, "`s`", "ADD INDEX i (v), ALGORITHM=INPLACE, LOCK=NONE") == ("INPLACE", "NONE", None)
+    assert ran == ["ALTER TABLE `s` ADD INDEX i (v), ALGORITHM=INPLACE, LOCK=NONE"]
+    # review: ALGORITHM=INPLACE alone, on a FULLTEXT index: the lock is found (SHARED), not taken as DEFAULT
+    run, ran = _server({"ALGORITHM=INPLACE, LOCK=NONE": 1846, "ALGORITHM=INPLACE, LOCK=SHARED": None})
+    assert probe(run, "`s`", "ADD FULLTEXT INDEX ft (v), ALGORITHM=INPLACE") == ("INPLACE", "SHARED", None)
+    # DEFAULT clauses mean "the cheapest" and a column named locked_at is no LOCK clause
+    run, ran = _server({"ALGORITHM=INSTANT": 1846, "ALGORITHM=NOCOPY": 1846, "ALGORITHM=INPLACE, LOCK=NONE": 1846,
+                        "ALGORITHM=INPLACE, LOCK=SHARED": 1846, "ALGORITHM=INPLACE, LOCK=EXCLUSIVE": 1846,
+                        "ALGORITHM=COPY, LOCK=SHARED": None})
+    assert probe(run, "`s`", "MODIFY locked_at DATETIME(6), LOCK=DEFAULT") == ("COPY", "SHARED", None)
+    assert ran[0] == "ALTER TABLE `s` MODIFY locked_at DATETIME(6), ALGORITHM=INSTANT"
 
 
 @pytest.mark.parametrize("sql, want", [
@@ -185,3 +196,44 @@ def test_table_changing_statements_become_alters(sql, want):
 
     got = as_alter(sql)
     assert (got if got is None else (got[0], " ".join(got[1].split()))) == want
+
+
+@pytest.mark.parametrize("text", [
+    "CREATE PROCEDURE p() BEGIN IF (1=0) THEN SELECT 1; END IF; END;\nSELECT 2;",
+    "CREATE PROCEDURE p() BEGIN SELECT REPEAT('a',3); END;\nSELECT 2;",
+    "CREATE PROCEDURE p() BEGIN CREATE TEMPORARY TABLE IF NOT EXISTS t (a INT); DROP TEMPORARY TABLE IF EXISTS t; "
+    "END;\nSELECT 2;",
+    "CREATE DEFINER=`a`@`%` PROCEDURE IF NOT EXISTS p() BEGIN SELECT 1; END;\nSELECT 2;",
+    "CREATE AGGREGATE FUNCTION f(x INT) RETURNS INT BEGIN DECLARE s INT DEFAULT 0; DECLARE CONTINUE HANDLER FOR NOT "
+    "FOUND RETURN s; LOOP FETCH GROUP NEXT ROW; SET s = s + x; END LOOP; END;\nSELECT 2;",
+    "BEGIN NOT ATOMIC SELECT 1; SELECT 2; END;\nSELECT 2;",
+    "DELIMITER // -- comment\nCREATE PROCEDURE p() BEGIN SELECT 1; END//\nDELIMITER ;\nSELECT 2;",
+    "CREATE PROCEDURE p() BEGIN SELECT IF(1,2,3); WHILE x < 3 DO SET x = x + 1; END WHILE; REPEAT SET x = x - 1; "
+    "UNTIL x = 0 END REPEAT; END;\nSELECT 2;",
+])
+def test_compound_bodies_stay_whole_review_cases(text):
+    """Review: IF (cond) THEN read as the IF() function, REPEAT() as a loop, IF NOT EXISTS inside a body, AGGREGATE
+    functions, BEGIN NOT ATOMIC and a commented DELIMITER line split bodies wrongly."""
+    got = split(text)
+    assert len(got) == 2 and got[1].sql == "SELECT 2"
+
+
+@pytest.mark.parametrize("sql, want", [
+    ("/* c */ ALTER TABLE big MODIFY v BIGINT", "ALTER TABLE big MODIFY v BIGINT"),
+    ("-- c\nALTER TABLE big FORCE", "ALTER TABLE big FORCE"),
+    ("/*!ALTER TABLE big MODIFY v BIGINT */", "ALTER TABLE big MODIFY v BIGINT"),
+    ("/*!50100 ALTER TABLE big FORCE */", "ALTER TABLE big FORCE"),
+])
+def test_leading_comments_and_executable_comments_do_not_hide_a_statement(sql, want):
+    from shared_mysql.migrations.online import normalize
+
+    assert normalize(sql) == want
+
+
+def test_optimize_of_several_tables_and_copies_by_select_are_seen():
+    from shared_mysql.migrations.online import as_alters, copy_sources
+
+    assert as_alters("OPTIMIZE TABLE big, `other`") == [("big", "FORCE"), ("`other`", "FORCE")]
+    assert copy_sources("CREATE TABLE big3 AS SELECT * FROM big WHERE x = 'FROM nope'") == ["big"]
+    assert copy_sources("INSERT INTO a SELECT * FROM b JOIN c ON 1") == ["b", "c"]
+    assert copy_sources("INSERT INTO a VALUES (1)") == []
