@@ -48,7 +48,9 @@ def scrub(msg: str) -> str:
     return _QUOTED.sub("'?'", str(msg))
 
 
-def q(conn, sql: str):
+def q(conn, sql: str, clean: bool = True):
+    """One statement, its rows; a server error as one line, its quoted values scrubbed unless `clean` is False
+    (migrations: the messages are about the tenant's own schema, and scrubbed they say nothing)."""
     import pymysql
 
     try:
@@ -57,7 +59,8 @@ def q(conn, sql: str):
             return list(cur.fetchall())
     except pymysql.err.MySQLError as exc:
         code = exc.args[0] if exc.args else None
-        raise ServerError(f"error {code}: {scrub(exc.args[-1] if exc.args else exc)}") from None
+        msg = exc.args[-1] if exc.args else exc
+        raise ServerError(f"error {code}: {scrub(msg) if clean else msg}") from None
 
 
 @dataclass

@@ -25,17 +25,9 @@ from .sqlsplit import SplitError, split
 def q(conn, sql: str):
     """One statement; the server's message as it is (a migration's errors are about its own schema, and a
     scrubbed one -- `Table '?' doesn't exist` -- says nothing)."""
-    import pymysql
+    from ..backup.load import q as run
 
-    from ..errors import ServerError
-
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return list(cur.fetchall())
-    except pymysql.err.MySQLError as exc:
-        code = exc.args[0] if exc.args else None
-        raise ServerError(f"error {code}: {exc.args[-1] if exc.args else exc}") from None
+    return run(conn, sql, clean=False)
 
 
 class MigrationFailed(SharedMySQLError):

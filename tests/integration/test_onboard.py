@@ -19,11 +19,7 @@ from shared_mysql.target import open_target
 
 
 @pytest.fixture
-def aws_env(monkeypatch):
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "ap-northeast-2"}.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def aws_env(fake_aws_env, monkeypatch):
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     aws_mod.session.cache_clear()
     yield
