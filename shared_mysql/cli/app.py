@@ -74,7 +74,7 @@ def build_app():
             for name in ("botocore", "boto3", "urllib3", "s3transfer"):
                 logging.getLogger(name).setLevel(logging.WARNING)
 
-    from . import backup, commands, infra, local, mask, migrate, onboard, slowlog, snapshot
+    from . import backup, commands, infra, local, mask, migrate, onboard, slowlog, snapshot, suspend
 
     commands.register(app)
     slowlog.register(app)
@@ -83,6 +83,7 @@ def build_app():
     mask.register(app)
     migrate.register(app)
     onboard.register(app)
+    suspend.register(app)
     app.add_typer(local.build(), name="local", help="Manage the embedded server only.")
     app.add_typer(infra.build(), name="infra", help="The AWS infrastructure as a CDK app (needs the infra extra).")
     return app

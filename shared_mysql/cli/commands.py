@@ -45,13 +45,19 @@ def _header(t, ex) -> str:
 
 
 def _show_plan(t, ex, plan) -> None:
-    from ..tenants import render_text
+    from ..tenants import blocks, render_text
 
+    blocked = blocks.read(ex)  # suspended or unverified tenants: their accounts stay locked, by design
     if state.json:
         emit_json({**plan.to_json(), "target": {"identifier": t.config.identifier, "host": t.host,
-                                                 "port": t.port, "server": ex.flavor.label}})
+                                                 "port": t.port, "server": ex.flavor.label},
+                   "blocked_tenants": blocked})
     else:
         echo(render_text(plan, _header(t, ex)))
+        for tenant, b in sorted(blocked.items()):
+            what = "SUSPENDED" if b["kind"] == "suspend" else "BLOCKED"
+            echo(f"  {what} tenant {tenant} since {b['since']}: {b['reason']} (its accounts stay locked"
+                 + (f"; `shared-mysql resume {tenant}`)" if b["kind"] == "suspend" else ")"))
 
 
 def _apply(t, ex, plan, desired, allow_destructive: bool) -> dict:

@@ -364,6 +364,10 @@ def render(status: dict) -> str:
                      + "".join(f"; UNFINISHED restore into {', '.join(v)} (re-run it)"
                                for v in b.get("unfinished_restores", {}).values()))
     for tenant, why in sorted((status.get("blocked_tenants") or {}).items()):
-        lines.append(f"  UNUSABLE tenant {tenant} (accounts locked since {why['since']}): {why['reason']}; "
-                     "re-run `shared-mysql refresh --from SOURCE.yaml` to finish it")
+        if why.get("kind") == "suspend":
+            lines.append(f"  SUSPENDED tenant {tenant} (accounts locked since {why['since']}): {why['reason']}; "
+                         f"`shared-mysql resume {tenant}` lets it back in")
+        else:
+            lines.append(f"  UNUSABLE tenant {tenant} (accounts locked since {why['since']}): {why['reason']}; "
+                         "re-run `shared-mysql refresh --from SOURCE.yaml` to finish it")
     return "\n".join(lines)

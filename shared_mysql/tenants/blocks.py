@@ -48,9 +48,10 @@ def unblock(ex, tenant: str, kind: str = "refresh") -> None:
             raise
 
 
-def lock_now(ex, tenant: str) -> list[str]:
+def lock_now(ex, tenant: str, killed: list | None = None) -> list[str]:
     """Lock every existing account of the tenant (app, readonly, rotation twins, on any host) and end their
-    sessions. Returns the accounts locked. The plan keeps them locked while the block stays."""
+    sessions (their ids appended to `killed`). Returns the accounts locked. The plan keeps them locked while the
+    block stays."""
     names = derived_user_names(tenant)
     rows = ex.query("SELECT User, Host FROM mysql.user WHERE User IN (" + ", ".join(string(n) for n in names) + ")")
     done = []
@@ -64,6 +65,8 @@ def lock_now(ex, tenant: str) -> list[str]:
                                + ", ".join(string(u) for u in sorted(users)) + ")"):
             try:
                 ex.query(f"KILL {int(cid)}")
+                if killed is not None:
+                    killed.append(int(cid))
             except SharedMySQLError:
                 pass  # it ended on its own
     return done

@@ -1,0 +1,74 @@
+"""`suspend TENANT` / `resume TENANT`: the seed's incident response, isolating a compromised service at once."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from .app import UsageError, echo, emit_json, state
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("suspend")
+    def suspend_cmd(
+        tenant: str = typer.Argument(..., help="The tenant to cut off."),
+        reason: Optional[str] = typer.Option(None, "--reason", help="Why (recorded, shown by plan and status)."),
+        lock_timeout: int = typer.Option(0, "--lock-timeout", min=0, max=3600, help="Wait for another operator."),
+    ):
+        """Lock the tenant's accounts (both rotation twins, every host) and kill its sessions, now; recorded on the
+        server so plan and apply keep them locked until `resume`."""
+        from ..tenants import blocks
+
+        t = state.target()
+        if tenant not in t.config.tenants:
+            raise UsageError(f"{tenant!r}: not a tenant in {t.loaded.path}")
+        why = (reason or "suspended by an operator").strip()
+        if not why.isprintable() or len(why) > 400:
+            raise UsageError("--reason: one line of printable text, at most 400 characters")
+        killed: list[int] = []
+        with t.executor() as ex, t.server_lock(ex, lock_timeout, "suspend"):
+            blocks.block(ex, tenant, why, kind="suspend")
+            locked = blocks.lock_now(ex, tenant, killed)
+        if state.json:
+            emit_json({"tenant": tenant, "suspended": True, "reason": why, "locked": locked, "killed": killed})
+            return
+        echo(f"suspended {tenant}: {why}")
+        for a in locked:
+            echo(f"locked {a}")
+        echo(f"killed {len(killed)} session(s)")
+
+    @app.command("resume")
+    def resume_cmd(
+        tenant: str = typer.Argument(..., help="The tenant to let back in."),
+        lock_timeout: int = typer.Option(0, "--lock-timeout", min=0, max=3600, help="Wait for another operator."),
+    ):
+        """Lift a suspension: the tenant's accounts are unlocked by the config's own plan (unless another block,
+        such as an unverified refresh, keeps them locked)."""
+        from ..tenants import blocks
+
+        t = state.target()
+        if tenant not in t.config.tenants:
+            raise UsageError(f"{tenant!r}: not a tenant in {t.loaded.path}")
+        with t.lock():
+            with t.executor() as ex, t.server_lock(ex, lock_timeout, "resume"):
+                was = blocks.read(ex).get(tenant)
+                blocks.unblock(ex, tenant, kind="suspend")
+                plan, desired = t.plan(ex)
+                unlocked = [a.detail["user"] for a in plan.actions if a.kind == "alter_user" and a.tenant == tenant
+                            and "account_locked" in a.detail.get("changes", {})]
+                if plan.actions:
+                    t.apply(ex, plan, desired)
+                still = blocks.read(ex).get(tenant)
+        if state.json:
+            emit_json({"tenant": tenant, "was_suspended": bool(was and was.get("kind") == "suspend"),
+                       "unlocked": unlocked, "still_blocked": still})
+            return
+        echo(f"resumed {tenant}" if was else f"{tenant} was not suspended")
+        for u in unlocked:
+            echo(f"unlocked {u}")
+        if still:
+            echo(f"{tenant} stays locked: {still['reason']}")
+
+
+__all__ = ["register"]
