@@ -84,6 +84,7 @@ def build_app():
     migrate.register(app)
     onboard.register(app)
     suspend.register(app)
+    suspend.register_isolate(app)
     app.add_typer(local.build(), name="local", help="Manage the embedded server only.")
     app.add_typer(infra.build(), name="infra", help="The AWS infrastructure as a CDK app (needs the infra extra).")
     return app

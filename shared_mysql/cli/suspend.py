@@ -71,4 +71,40 @@ def register(app: typer.Typer) -> None:
             echo(f"{tenant} stays locked: {still['reason']}")
 
 
-__all__ = ["register"]
+def register_isolate(app: typer.Typer) -> None:
+    @app.command("isolate")
+    def isolate_cmd(source: str = typer.Option(..., "--source", help="A security group id or a CIDR.")):
+        """aws: remove exactly the ingress rules that admit SOURCE on the database port from the instance's (and
+        the proxy's) security groups; recorded, so `unisolate` puts them back."""
+        import sys
+
+        from ..isolation import isolate
+
+        t = state.target()
+        if t.kind != "aws":
+            raise UsageError("isolate: security groups are the aws target's; on local/server use `suspend TENANT`")
+        out = isolate(t, source, say=None if state.json else (lambda m: sys.stdout.write(m + "\n")))
+        if state.json:
+            emit_json(out)
+        elif not out["removed"]:
+            echo(f"no rule admits {out['source']} on port {t.port}: nothing removed"
+                 + (f" ({out['recorded']} removed earlier, recorded)" if out["recorded"] else ""))
+
+    @app.command("unisolate")
+    def unisolate_cmd(source: str = typer.Option(..., "--source", help="The source isolate removed.")):
+        """aws: put back exactly what `isolate --source` removed."""
+        import sys
+
+        from ..isolation import unisolate
+
+        t = state.target()
+        if t.kind != "aws":
+            raise UsageError("unisolate: security groups are the aws target's")
+        out = unisolate(t, source, say=None if state.json else (lambda m: sys.stdout.write(m + "\n")))
+        if state.json:
+            emit_json(out)
+        elif not out["restored"]:
+            echo(f"nothing recorded for {out['source']}: nothing to put back")
+
+
+__all__ = ["register", "register_isolate"]

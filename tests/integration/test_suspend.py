@@ -89,3 +89,5 @@ def test_suspend_refuses_an_unknown_tenant_and_a_bad_reason(inst):
     bad = cli(inst, "suspend", "orders", "--reason", "a\nb")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "was not suspended" in cli(inst, "resume", "billing").stdout
+    iso = cli(inst, "isolate", "--source", "10.0.0.0/8")  # security groups are the aws target's
+    assert iso.returncode == 2 and "use `suspend TENANT`" in iso.stderr
