@@ -85,6 +85,7 @@ def build_app():
     onboard.register(app)
     suspend.register(app)
     suspend.register_isolate(app)
+    suspend.register_doctor(app)
     app.add_typer(local.build(), name="local", help="Manage the embedded server only.")
     app.add_typer(infra.build(), name="infra", help="The AWS infrastructure as a CDK app (needs the infra extra).")
     return app

@@ -108,3 +108,30 @@ def register_isolate(app: typer.Typer) -> None:
 
 
 __all__ = ["register", "register_isolate"]
+
+
+def register_doctor(app: typer.Typer) -> None:
+    @app.command("doctor")
+    def doctor_cmd(
+        tenant: str = typer.Argument(..., help="The service (tenant) that cannot connect."),
+        user: str = typer.Option("app", "--user", help="app or readonly."),
+    ):
+        """Walk the path from the service to its database; the first broken link with its cause and fix; exit 3
+        when a step fails."""
+        from ..doctor import diagnose
+        from ..errors import FindingsFailed
+
+        if user not in ("app", "readonly"):
+            raise UsageError(f"--user {user!r}: app or readonly")
+        r = diagnose(state.target(), tenant, user)
+        if state.json:
+            emit_json(r.to_json())
+        else:
+            for s in r.steps:
+                echo(f"{'✓' if s.ok else '✗'} {s.name}: {s.detail}" + (f"\n  fix: {s.fix}" if not s.ok and s.fix
+                                                                         else ""))
+            for n in r.not_checked():
+                echo(f"- {n}: not checked")
+        if not r.ok:
+            bad = next(s for s in r.steps if not s.ok)
+            raise FindingsFailed(f"doctor {tenant}: {bad.name}: {bad.detail}")
