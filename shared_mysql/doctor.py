@@ -46,11 +46,16 @@ class Report:
 
 def diagnose(target, tenant: str, role: str = "app") -> Report:
     r = Report(tenant, role)
-    for step in (_config, _secret, _exports, _dns, _tcp, _login, _privileges, _headroom):
-        s = step(target, tenant, role, r)
-        r.steps.append(s)
-        if not s.ok:
-            break
+    try:
+        for step in (_config, _secret, _exports, _dns, _tcp, _login, _privileges, _headroom):
+            s = step(target, tenant, role, r)
+            r.steps.append(s)
+            if not s.ok:
+                break
+    finally:
+        conn = getattr(r, "conn", None)
+        if conn is not None and conn.open:
+            conn.close()  # the tenant's own session, whichever step stopped
     return r
 
 
@@ -209,7 +214,6 @@ def _headroom(target, tenant, role, r) -> Step:
     cap = int(limit[0][0]) if limit and limit[0][0] else 0
     n = int(used[0][0]) - 1  # this check's own session
     all_n, max_c = int(total[0][0]), int(total[0][1])
-    r.conn.close()
     if cap and n >= cap:
         return Step("headroom", False, f"{user} uses {n} of its {cap} connections (MAX_USER_CONNECTIONS)",
                     f"raise tenants.{tenant}.max_connections, or find the leak: `shared-mysql connections --tenant "

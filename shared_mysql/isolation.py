@@ -8,7 +8,6 @@ each revoke, so a killed run's re-run finds it) and `unisolate` puts back exactl
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 
 from .aws import client_for, describe_error, error_code
@@ -36,18 +35,15 @@ def _path(target):
 
 
 def _read(target) -> dict:
-    try:
-        d = json.loads(_path(target).read_text())
-        return d if isinstance(d, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    from .secrets.file import read_json_dict
+
+    return read_json_dict(_path(target))
 
 
 def _write(target, d: dict) -> None:
-    from .secrets.file import private_dirs, write_private
+    from .secrets.file import write_json
 
-    private_dirs(target.state_dir)
-    write_private(_path(target), json.dumps(d, indent=1, sort_keys=True).encode())
+    write_json(_path(target), d)
 
 
 def groups(target) -> list[str]:

@@ -13,7 +13,6 @@ be skipped or go to the live database, so the restore stops and says which state
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -267,11 +266,9 @@ class Journal:
         self.server = f"{dest.info.host}:{dest.info.port}" if dest else ""
 
     def _read(self) -> dict:
-        try:
-            d = json.loads(self.path.read_text())
-            return d if isinstance(d, dict) else {}
-        except (OSError, ValueError):
-            return {}
+        from ..secrets.file import read_json_dict
+
+        return read_json_dict(self.path)
 
     def pending(self) -> dict[str, list[str]]:
         """Restores interrupted while swapping in: server -> databases (re-run the same restore to finish)."""
@@ -281,20 +278,20 @@ class Journal:
         return dst in self._read().get(self.server, [])
 
     def start(self, dsts: list[str]) -> None:
-        from ..secrets.file import write_private
+        from ..secrets.file import write_json
 
         d = self._read()
         d[self.server] = sorted(set(d.get(self.server, [])) | set(dsts))
-        write_private(self.path, json.dumps(d).encode())
+        write_json(self.path, d)
 
     def done(self, dsts: list[str]) -> None:
-        from ..secrets.file import write_private
+        from ..secrets.file import write_json
 
         d = self._read()
         d[self.server] = [x for x in d.get(self.server, []) if x not in dsts]
         if not d[self.server]:
             del d[self.server]
-        write_private(self.path, json.dumps(d).encode())
+        write_json(self.path, d)
 
 
 def swap(dest: Destination, loader: Loader, plan, staged, *, disable_events: bool) -> None:

@@ -262,7 +262,7 @@ def _decode(text: str) -> list:
 
 
 # -- fingerprints ----------------------------------------------------------------------------------------------
-def fingerprint(conn, run: Run, db: str, tables: list[TablePlan], infos: dict[str, TableInfo]) -> int:
+def fingerprint(conn, run: Run, db: str, tables: list[TablePlan]) -> int:
     """A sample of each masked column's source values (about FP_SAMPLE, chosen by a salted hash), hashed with
     another salt: `check` proves none of them is left. Shuffled columns: (key, value) pairs of values that occur
     once (a repeated value may land on a row that had it, which reveals nothing)."""

@@ -129,11 +129,12 @@ def refresh(target, source_loaded, tenants: list[str] | None = None, *, restart:
         with target.server_lock(ex, lock_wait, "refresh"):
             conn, notes = engine.open_session(target.admin_info())
             out["notes"] += notes
+            blocked_now = blocks.read(ex)  # once: this refresh holds the server lock
             try:
                 for t in names:
                     db = f"{t}{DATABASE_SUFFIX}"
                     run = engine.latest_run(conn, db)
-                    blocked = blocks.read(ex).get(t)
+                    blocked = blocked_now.get(t)
                     # Resumed: an unfinished run of this refresh with the same rules (changed rules need the
                     # source values again, for their fingerprints: restored again).
                     resume = (not restart and run is not None and run.source == f"refresh:{label}"

@@ -21,7 +21,6 @@ The old instance is kept (deletion protection off) and named in the output: dele
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
 
@@ -42,18 +41,15 @@ def _state_path(target):
 
 
 def _read(target) -> dict | None:
-    try:
-        d = json.loads(_state_path(target).read_text())
-        return d if isinstance(d, dict) else None
-    except (OSError, ValueError):
-        return None
+    from ..secrets.file import read_json_dict
+
+    return read_json_dict(_state_path(target)) or None
 
 
 def _write(target, st: dict) -> None:
-    from ..secrets.file import private_dirs, write_private
+    from ..secrets.file import write_json
 
-    private_dirs(target.state_dir)
-    write_private(_state_path(target), json.dumps(st, indent=1).encode())
+    write_json(_state_path(target), st)
 
 
 def _stamp(now: float) -> str:

@@ -65,7 +65,7 @@ def mask_database(conn, tenant: str, rules: list[Rule], *, source: str, new_run:
     fps = 0
     if run.phase == "fingerprinting":
         engine.trial(conn, db, tables)  # before anything is written
-        fps = engine.fingerprint(conn, run, db, tables, infos)
+        fps = engine.fingerprint(conn, run, db, tables)
         engine.set_phase(conn, run, "masking")
     rows = 0
     if run.phase in ("masking", "failed"):
@@ -102,11 +102,6 @@ def check_database(conn, tenant: str, rules: list[Rule]) -> dict:
             "ok": not problems}
 
 
-def _session(target):
-    conn, notes = engine.open_session(target.admin_info())
-    return conn, notes
-
-
 def mask(target, tenants: list[str] | None = None, *, batch: int = engine.BATCH, lock_wait: float = 0.0,
          progress=None) -> dict:
     """`mask`: run (or resume) masking of the tenants that declare rules, verify, and lift a refresh's block
@@ -117,7 +112,7 @@ def mask(target, tenants: list[str] | None = None, *, batch: int = engine.BATCH,
     out = {"tenants": [], "notes": [], "ok": True}
     with target.executor() as ex:
         with target.server_lock(ex, lock_wait, "mask"):
-            conn, notes = _session(target)
+            conn, notes = engine.open_session(target.admin_info())
             out["notes"] += notes
             blocked = blocks.read(ex)
             try:
@@ -155,7 +150,7 @@ def check(target, tenants: list[str] | None = None) -> dict:
     out = {"tenants": [], "ok": True}
     with target.executor() as ex:
         blocked = blocks.read(ex)
-    conn, _ = _session(target)
+    conn, _ = engine.open_session(target.admin_info())
     try:
         for t in names:
             rules = tenant_rules(target.config, t)

@@ -67,6 +67,26 @@ def write_private(path: Path, data: bytes, *, durable: bool = True) -> None:
         raise StateError(_write_failure(path, exc, replaced)) from exc
 
 
+def read_json_dict(path: Path) -> dict:
+    """A small JSON state file (journals, records of what a command did): {} when it is missing or unreadable.
+    Read with read_regular: never through a symlink, never blocking on a planted FIFO."""
+    import json
+
+    try:
+        raw = read_regular(path)
+        d = json.loads(raw) if raw is not None else {}
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def write_json(path: Path, data: dict) -> None:
+    """The counterpart of read_json_dict: atomically, 0600, in a private directory."""
+    import json
+
+    write_private(path, json.dumps(data, indent=1, sort_keys=True).encode())
+
+
 def read_regular(path: Path) -> bytes | None:
     """The bytes of a regular file, or None when it does not exist; never blocks on a FIFO or a device.
     Anything else raises OSError (strerror "not a regular file" for a FIFO, socket, device or directory)."""

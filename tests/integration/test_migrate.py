@@ -292,7 +292,7 @@ def test_a_locking_alter_above_the_threshold_is_refused_and_its_safe_form_passes
         inst.config_path.write_text(doc)
 
 
-def test_on_aws_the_tenant_secret_comes_from_secrets_manager(instance_factory, tmp_path, monkeypatch):
+def test_on_aws_the_tenant_secret_comes_from_secrets_manager(instance_factory, tmp_path, fake_aws_env):
     """target aws (moto's Secrets Manager; a local server standing in for RDS): migrate reads the tenant's secret
     from Secrets Manager and logs in as the tenant."""
     import boto3
@@ -303,10 +303,6 @@ def test_on_aws_the_tenant_secret_comes_from_secrets_manager(instance_factory, t
     from shared_mysql.config.load import load_config
     from shared_mysql.target import open_target
 
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "ap-northeast-2"}.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     rds = instance_factory({})
     with mock_aws():
         aws_mod.session.cache_clear()

@@ -511,3 +511,25 @@ def test_a_failed_write_is_not_kept_in_memory(tmp_path, monkeypatch):
     monkeypatch.undo()
     s.reload()
     assert s.get("x", "AWSPENDING") == {"password": "1"}
+
+
+def test_json_state_files_are_never_read_through_a_link_or_a_fifo(tmp_path):
+    """Journals and records (restore journal, refresh-aws.json, isolations.json) share one reader: a planted
+    symlink reads as empty (never followed), a FIFO never blocks, and the writer is atomic and 0600."""
+    import os
+    import stat
+
+    from shared_mysql.secrets.file import read_json_dict, write_json
+
+    real = tmp_path / "elsewhere.json"
+    real.write_text('{"stolen": 1}')
+    (tmp_path / "link.json").symlink_to(real)
+    assert read_json_dict(tmp_path / "link.json") == {}
+    os.mkfifo(tmp_path / "fifo.json")
+    assert read_json_dict(tmp_path / "fifo.json") == {}
+    assert read_json_dict(tmp_path / "missing.json") == {}
+    (tmp_path / "list.json").write_text("[1]")
+    assert read_json_dict(tmp_path / "list.json") == {}
+    write_json(tmp_path / "s" / "state.json", {"b": 1, "a": [2]})
+    assert read_json_dict(tmp_path / "s" / "state.json") == {"a": [2], "b": 1}
+    assert stat.S_IMODE(os.stat(tmp_path / "s" / "state.json").st_mode) == 0o600
