@@ -1,20 +1,30 @@
 """`doctor TENANT`: the path from a service to its database, walked in order; the first broken link is named with
-its cause and fix, and what could not be checked after it is listed (issue 15, the local/server steps so far).
+its cause and fix, and what could not be checked after it is listed (issue 15, item 1).
 
-  config -> secret -> exports -> DNS -> TCP -> TLS + login -> privileges -> connection headroom
+  config -> secret -> exports -> access (aws, --role-arn) -> instance (aws) -> proxy (--via proxy) -> DNS ->
+  network (aws, --from-sg/--from-cidr) -> TCP -> TLS -> login -> privileges -> headroom -> proxy (configured, direct)
 
-Every network step times out in 5 s with the step named, never the default socket timeout.
+Every network step times out in 5 s with the step named, never the default socket timeout. The TLS step is read
+from the login's own connection (one connection, no bare handshake: a handshake dropped half-way counts against the
+server's max_connect_errors for this host). Every AWS read goes through boto3 (`clients` lets tests hand in stubs).
 """
 
 from __future__ import annotations
 
 import socket
+import time
 from dataclasses import dataclass, field
 
 from .errors import SharedMySQLError
 
 TIMEOUT = 5.0
-STEPS = ("config", "secret", "exports", "dns", "tcp", "login", "privileges", "headroom")
+STEPS = ("config", "secret", "exports", "access", "instance", "proxy", "dns", "network", "tcp", "tls", "login",
+         "privileges", "headroom")
+# Instance states a service can connect through (some with a note); anything else is the broken link.
+USABLE = {"available", "backing-up", "modifying", "storage-optimization", "configuring-enhanced-monitoring",
+          "configuring-log-exports", "configuring-iam-database-auth", "maintenance"}
+NOTABLE = ("failover", "reboot", "restart", "storage-full", "storage full", "low storage", "shutdown", "stopped",
+           "recovery", "out of memory", "crash")
 
 
 @dataclass
@@ -30,6 +40,8 @@ class Report:
     tenant: str
     role: str
     steps: list[Step] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # step -> why it does not apply here
 
     @property
     def ok(self) -> bool:
@@ -37,17 +49,68 @@ class Report:
 
     def not_checked(self) -> list[str]:
         done = {s.name for s in self.steps}
-        return [n for n in STEPS if n not in done]
+        return [n for n in self.planned if n not in done]
 
     def to_json(self) -> dict:
         return {"tenant": self.tenant, "role": self.role, "ok": self.ok,
-                "steps": [s.__dict__ for s in self.steps], "not_checked": self.not_checked()}
+                "steps": [s.__dict__ for s in self.steps], "not_checked": self.not_checked(),
+                "not_applicable": self.skipped}
 
 
-def diagnose(target, tenant: str, role: str = "app") -> Report:
+@dataclass
+class Options:
+    via: str = "instance"  # or "proxy"
+    from_sg: str | None = None
+    from_cidr: str | None = None
+    role_arn: str | None = None
+    clients: dict = field(default_factory=dict)  # service -> boto3 client (tests: stubs)
+
+
+def _client(target, opts: Options, service: str):
+    c = opts.clients.get(service)
+    if c is None:
+        from .aws import client_for
+
+        c = opts.clients[service] = client_for(target.config, service)
+    return c
+
+
+def diagnose(target, tenant: str, role: str = "app", opts: Options | None = None) -> Report:
+    from . import proxy
+
+    opts = opts or Options()
     r = Report(tenant, role)
+    r.opts = opts
+    aws = target.kind == "aws"
+    via_proxy = opts.via == "proxy"
+    has_proxy = proxy.managed(target.config) or bool(target.config.instance.proxy_endpoint)
+    steps = [("config", _config), ("secret", _secret), ("exports", _exports)]
+    if aws and opts.role_arn:
+        steps.append(("access", _access))
+    else:
+        r.skipped["access"] = "give --role-arn (aws) to simulate the service role's access" if aws else "aws only"
+    if aws:
+        steps.append(("instance", _instance))
+    else:
+        r.skipped["instance"] = "aws only"
+    if via_proxy:
+        steps.append(("proxy", _proxy))
+    steps += [("dns", _dns)]
+    if aws and (opts.from_sg or opts.from_cidr):
+        steps.append(("network", _network))
+    else:
+        r.skipped["network"] = ("give --from-sg or --from-cidr to check the security groups" if aws else "aws only")
+    steps += [("tcp", _tcp), ("tls", _tls), ("login", _login), ("privileges", _privileges), ("headroom", _headroom)]
+    if has_proxy and not via_proxy:
+        steps.append(("proxy", _proxy))
+    elif not has_proxy:
+        r.skipped["proxy"] = "no proxy in the config"
+    r.planned = [n for n, _ in steps]
+    r.host, r.port = target.host, target.port
     try:
-        for step in (_config, _secret, _exports, _dns, _tcp, _login, _privileges, _headroom):
+        for name, step in steps:
+            if any(s.name == name for s in r.steps):
+                continue  # a step that answered for the next one too (login's 1044 is the privileges link)
             s = step(target, tenant, role, r)
             r.steps.append(s)
             if not s.ok:
@@ -101,66 +164,130 @@ def _exports(target, tenant, role, r) -> Step:
 
 
 def _dns(target, tenant, role, r) -> Step:
-    host = target.host
+    host = r.host
     try:
-        addrs = sorted({a[4][0] for a in socket.getaddrinfo(host, target.port, type=socket.SOCK_STREAM)})
+        addrs = sorted({a[4][0] for a in socket.getaddrinfo(host, r.port, type=socket.SOCK_STREAM)})
     except OSError as exc:
         return Step("dns", False, f"{host} does not resolve ({exc.strerror or exc})",
-                    "check the endpoint (instance.host / SSM endpoint) and the VPC's DNS")
+                    "check the endpoint (instance.host / SSM endpoint) and the VPC's DNS (from another VPC: the "
+                    "transit gateway's or the resolver rule's DNS)")
     r.addrs = addrs
     return Step("dns", True, f"{host} -> {', '.join(addrs)}")
 
 
 def _tcp(target, tenant, role, r) -> Step:
     try:
-        with socket.create_connection((target.host, target.port), timeout=TIMEOUT):
+        with socket.create_connection((r.host, r.port), timeout=TIMEOUT):
             pass
     except socket.timeout:
-        return Step("tcp", False, f"{target.host}:{target.port} did not answer within {TIMEOUT:.0f} s",
-                    "a security group or firewall drops it: allow the service's group/CIDR on the port")
+        return Step("tcp", False, f"{r.host}:{r.port} did not answer within {TIMEOUT:.0f} s",
+                    "a security group, NACL or firewall drops it: allow the service's group/CIDR on the port "
+                    "(`shared-mysql doctor ... --from-sg/--from-cidr` checks the groups), and the route back")
     except OSError as exc:
         fix = "`shared-mysql local up`" if target.kind == "local" else "start the server, check the port"
-        return Step("tcp", False, f"{target.host}:{target.port}: {exc.strerror or exc}", fix)
-    return Step("tcp", True, f"{target.host}:{target.port} accepts connections")
+        return Step("tcp", False, f"{r.host}:{r.port}: {exc.strerror or exc}", fix)
+    return Step("tcp", True, f"{r.host}:{r.port} accepts connections")
 
 
-def _login(target, tenant, role, r) -> Step:
+def _tls(target, tenant, role, r) -> Step:
+    """The login's own connection: its greeting and TLS handshake are this step, its authentication the next."""
     from .db import ConnectionInfo, connect
 
     s = r.secret
     ca = s.get("ssl_ca") or target.ca
-    info = ConnectionInfo(target.host, target.port, s["username"], s["password"], ca=ca,
+    r.ca = ca
+    try:
+        password = _password(target, r)
+    except SharedMySQLError as exc:
+        r.login_error = str(exc)
+        return Step("tls", True, "not reached: no password to log in with")
+    info = ConnectionInfo(r.host, r.port, s["username"], password, ca=ca,
                           database=s.get("dbname"), connect_timeout=TIMEOUT, read_timeout=TIMEOUT)
     try:
-        conn = connect(info)
+        r.conn = connect(info)
     except SharedMySQLError as exc:
         msg = str(exc)
         if "TLS" in msg or "certificate" in msg:
-            return Step("login", False, f"TLS: {msg.split(': ', 1)[-1]}",
-                        f"the CA {ca} did not sign the server's certificate: fix ssl_ca in {r.secret_name} (or "
-                        "instance.ca_bundle)")
-        if "error 4151" in msg or "locked" in msg.lower():
-            from .tenants import blocks
+            why = msg.split("TLS verification failed (", 1)[-1].split(")")[0] if "(" in msg else "handshake failed"
+            if "hostname" in why.lower() or "mismatch" in why.lower():
+                fix = (f"connect to a name the certificate holds (the RDS endpoint, not an IP or a CNAME of it); "
+                       f"{r.host} is not one")
+            elif "expired" in why.lower():
+                fix = "the server's certificate has expired: rotate the instance's CA (aws rds modify-db-instance " \
+                      "--ca-certificate-identifier ...)"
+            else:
+                fix = (f"the CA {ca} did not sign the server's certificate: fix ssl_ca in {r.secret_name} (or "
+                       "instance.ca_bundle; for RDS, the regional bundle)")
+            return Step("tls", False, f"TLS: {why}", fix)
+        if "FileNotFoundError" in msg or "SSLError" in msg or "PEM" in msg:
+            return Step("tls", False, f"the CA bundle {ca} cannot be used ({msg.split(': ', 2)[-1][:120]})",
+                        f"point ssl_ca in {r.secret_name} (or instance.ca_bundle) at a PEM bundle")
+        if "error 2013" in msg or "timed out" in msg.lower():
+            return Step("tls", False, f"{r.host}:{r.port} accepted TCP but sent no MySQL greeting or finished no TLS "
+                        f"handshake within {TIMEOUT:.0f} s",
+                        "something other than MySQL listens there, or a middlebox holds the connection: check the "
+                        "port and any proxy or TLS inspection on the path")
+        if "error 2003" in msg:
+            return Step("tls", False, msg.split(": ", 1)[-1], "see the message")
+        r.login_error = msg
+        return Step("tls", True, f"TLS verified against {ca} (the login failed after it)")
+    return Step("tls", True, _cert_detail(r.conn, ca))
 
-            with target.executor() as ex:
-                b = blocks.read(ex).get(tenant)
-            why = f" ({b['kind']}: {b['reason']})" if b else ""
-            return Step("login", False, f"{s['username']}'s account is locked{why}",
-                        f"`shared-mysql resume {tenant}`" if b and b["kind"] == "suspend" else
-                        "finish what locked it (refresh), or `shared-mysql apply`")
-        if "error 1045" in msg:
-            return Step("login", False, f"access denied for {s['username']}: {_why_denied(target, r)}",
-                        _fix_denied(tenant, r))
-        if "error 1044" in msg:  # logged in, but refused its own database: the privileges link
-            r.steps.append(Step("login", True, f"{s['username']} logs in over verified TLS"))
-            return Step("privileges", False, f"{s['username']} may not use {s.get('dbname')} (error 1044)",
-                        "run `shared-mysql apply` (it re-grants the tenant's privileges)")
-        if "error 1226" in msg or "error 1040" in msg:
-            return Step("login", False, f"{s['username']}: too many connections ({msg.split(': ', 1)[-1]})",
-                        "find who holds them: `shared-mysql connections --tenant " + tenant + "`")
-        return Step("login", False, msg.split(": ", 1)[-1], "see the message")
-    r.conn = conn
-    return Step("login", True, f"{s['username']} logs in over verified TLS")
+
+def _cert_detail(conn, ca) -> str:
+    try:
+        cert = conn._sock.getpeercert()  # noqa: SLF001 - PyMySQL keeps the SSLSocket there
+        left = (time.mktime(time.strptime(cert["notAfter"], "%b %d %H:%M:%S %Y %Z")) - time.time()) / 86400
+        warn = f"; renew it: it expires in {left:.0f} days" if left < 30 else ""
+        return f"TLS verified against {ca}; the certificate is valid for {left:.0f} more days{warn}"
+    except Exception:  # noqa: BLE001 - the detail only
+        return f"TLS verified against {ca}"
+
+
+def _password(target, r) -> str:
+    s = r.secret
+    if s.get("auth") == "iam":  # a 15-minute token, signed for the host the service connects to (the proxy's too)
+        from .client.iam import TokenCache
+
+        try:
+            return TokenCache().get(r.host, r.port, s["username"], s.get("region"))
+        except Exception as exc:  # noqa: BLE001 - boto3 credential errors
+            raise SharedMySQLError(f"cannot sign an IAM token for {s['username']}: {exc}") from None
+    return s["password"]
+
+
+def _login(target, tenant, role, r) -> Step:
+    s = r.secret
+    msg = getattr(r, "login_error", None)
+    if msg is None:
+        return Step("login", True, f"{s['username']} logs in" + (" with an IAM token" if s.get("auth") == "iam"
+                                                                  else ""))
+    if "cannot sign an IAM token" in msg:
+        return Step("login", False, msg, "give the doctor AWS credentials that may call rds-db:connect")
+    if "error 4151" in msg or "locked" in msg.lower():
+        from .tenants import blocks
+
+        with target.executor() as ex:
+            b = blocks.read(ex).get(tenant)
+        why = f" ({b['kind']}: {b['reason']})" if b else ""
+        return Step("login", False, f"{s['username']}'s account is locked{why}",
+                    f"`shared-mysql resume {tenant}`" if b and b["kind"] == "suspend" else
+                    "finish what locked it (refresh), or `shared-mysql apply`")
+    if "error 1045" in msg:
+        if s.get("auth") == "iam":
+            return Step("login", False, f"access denied for {s['username']} with an IAM token",
+                        "the credentials the service runs with need rds-db:connect on this account "
+                        f"(`shared-mysql iam-policy {tenant}`), and the instance IAM auth on")
+        return Step("login", False, f"access denied for {s['username']}: {_why_denied(target, r)}",
+                    _fix_denied(tenant, r))
+    if "error 1044" in msg:  # logged in, but refused its own database: the privileges link
+        r.steps.append(Step("login", True, f"{s['username']} logs in"))
+        return Step("privileges", False, f"{s['username']} may not use {s.get('dbname')} (error 1044)",
+                    "run `shared-mysql apply` (it re-grants the tenant's privileges)")
+    if "error 1226" in msg or "error 1040" in msg:
+        return Step("login", False, f"{s['username']}: too many connections ({msg.split(': ', 1)[-1]})",
+                    "find who holds them: `shared-mysql connections --tenant " + tenant + "`")
+    return Step("login", False, msg.split(": ", 1)[-1], "see the message")
 
 
 def _why_denied(target, r) -> str:
@@ -221,3 +348,206 @@ def _headroom(target, tenant, role, r) -> Step:
     if all_n >= max_c - 1:
         return Step("headroom", False, f"the server has {all_n} of {max_c} connections", "see `shared-mysql top`")
     return Step("headroom", True, f"{user}: {n} of {cap or 'unlimited'} connections; server {all_n} of {max_c}")
+
+
+# -- aws --------------------------------------------------------------------------------------------------------
+def _access(target, tenant, role, r) -> Step:
+    """IAM policy simulation of the service's role: GetSecretValue on exactly this secret (with the secret's
+    resource policy), kms:Decrypt on exactly its key (through Secrets Manager)."""
+    from .aws import describe_error
+
+    arn_role = r.opts.role_arn
+    sm, iam = _client(target, r.opts, "secretsmanager"), _client(target, r.opts, "iam")
+    try:
+        desc = sm.describe_secret(SecretId=r.secret_name)
+        arn = desc["ARN"]
+        policy = sm.get_resource_policy(SecretId=arn).get("ResourcePolicy")
+        res = iam.simulate_principal_policy(
+            PolicySourceArn=arn_role, ActionNames=["secretsmanager:GetSecretValue"], ResourceArns=[arn],
+            **({"ResourcePolicy": policy} if policy else {}))["EvaluationResults"][0]
+    except Exception as exc:  # noqa: BLE001 - botocore errors, translated
+        return Step("access", False, f"cannot simulate {arn_role}'s access: {describe_error(exc)}",
+                    "run the doctor with credentials that may call iam:SimulatePrincipalPolicy and "
+                    "secretsmanager:DescribeSecret / GetResourcePolicy")
+    if res["EvalDecision"] != "allowed":
+        return Step("access", False, f"{arn_role} may not secretsmanager:GetSecretValue on {r.secret_name} "
+                    f"({res['EvalDecision']})",
+                    f"attach the policy `shared-mysql iam-policy {tenant}"
+                    f"{' --user readonly' if role == 'readonly' else ''}` prints to the service's role")
+    key = desc.get("KmsKeyId")
+    if not key:
+        return Step("access", True, f"{arn_role} may read {r.secret_name} (encrypted with aws/secretsmanager, which "
+                    "any principal of the account may use through Secrets Manager)")
+    region = arn.split(":")[3]
+    try:
+        kms = _client(target, r.opts, "kms")
+        key_arn = kms.describe_key(KeyId=key)["KeyMetadata"]["Arn"]
+        res = iam.simulate_principal_policy(
+            PolicySourceArn=arn_role, ActionNames=["kms:Decrypt"], ResourceArns=[key_arn],
+            ContextEntries=[{"ContextKeyName": "kms:ViaService", "ContextKeyType": "string",
+                             "ContextKeyValues": [f"secretsmanager.{region}.amazonaws.com"]}])["EvaluationResults"][0]
+    except Exception as exc:  # noqa: BLE001 - botocore errors, translated
+        return Step("access", False, f"cannot simulate kms:Decrypt for {arn_role}: {describe_error(exc)}",
+                    "run the doctor with credentials that may call kms:DescribeKey and iam:SimulatePrincipalPolicy")
+    if res["EvalDecision"] != "allowed":
+        return Step("access", False, f"{arn_role} may read {r.secret_name} but not kms:Decrypt with its key "
+                    f"{key_arn} ({res['EvalDecision']})",
+                    f"allow kms:Decrypt on that key (via secretsmanager.{region}.amazonaws.com): `shared-mysql "
+                    f"iam-policy {tenant}` prints it")
+    return Step("access", True, f"{arn_role} may read {r.secret_name} and decrypt it with {key_arn} (simulated; "
+                "the key's own policy is not)")
+
+
+def _instance(target, tenant, role, r) -> Step:
+    from datetime import datetime, timedelta, timezone
+
+    from .aws import describe_error
+
+    ident = target.config.db_instance_identifier
+    rds = _client(target, r.opts, "rds")
+    try:
+        db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+        events = rds.describe_events(SourceIdentifier=ident, SourceType="db-instance", Duration=1440)["Events"]
+    except Exception as exc:  # noqa: BLE001 - botocore errors, translated
+        return Step("instance", False, f"cannot describe RDS instance {ident}: {describe_error(exc)}",
+                    "check the name (environment + identifier), the region, and rds:DescribeDBInstances / "
+                    "rds:DescribeEvents for the doctor's credentials")
+    since = datetime.now(timezone.utc) - timedelta(hours=24)
+    notable = []
+    for e in events:
+        when = e.get("Date")
+        if isinstance(when, datetime) and (when if when.tzinfo else when.replace(tzinfo=timezone.utc)) < since:
+            continue
+        text = (e.get("Message") or "").lower()
+        if any(k in text for k in NOTABLE) or {"failover", "failure", "low storage"} & set(e.get("EventCategories")
+                                                                                          or ()):
+            stamp = when.strftime("%Y-%m-%d %H:%M UTC") if isinstance(when, datetime) else "?"
+            notable.append(f"{stamp} {e.get('Message')}")
+    status = db.get("DBInstanceStatus", "?")
+    last = f"; last 24 h: {'; '.join(notable[-3:])}" if notable else "; no failover, reboot or storage event in 24 h"
+    if status not in USABLE:
+        fix = {"rebooting": f"wait: `aws rds wait db-instance-available --db-instance-identifier {ident}`",
+               "starting": f"wait: `aws rds wait db-instance-available --db-instance-identifier {ident}`",
+               "stopped": f"`aws rds start-db-instance --db-instance-identifier {ident}`",
+               "storage-full": "raise instance.allocated_storage / max_allocated_storage and deploy, then find what "
+                               "filled it (`shared-mysql status`)"}.get(status, "see the RDS events and the console")
+        return Step("instance", False, f"RDS instance {ident} is {status}{last}", fix)
+    az = db.get("AvailabilityZone", "?")
+    multi = "Multi-AZ" if db.get("MultiAZ") else "single-AZ"
+    return Step("instance", True, f"{ident} {status} ({multi}, {az}){last}")
+
+
+def _network(target, tenant, role, r) -> Step:
+    """Does any ingress rule of the instance's (or, via the proxy, the proxy's) security groups admit the source
+    on the port? A source isolated by `shared-mysql isolate` is named as such."""
+    import ipaddress
+
+    from .aws import describe_error
+    from .isolation import isolated, parse_source
+
+    src = r.opts.from_sg or r.opts.from_cidr
+    kind, value = parse_source(src)
+    port = r.port
+    try:
+        if r.opts.via == "proxy":
+            groups = list(r.proxy.get("VpcSecurityGroupIds") or [])
+        else:
+            db = _client(target, r.opts, "rds").describe_db_instances(
+                DBInstanceIdentifier=target.config.db_instance_identifier)["DBInstances"][0]
+            groups = [g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", [])
+                      if g.get("Status", "active") == "active"]
+        sgs = _client(target, r.opts, "ec2").describe_security_groups(GroupIds=groups)["SecurityGroups"] \
+            if groups else []
+    except Exception as exc:  # noqa: BLE001 - botocore errors, translated
+        return Step("network", False, f"cannot read the security groups: {describe_error(exc)}",
+                    "give the doctor's credentials ec2:DescribeSecurityGroups")
+    for g in sgs:
+        for p in g.get("IpPermissions", []):
+            proto = p.get("IpProtocol")
+            if proto not in ("tcp", "-1", "6"):
+                continue
+            if proto != "-1" and not (p.get("FromPort", 0) <= port <= p.get("ToPort", 65535)):
+                continue
+            if kind == "sg":
+                if any(pair.get("GroupId") == value for pair in p.get("UserIdGroupPairs", [])):
+                    return Step("network", True, f"{g['GroupId']} admits {value} on {port}")
+            else:
+                net = ipaddress.ip_network(value)
+                ranges = p.get("IpRanges", []) if kind == "cidr" else p.get("Ipv6Ranges", [])
+                for rng in ranges:
+                    cidr = rng.get("CidrIp") or rng.get("CidrIpv6")
+                    if cidr and net.subnet_of(ipaddress.ip_network(cidr, strict=False)):
+                        return Step("network", True, f"{g['GroupId']} admits {value} on {port} (rule {cidr})")
+    where = "the proxy's" if r.opts.via == "proxy" else "the instance's"
+    if value in isolated(target):
+        return Step("network", False, f"{value} was isolated by `shared-mysql isolate`",
+                    f"`shared-mysql unisolate --source {value}` once the incident is closed")
+    first = groups[0] if groups else "(none)"
+    flag = f"--source-group {value}" if kind == "sg" else f"--cidr {value}"
+    return Step("network", False, f"no ingress rule of {where} security groups ({', '.join(groups) or 'none'}) "
+                f"admits {value} on port {port}",
+                f"add {value} to instance.allowed_security_group_ids / allowed_cidr_blocks and deploy, or "
+                f"`aws ec2 authorize-security-group-ingress --group-id {first} --protocol tcp --port {port} {flag}`"
+                " (through a transit gateway: the CIDR of the application VPC)")
+
+
+def _proxy(target, tenant, role, r) -> Step:
+    from . import proxy
+
+    name = proxy.proxy_name(target.config)
+    if not proxy.managed(target.config):
+        ep = target.config.instance.proxy_endpoint
+        if r.opts.via == "proxy":
+            if not ep:
+                return Step("proxy", False, "the config has no proxy", "set instance.enable_rds_proxy (aws) or "
+                            "instance.proxy_endpoint")
+            r.host = ep
+        return Step("proxy", True, f"proxy endpoint {ep} (not an RDS Proxy this tool manages: its auth is not "
+                    "checked)")
+    try:
+        rds = _client(target, r.opts, "rds")
+        p = proxy.describe(target.config, rds)
+        if p is None:
+            return Step("proxy", False, f"RDS Proxy {name} does not exist",
+                        "deploy the infra stack with instance.enable_rds_proxy: true")
+        targets = rds.describe_db_proxy_targets(DBProxyName=name).get("Targets", [])
+    except SharedMySQLError as exc:
+        return Step("proxy", False, str(exc), "check rds:DescribeDBProxies for the doctor's credentials")
+    except Exception as exc:  # noqa: BLE001 - botocore errors, translated
+        from .aws import describe_error
+
+        return Step("proxy", False, f"cannot describe {name}'s targets: {describe_error(exc)}",
+                    "check rds:DescribeDBProxyTargets for the doctor's credentials")
+    r.proxy = p
+    if p.get("Status") != "available":
+        return Step("proxy", False, f"RDS Proxy {name} is {p.get('Status')}", "wait until it is available")
+    bad = [t for t in targets if (t.get("TargetHealth") or {}).get("State") != "AVAILABLE"]
+    if not targets or bad:
+        h = (bad[0].get("TargetHealth") or {}) if bad else {}
+        reason = h.get("Reason") or ""
+        fix = {"AUTH_FAILURE": "the proxy cannot log in to the instance: its role must read the secret (the stack's "
+                               "TenantSecrets statement) and the secret's password must be the server's (`shared-mysql "
+                               f"doctor {tenant}` direct)",
+               "CONNECTION_FAILED": "the proxy's security group must reach the instance's on the port",
+               "PENDING_PROXY_CAPACITY": "wait: the proxy is scaling"}.get(reason, "see the target's health in RDS")
+        what = (f"target {bad[0].get('RdsResourceId') or bad[0].get('Endpoint')} is {h.get('State')}"
+                f"{': ' + reason if reason else ''}{' (' + h['Description'] + ')' if h.get('Description') else ''}"
+                if bad else "no target is registered")
+        return Step("proxy", False, f"RDS Proxy {name}: {what}", fix if bad else "deploy the infra stack")
+    if r.secret.get("auth") == "iam":
+        if p.get("DefaultAuthScheme") != "IAM_AUTH":
+            return Step("proxy", False, f"RDS Proxy {name} does not log in with IAM (DefaultAuthScheme "
+                        f"{p.get('DefaultAuthScheme', 'NONE')}), so the IAM tenant {tenant} cannot use it",
+                        "`shared-mysql apply` (it sets IAM_AUTH), and deploy the infra stack (rds-db:connect for "
+                        "the proxy's role)")
+        how = "end-to-end IAM"
+    else:
+        arn = target.store.reference(r.secret_name)
+        if not any(e.get("SecretArn") == arn for e in p.get("Auth") or []):
+            return Step("proxy", False, f"RDS Proxy {name}'s auth list lacks {r.secret_name}, so {tenant} cannot "
+                        "log in through it", "`shared-mysql apply` (with instance.enable_rds_proxy on it keeps the "
+                        "auth list equal to the tenants' secrets)")
+        how = f"{r.secret_name} in its auth list"
+    if r.opts.via == "proxy":
+        r.host = p.get("Endpoint") or r.host
+    return Step("proxy", True, f"RDS Proxy {name} available, {len(targets)} target(s) AVAILABLE, {how}")

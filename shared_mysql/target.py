@@ -456,8 +456,17 @@ class Target:
         # Only the local target's CA is ours to publish; elsewhere the bundle path is the operator's, and
         # clients take the CA from their config, ca= or $SHARED_MYSQL_CA_BUNDLE.
         ca = self.ca if self.kind == "local" else None
+        if self.proxy_endpoint:  # the client's connect(via="proxy") and `credentials` read it from the secret
+            extra["proxy_host"] = self.proxy_endpoint
         return build_desired(self.config, flavor, host=self.host, port=self.port, ca=ca, extra_meta=extra,
                              admin_users=admins, rotation_function=self.rotation_function, blocked=blocked)
+
+    @cached_property
+    def proxy_endpoint(self) -> str | None:
+        """instance.proxy_endpoint, else the RDS Proxy's (aws, enable_rds_proxy); None without a proxy."""
+        from .proxy import endpoint
+
+        return endpoint(self.config)
 
     @cached_property
     def rotation_function(self) -> str | None:
@@ -509,7 +518,12 @@ class Target:
         actual.secrets = secrets.secrets
         plan = build_plan(desired, actual)
         prefix, mine = self.config.exports_prefix, owns_instance_level(self.config)
-        return replace(plan, actions=plan.actions + tuple(plan_exports(want, have, prefix, mine)),
+        extra = tuple(plan_exports(want, have, prefix, mine))
+        from . import proxy
+
+        if proxy.managed(self.config):
+            extra += tuple(proxy.plan_actions(self, desired))
+        return replace(plan, actions=plan.actions + extra,
                        unmanaged_exports=tuple(unmanaged(have, prefix))), desired
 
     def _exports_state(self, desired):
@@ -546,6 +560,10 @@ class Target:
         delete = [a.detail["name"] for a in actions if a.kind == "delete_export" and allow_destructive]
         if put or delete:
             self.exports.write(put, delete)
+        from . import proxy
+
+        if proxy.managed(self.config):
+            proxy.apply(self, desired, allow_destructive=allow_destructive)
         return result
 
 

@@ -294,6 +294,8 @@ def register(app: typer.Typer) -> None:
         import_: bool = typer.Option(False, "--import", help="Store the credential read from stdin (RDS secret "
                                      "JSON) instead of printing it; a tenant's must log in first. The next apply "
                                      "keeps it."),
+        via: str = typer.Option("instance", "--via", help="instance, or proxy: DB_HOST / the DSN name the RDS "
+                                "Proxy's endpoint (the secret's proxy_host)."),
     ):
         """Print a stored credential (the only command that shows a password)."""
         from ..secrets import CURRENT
@@ -304,6 +306,8 @@ def register(app: typer.Typer) -> None:
         c = loaded.config
         if admin == bool(tenant):
             raise UsageError("give either a TENANT or --admin")
+        if via not in ("instance", "proxy"):
+            raise UsageError(f"--via {via[:40]!r}: instance or proxy")
         if admin:
             name = c.master_secret_name
         else:
@@ -347,6 +351,11 @@ def register(app: typer.Typer) -> None:
         # of server/aws targets hold no ssl_ca: the CA is the config's instance.ca_bundle (checked to exist).
         from os.path import abspath
 
+        if via == "proxy":
+            if not secret.get("proxy_host"):
+                raise SharedMySQLError(f"{name} names no proxy endpoint; turn on instance.enable_rds_proxy (aws) "
+                                       "or set instance.proxy_endpoint, then `shared-mysql apply`")
+            secret = {**secret, "host": secret["proxy_host"]}
         ca = abspath(secret.get("ssl_ca") or t.ca)
         if fmt == Fmt.env:
             pairs = [("DB_HOST", secret["host"]), ("DB_PORT", secret["port"]), ("DB_NAME", secret.get("dbname") or ""),

@@ -115,15 +115,41 @@ def register_doctor(app: typer.Typer) -> None:
     def doctor_cmd(
         tenant: str = typer.Argument(..., help="The service (tenant) that cannot connect."),
         user: str = typer.Option("app", "--user", help="app or readonly."),
+        from_sg: Optional[str] = typer.Option(None, "--from-sg", help="aws: the service's security group; checks "
+                                              "that the instance's (or proxy's) groups admit it on the port."),
+        from_cidr: Optional[str] = typer.Option(None, "--from-cidr", help="aws: the service's CIDR (another VPC "
+                                                "through a transit gateway: its CIDR)."),
+        role_arn: Optional[str] = typer.Option(None, "--role-arn", help="aws: the service's IAM role; simulates "
+                                               "GetSecretValue on its secret and kms:Decrypt on its key."),
+        via: str = typer.Option("instance", "--via", help="instance, or proxy: walk the path through the RDS "
+                                "Proxy."),
     ):
         """Walk the path from the service to its database; the first broken link with its cause and fix; exit 3
         when a step fails."""
-        from ..doctor import diagnose
+        import re
+
+        from ..doctor import Options, diagnose
         from ..errors import FindingsFailed
+        from ..isolation import parse_source
 
         if user not in ("app", "readonly"):
-            raise UsageError(f"--user {user!r}: app or readonly")
-        r = diagnose(state.target(), tenant, user)
+            raise UsageError(f"--user {user[:40]!r}: app or readonly")
+        if via not in ("instance", "proxy"):
+            raise UsageError(f"--via {via[:40]!r}: instance or proxy")
+        if from_sg and from_cidr:
+            raise UsageError("give --from-sg or --from-cidr, not both")
+        if from_sg and parse_source(from_sg)[0] != "sg":
+            raise UsageError(f"--from-sg {from_sg[:60]!r}: a security group id (sg-0123abcd)")
+        if from_cidr and parse_source(from_cidr)[0] == "sg":
+            raise UsageError(f"--from-cidr {from_cidr[:60]!r}: a CIDR (10.1.0.0/16)")
+        if role_arn and not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", role_arn):
+            raise UsageError(f"--role-arn {role_arn[:80]!r}: an IAM role ARN (arn:aws:iam::123456789012:role/name)")
+        t = state.target()
+        if (from_sg or from_cidr or role_arn) and t.kind != "aws":
+            raise UsageError("--from-sg, --from-cidr and --role-arn check AWS: the aws target's")
+        opts = Options(via=via, from_sg=from_sg and from_sg.strip(), from_cidr=from_cidr and from_cidr.strip(),
+                       role_arn=role_arn)
+        r = diagnose(t, tenant, user, opts)
         if state.json:
             emit_json(r.to_json())
         else:
@@ -132,6 +158,9 @@ def register_doctor(app: typer.Typer) -> None:
                                                                          else ""))
             for n in r.not_checked():
                 echo(f"- {n}: not checked")
+            if t.kind == "aws":
+                for n, why in r.skipped.items():
+                    echo(f"- {n}: {why}")
         if not r.ok:
             bad = next(s for s in r.steps if not s.ok)
             raise FindingsFailed(f"doctor {tenant}: {bad.name}: {bad.detail}")

@@ -176,8 +176,12 @@ class Client:
 
     # -- connecting ----------------------------------------------------------------------------------------
     def connect(self, tenant: str | None = None, user: str = "app", *, secret: str | None = None,
-                database: str | None = None, deadline: float | None = None, ca: str | None = None, **kwargs):
+                database: str | None = None, deadline: float | None = None, ca: str | None = None,
+                via: str = "instance", **kwargs):
         """A PyMySQL connection with verified TLS; retried through failovers until the deadline.
+
+        `via="proxy"`: through the RDS Proxy (the endpoint apply writes into the secret as `proxy_host`); IAM
+        tokens are then signed for the proxy's host, as RDS Proxy requires.
 
         `kwargs` go to PyMySQL only if they are on the PASS_THROUGH allowlist (see `check_options`)."""
         import pymysql
@@ -189,6 +193,8 @@ class Client:
         if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, (int, float))
                                      or deadline < 0):
             raise ClientError(f"connect(): deadline={deadline!r} must be a number of seconds (0 or more)")
+        if via not in ("instance", "proxy"):
+            raise ClientError(f"connect(): via={via!r} must be 'instance' or 'proxy'")
         src = self._source(tenant, user, secret)
         total = self.deadline if deadline is None else deadline
         per_attempt = self.connect_timeout if opts.connect_timeout is None else opts.connect_timeout
@@ -198,6 +204,12 @@ class Client:
         while True:
             s = self._secret(src, refresh=False)
             host, port, username = s["host"], int(s["port"]), s["username"]
+            if via == "proxy":
+                host = s.get("proxy_host")
+                if not host:
+                    raise ClientError(f"{src.label}: connect(via='proxy'): the secret names no proxy endpoint; "
+                                      "turn on instance.enable_rds_proxy (aws) or set instance.proxy_endpoint, "
+                                      "then `shared-mysql apply`")
             where = f"{src.label}: cannot connect as {username} to {host}:{port}"
             cafile, origin = self._ca(opts, s, src)
             if not cafile:
@@ -255,7 +267,7 @@ class Client:
 
     def engine(self, tenant: str | None = None, user: str = "app", *, secret: str | None = None,
                pool_size: int = 10, max_overflow: int = 20, pool_timeout: float = 30, pool_recycle: int = 3600,
-               pool_pre_ping: bool = True, connect_args: dict | None = None, **kwargs):
+               pool_pre_ping: bool = True, connect_args: dict | None = None, via: str = "instance", **kwargs):
         """A SQLAlchemy engine with the seed's pool settings; every new connection goes through `connect`.
 
         `connect_args` are checked now, by the same allowlist as connect(), not at the first checkout."""
@@ -264,6 +276,9 @@ class Client:
                               f"{type(connect_args).__name__}")
         args = dict(connect_args or {})
         own = {k: args.pop(k) for k in ("database", "deadline", "ca") if k in args}  # connect()'s own
+        if via not in ("instance", "proxy"):
+            raise ClientError(f"engine(): via={via!r} must be 'instance' or 'proxy'")
+        own["via"] = via
         opts = check_options("engine(): connect_args", args, ca=own.get("ca"))
         _check_role("engine():", user, secret)
         for k in ENGINE_REFUSED:

@@ -15,7 +15,7 @@ from aws_cdk import (CfnOutput, Duration, RemovalPolicy, Stack, Tags, aws_cloudw
                      aws_lambda as lambda_, aws_logs as logs, aws_rds as rds, aws_sns as sns, aws_ssm as ssm)
 from constructs import Construct
 
-from ..config.model import Config
+from ..config.model import USER_SUFFIXES, Config
 from .names import SEED_PARAMETERS, param_value as _param
 
 MYSQL_PORT = 3306
@@ -162,13 +162,36 @@ class SharedMySqlStack(Stack):
             proxy_sg.add_egress_rule(self.db_sg, ec2.Port.tcp(port), "to the instance")
             self.db_sg.add_ingress_rule(proxy_sg, ec2.Port.tcp(port), "from the RDS Proxy")
             proxy_role = iam.Role(self, "ProxyRole", assumed_by=iam.ServicePrincipal("rds.amazonaws.com"),
-                                  description=f"{name}: RDS Proxy reads the master secret")
+                                  description=f"{name}: RDS Proxy reads the master's and this instance's tenant "
+                                              "secrets")
+            # Tenants log in through the proxy with their own secrets, which `apply` adds to the proxy's auth list
+            # (shared_mysql/proxy.py). The role may read exactly those: the tenant secrets' name pattern, held to
+            # this instance's by the tags apply puts on them. Never `*`.
+            tenant_secrets = (f"arn:{self.partition}:secretsmanager:{self.region}:{self.account}:secret:"
+                              f"{c.environment}-*-db-*credentials-??????")
+            proxy_role.add_to_policy(iam.PolicyStatement(
+                sid="TenantSecrets", resources=[tenant_secrets], actions=["secretsmanager:GetSecretValue"],
+                conditions={"StringEquals": {"secretsmanager:ResourceTag/managed-by": "shared-mysql",
+                                             "secretsmanager:ResourceTag/instance": c.identifier}}))
+            self._acknowledge(
+                proxy_role, f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:"
+                            f"{inst.aws_region}:<AWS::AccountId>:secret:{c.environment}-*-db-*credentials-??????]",
+                "Tenant secrets come and go with `apply`, so no fixed ARN list exists; the statement is held to this "
+                "instance's tenant secrets by their name pattern and their managed-by/instance tags.")
+            iam_users = sorted(f"{tn}{USER_SUFFIXES[role]}" for tn, t in c.tenants.items() if t.auth == "iam"
+                               for role in ("app", *(("readonly",) if t.readonly else ())))
+            if iam_users:  # end-to-end IAM: the proxy signs its own token for exactly these accounts
+                proxy_role.add_to_policy(iam.PolicyStatement(
+                    sid="IamTenantsConnect", actions=["rds-db:connect"],
+                    resources=[f"arn:{self.partition}:rds-db:{self.region}:{self.account}:dbuser:"
+                               f"{db.instance_resource_id}/{u}" for u in iam_users]))
             proxy = rds.DatabaseProxy(
                 self, "Proxy", db_proxy_name=f"{name}-proxy", proxy_target=rds.ProxyTarget.from_instance(db),
                 secrets=[master], vpc=vpc, vpc_subnets=subnets, security_groups=[proxy_sg], role=proxy_role,
                 require_tls=True, iam_auth=True, max_connections_percent=inst.proxy_max_connections_percent,
                 max_idle_connections_percent=inst.proxy_max_idle_connections_percent,
-                borrow_timeout=Duration.seconds(inst.proxy_connection_borrow_timeout))
+                borrow_timeout=Duration.seconds(inst.proxy_connection_borrow_timeout),
+                **({"default_auth_scheme": rds.DefaultAuthScheme.IAM_AUTH} if iam_users else {}))
             secrets_key.grant_decrypt(proxy_role)
 
         if inst.create_read_replica:

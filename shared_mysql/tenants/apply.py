@@ -122,8 +122,8 @@ def render_statements(action: Action, desired: Desired, password: str | None = N
     if k == "drop_database":
         return [st.drop_database(d["database"])]
     if k in ("update_secret", "delete_secret", "put_export", "delete_export", "schedule_rotation",
-             "unschedule_rotation"):
-        return []  # store and exports actions: no SQL
+             "unschedule_rotation", "proxy_auth_add", "proxy_auth_remove", "proxy_default_auth"):
+        return []  # store, exports and RDS Proxy actions: no SQL
     raise ValueError(f"no renderer for action kind {k!r}")
 
 

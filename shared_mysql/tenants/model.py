@@ -19,7 +19,7 @@ SYSTEM_DATABASES = frozenset({"mysql", "sys", "information_schema", "performance
 SYSTEM_USERS = PROTECTED_NAMES
 # The fields of a tenant's secret that this tool writes; anything else in it is the user's and is kept as it is.
 OWNED_SECRET_KEYS = frozenset({"engine", "host", "port", "username", "dbname", "database", "ssl_ca", "auth",
-                               "masterarn"})
+                               "masterarn", "proxy_host"})
 
 
 def user_fields(secret: dict | None) -> dict:

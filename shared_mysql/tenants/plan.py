@@ -26,7 +26,8 @@ CREATE, UPDATE, DELETE = "create", "update", "delete"
 # Every kind of action a plan can hold; a meta-test checks each has a renderer and a description.
 ACTION_KINDS = ("create_database", "alter_database", "create_user", "alter_user", "set_password", "grant", "revoke",
                 "revoke_role", "revoke_proxy", "set_default_role", "clear_mandatory_roles", "drop_shadow",
-                "update_secret", "drop_user", "drop_database", "delete_secret", "put_export", "delete_export")
+                "update_secret", "drop_user", "drop_database", "delete_secret", "put_export", "delete_export",
+                "proxy_auth_add", "proxy_auth_remove", "proxy_default_auth")
 
 
 @dataclass(frozen=True)

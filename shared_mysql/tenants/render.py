@@ -87,6 +87,13 @@ def describe(a: Action) -> str:
         return f"export {d['name']} = {value}" + (f" (was {d['from']})" if "from" in d else "")
     if k == "delete_export":
         return f"export {d['name']} ({a.reason})"
+    if k == "proxy_auth_add":
+        what = "add" if a.op == "create" else "update"
+        return f"RDS Proxy {d['proxy']}: {what} secret {d['secret']} in its auth list ({a.reason})"
+    if k == "proxy_auth_remove":
+        return f"RDS Proxy {d['proxy']}: remove secret {d['secret']} from its auth list ({a.reason})"
+    if k == "proxy_default_auth":
+        return f"RDS Proxy {d['proxy']}: default auth scheme {d['from']} -> {d['to']} ({a.reason})"
     raise ValueError(f"no description for action kind {k!r}")
 
 

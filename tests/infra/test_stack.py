@@ -45,6 +45,9 @@ instance:
   replica_instance_class: db.r6g.xlarge
   tags: {CostCenter: platform}
   ca_bundle: us-west-2-bundle.pem
+tenants:
+  orders: {}
+  billing: {auth: iam, readonly: true}
 """
 
 
@@ -229,6 +232,24 @@ def test_proxy_and_replica(custom):
     assert any(p["Properties"]["Name"] == "/shared/rds/staging/proxy-endpoint"
                for p in res(tpl, "AWS::SSM::Parameter").values())
     assert "ProxyEndpoint" in tpl["Outputs"]
+    # Tenants log in through the proxy (issue 15): its role reads the tenant secrets by name pattern + tags, never
+    # `*`; IAM tenants go end to end with IAM, rds-db:connect for exactly their accounts.
+    assert proxy["DefaultAuthScheme"] == "IAM_AUTH"
+    role_id = proxy["RoleArn"]["Fn::GetAtt"][0]
+    stmts = [st for p in res(tpl, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
+             for st in p["Properties"]["PolicyDocument"]["Statement"]]
+    tenant = next(st for st in stmts if st.get("Sid") == "TenantSecrets")
+    assert tenant["Action"] == "secretsmanager:GetSecretValue"
+    assert tenant["Condition"] == {"StringEquals": {"secretsmanager:ResourceTag/managed-by": "shared-mysql",
+                                                    "secretsmanager:ResourceTag/instance": "core-db"}}
+    assert "staging-*-db-*credentials-??????" in json.dumps(tenant["Resource"])
+    for st in stmts:
+        acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        if any(a.startswith("secretsmanager:") for a in acts):
+            assert st["Resource"] != "*"
+    connect = next(st for st in stmts if st.get("Sid") == "IamTenantsConnect")
+    assert [json.dumps(r).split("/")[-1].strip('"]}') for r in connect["Resource"]] == \
+        ["billing_readonly", "billing_user"]
     replica = next(v["Properties"] for v in res(tpl, "AWS::RDS::DBInstance").values()
                    if "SourceDBInstanceIdentifier" in v["Properties"])
     assert replica["DBInstanceClass"] == "db.r6g.xlarge" and replica["PubliclyAccessible"] is False

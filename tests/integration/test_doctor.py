@@ -34,6 +34,10 @@ def failed(out):
 def test_healthy_then_each_fault_names_its_step(inst):
     res, out = doctor(inst)
     assert res.returncode == 0 and out["ok"] and out["not_checked"] == [], res.stderr
+    assert [s["name"] for s in out["steps"]] == ["config", "secret", "exports", "dns", "tcp", "tls", "login",
+                                                 "privileges", "headroom"]
+    assert "more days" in next(s for s in out["steps"] if s["name"] == "tls")["detail"]
+    assert set(out["not_applicable"]) == {"access", "instance", "network", "proxy"}
     t = inst.target()
     # the store's password differs from the server's
     with t.executor() as ex:
@@ -79,9 +83,62 @@ def test_healthy_then_each_fault_names_its_step(inst):
     t.store.put_pending({"test-orders-db-credentials": ({**s, "ssl_ca": str(bad)}, {})})
     t.store.promote(["test-orders-db-credentials"])
     res, out = doctor(inst)
-    assert failed(out)["name"] == "login" and failed(out)["detail"].startswith("TLS"), out
+    assert failed(out)["name"] == "tls" and failed(out)["detail"].startswith("TLS"), out
     assert "ssl_ca" in failed(out)["fix"]
     # the server stopped
     t.local_down()
     res, out = doctor(inst)
     assert res.returncode == 3 and failed(out)["name"] == "tcp" and "local up" in failed(out)["fix"]
+
+
+def _hang_target(inst, monkeypatch, port):
+    """The tenant's secret pointed at `port` on 127.0.0.1 (the service's view), the doctor's timeout cut to 1 s:
+    the step must time out on its own clock, not the default socket timeout (none)."""
+    from shared_mysql import doctor as d
+
+    monkeypatch.setattr(d, "TIMEOUT", 1.0)
+    t = inst.target()
+    t.host  # noqa: B018
+    monkeypatch.setattr(type(t), "port", property(lambda self: port))
+    return t, d
+
+
+def test_a_hung_tcp_or_tls_step_times_out_on_the_doctors_clock_with_the_step_named(inst, monkeypatch):
+    """A listener that accepts and never speaks (the tls step), then one whose backlog is full, so Linux drops
+    further SYNs and connect() hangs as behind a security group (the tcp step)."""
+    import socket
+    import time
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    try:
+        t, d = _hang_target(inst, monkeypatch, srv.getsockname()[1])
+        start = time.monotonic()
+        r = d.diagnose(t, "orders")
+        took = time.monotonic() - start
+        bad = next(s for s in r.steps if not s.ok)
+        assert bad.name == "tls" and "within 1 s" in bad.detail and "no MySQL greeting" in bad.detail, bad
+        assert took < 4, took  # one TIMEOUT, not PyMySQL's default or a hang
+    finally:
+        srv.close()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    fill = []
+    try:
+        for _ in range(8):  # fill the accept queue (never accepted)
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(srv.getsockname())
+            fill.append(c)
+        time.sleep(0.2)
+        t, d = _hang_target(inst, monkeypatch, srv.getsockname()[1])
+        r = d.diagnose(t, "orders")
+        bad = next(s for s in r.steps if not s.ok)
+        assert bad.name == "tcp" and "did not answer within 1 s" in bad.detail, bad
+        assert r.not_checked() == ["tls", "login", "privileges", "headroom"]
+    finally:
+        for c in fill:
+            c.close()
+        srv.close()
