@@ -41,6 +41,7 @@ bench: setup server ## apply/plan vs the raw-SQL floor (ARGS="--ansible" adds An
 	$(BIN)/python bench/backup.py
 	$(BIN)/python bench/masking.py
 	$(BIN)/python bench/migrate.py
+	$(BIN)/python bench/doctor.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -250,3 +250,39 @@ def test_module_level_connect_and_engine_take_config_as_documented(app):
     with eng.connect() as c:
         assert c.execute(text("SELECT CURRENT_USER()")).scalar().startswith("orders_readonly@")
     eng.dispose()
+
+
+def test_connect_via_the_proxy_endpoint_the_secret_carries(app):
+    """instance.proxy_endpoint (here `localhost`, a stand-in for the proxy: the same server under another name the
+    certificate holds): apply writes it into the secrets as proxy_host; connect(via="proxy") goes there with the
+    same verified TLS; without one it is one line."""
+    import yaml
+
+    c = Client(config=app.config_path)
+    with pytest.raises(ClientError) as e:
+        c.connect("orders", via="proxy")
+    assert "names no proxy endpoint" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ClientError):
+        c.connect("orders", via="elsewhere")
+    doc = yaml.safe_load(app.config_path.read_text())
+    doc.setdefault("instance", {})["proxy_endpoint"] = "localhost"
+    app.config_path.write_text(yaml.safe_dump(doc))
+    plan = app.cli("plan", "-o", "json", check=True)
+    assert "test-orders-db-credentials" in plan.stdout  # the secrets' proxy_host is part of the plan
+    app.cli("apply", "--auto-approve", check=True)
+    c = Client(config=app.config_path)
+    direct, proxied = c.connect("orders"), c.connect("orders", via="proxy")
+    try:
+        assert (direct.host, proxied.host) == ("127.0.0.1", "localhost")
+        with proxied.cursor() as cur:
+            cur.execute("SELECT CURRENT_USER(), @@ssl_cipher IS NOT NULL")
+            assert cur.fetchone()[0] == "orders_user@%"
+    finally:
+        direct.close()
+        proxied.close()
+    eng = c.engine("orders", via="proxy")
+    with eng.connect() as conn:
+        assert conn.connection.dbapi_connection.host == "localhost"
+    eng.dispose()
+    out = app.cli("credentials", "orders", "--via", "proxy", check=True).stdout
+    assert "DB_HOST=localhost" in out

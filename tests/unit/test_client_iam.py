@@ -75,6 +75,11 @@ def test_iam_secret_logs_in_with_a_token(monkeypatch, tmp_path):
     assert c.connect(secret="prod-orders-db-credentials") == "conn"
     assert seen["password"] == "token-for-orders_user@db.abc.ap-northeast-2.rds.amazonaws.com:3306"
     assert seen["ssl"] == f"ctx:{tmp_path / 'ca.pem'}" and seen["database"] == "orders_db"
+    # Through RDS Proxy: the proxy's endpoint from the secret, and the token signed for it (RDS Proxy checks it).
+    proxy = "prod-proxy.proxy-abc.ap-northeast-2.rds.amazonaws.com"
+    secret["proxy_host"] = proxy
+    assert c.connect(secret="prod-orders-db-credentials", via="proxy") == "conn"
+    assert seen["host"] == proxy and seen["password"] == f"token-for-orders_user@{proxy}:3306"
 
 
 def test_rate_limiter_terminates_when_float_rounding_leaves_just_under_one_token():
