@@ -278,6 +278,8 @@ def _login(target, tenant, role, r) -> Step:
             return Step("login", False, f"access denied for {s['username']} with an IAM token",
                         "the credentials the service runs with need rds-db:connect on this account "
                         f"(`shared-mysql iam-policy {tenant}`), and the instance IAM auth on")
+        if r.pending:
+            r.target_kind_interrupted = _interrupted(target, r)
         return Step("login", False, f"access denied for {s['username']}: {_why_denied(target, r)}",
                     _fix_denied(tenant, r))
     if "error 1044" in msg:  # logged in, but refused its own database: the privileges link
@@ -291,27 +293,53 @@ def _login(target, tenant, role, r) -> Step:
 
 
 def _why_denied(target, r) -> str:
+    """Which password the server holds. A pending password (an interrupted rotation) is tried by a real login: on
+    MySQL 8 (caching_sha2_password, salted) the hash cannot be compared, and a refused login does not count
+    against max_connect_errors. The current one is compared by hash where the plugin allows it."""
+    from .db import ConnectionInfo, connect
     from .sql.passwords import native_hash
     from .sql.quoting import string
 
+    pending_pw = (r.pending or {}).get("password")
+    if pending_pw:
+        who = r.pending.get("username") or r.secret["username"]
+        try:
+            connect(ConnectionInfo(r.host, r.port, who, pending_pw, ca=r.ca,
+                                   connect_timeout=TIMEOUT, read_timeout=TIMEOUT)).close()
+            return (f"the server took the pending password of an interrupted {_interrupted(target, r)} "
+                    f"({who}); the store's current differs")
+        except SharedMySQLError:
+            pass
     try:
         with target.executor() as ex:
-            rows = ex.query("SELECT authentication_string FROM mysql.user WHERE User = "
+            rows = ex.query("SELECT authentication_string, plugin FROM mysql.user WHERE User = "
                             f"{string(r.secret['username'])}")
     except SharedMySQLError:
         return "the server refuses the stored password"
     if not rows:
         return "the account does not exist on the server"
+    if rows[0][1] not in ("mysql_native_password", "", None):
+        return (f"the server refuses the stored password ({rows[0][1]} hashes are salted, so whether it holds "
+                "another one cannot be read)")
     if rows[0][0] and rows[0][0] != native_hash(r.secret["password"]):
-        if r.pending and rows[0][0] == native_hash(r.pending.get("password", "")):
-            return "the server took the pending password of an interrupted rotation; the store's current differs"
         return "the store's current password is not the one the server holds"
     return "the server refuses the stored password (host or TLS requirement)"
 
 
+def _interrupted(target, r) -> str:
+    """A pending version is a rotation's when it moves an alternating account to its twin, or the account does not
+    alternate; an alternating account's pending version for the same user is an apply's (rotation.py agrees)."""
+    t = target.config.tenants.get(r.tenant)
+    alternating = t is not None and t.rotation == "alternating" and t.auth == "password"
+    same = (r.pending or {}).get("username") == r.secret.get("username")
+    return "apply" if alternating and same else "rotation"
+
+
 def _fix_denied(tenant, r) -> str:
     if r.pending:
-        return f"finish the rotation: `shared-mysql rotate {tenant}`"
+        if getattr(r, "target_kind_interrupted", None) == "apply":
+            return "finish the interrupted apply: `shared-mysql apply`"
+        return f"finish the rotation: `shared-mysql rotate {tenant}{' --user readonly' if r.role == 'readonly' else ''}`"
     return "re-apply the stored password: `shared-mysql apply` (it resets a password that differs)"
 
 

@@ -48,6 +48,24 @@ def test_healthy_then_each_fault_names_its_step(inst):
     assert out["not_checked"] == ["privileges", "headroom"]
     assert res.stderr.count("\n") == 1 and "changed-by-hand" not in res.stdout + res.stderr
     subprocess.run([*CLI, "-c", str(inst.config_path), "apply", "--auto-approve"], capture_output=True, timeout=120)
+    # an interrupted rotation: the server took the pending password, the store's current is still the old one
+    from shared_mysql.secrets import CURRENT
+
+    t.store.reload()
+    cur = t.store.get("test-orders-db-credentials", CURRENT)
+    t.store.put_pending({"test-orders-db-credentials": ({**cur, "password": "Pending-Passw0rd-123456"}, {})})
+    with t.executor() as ex:
+        ex.query("ALTER USER 'orders_user'@'%' IDENTIFIED BY 'Pending-Passw0rd-123456'")
+    res, out = doctor(inst)
+    assert res.returncode == 3 and failed(out)["name"] == "login", out
+    assert "took the pending password of an interrupted apply" in failed(out)["detail"]
+    assert failed(out)["fix"] == "finish the interrupted apply: `shared-mysql apply`"
+    assert "Pending-Passw0rd" not in res.stdout + res.stderr
+    rot = subprocess.run([*CLI, "-c", str(inst.config_path), "apply", "--auto-approve"], capture_output=True,
+                         text=True, timeout=120)
+    assert rot.returncode == 0, rot.stderr
+    res, out = doctor(inst)
+    assert res.returncode == 0, out
     # a revoked grant
     with t.executor() as ex:
         ex.query("REVOKE ALL PRIVILEGES ON `orders\\_db`.* FROM 'orders_user'@'%'")  # granted as an escaped pattern

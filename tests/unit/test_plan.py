@@ -235,7 +235,8 @@ def test_every_action_kind_renders_and_describes():
             "collation": "utf8mb4_unicode_ci", "max_connections": 1, "require_ssl": True, "password_source": "new",
             "privileges": ["SELECT"], "scope_kind": "database", "scope": "a_db", "table": "t", "fields": [],
             "role_name": "r", "role_host": "", "name": "/shared/rds/dev/port", "value": "3306",
-            "proxied_user": "admin", "proxied_host": "%", "from": "r1", "routine": "p", "routine_type": "PROCEDURE"}
+            "proxied_user": "admin", "proxied_host": "%", "from": "r1", "routine": "p", "routine_type": "PROCEDURE",
+            "proxy": "prod-shared-mysql-proxy", "to": "IAM_AUTH"}
     from shared_mysql.tenants.plan import ACTION_KINDS
 
     for k in ACTION_KINDS:
