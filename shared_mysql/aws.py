@@ -58,13 +58,20 @@ def describe_error(exc: BaseException) -> str:
         return "no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
-        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
+        return _one_line(f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip())
     if isinstance(exc, ParamValidationError):
         # Its text can quote parameter values (a SecretString among them): name the problem only.
         return "ParamValidationError: a request parameter was rejected by botocore (values not shown)"
-    if isinstance(exc, BotoCoreError):
-        return f"{exc.__class__.__name__}: {exc}"
-    return f"{exc.__class__.__name__}: {exc}"
+    if exc.__class__.__name__ == "ResponseParserError":
+        # Its text quotes the raw response body, which for Secrets Manager can be a secret value.
+        return ("ResponseParserError: the endpoint's response could not be parsed (an outage, a proxy, or an API "
+                "the endpoint lacks; body not shown)")
+    return _one_line(f"{exc.__class__.__name__}: {exc}")
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def error_code(exc: BaseException) -> str | None:

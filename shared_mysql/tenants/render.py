@@ -89,7 +89,7 @@ def describe(a: Action) -> str:
         return f"export {d['name']} ({a.reason})"
     if k == "proxy_auth_add":
         what = "add" if a.op == "create" else "update"
-        return f"RDS Proxy {d['proxy']}: {what} secret {d['secret']} in its auth list ({a.reason})"
+        return f"RDS Proxy {d['proxy']}: {what} secret {d['secret']} {'to' if what == 'add' else 'in'} its auth list ({a.reason})"
     if k == "proxy_auth_remove":
         return f"RDS Proxy {d['proxy']}: remove secret {d['secret']} from its auth list ({a.reason})"
     if k == "proxy_default_auth":

@@ -82,6 +82,19 @@ def test_botocore_parameter_errors_never_echo_values():
     assert "hunter2" not in describe_error(exc) and "ParamValidationError" in describe_error(exc)
 
 
+def test_unparsable_responses_never_echo_the_body_and_errors_are_one_line():
+    """A response botocore cannot parse is quoted whole in its message: for Secrets Manager, a secret value."""
+    from botocore.exceptions import ClientError
+    from botocore.parsers import ResponseParserError
+
+    from shared_mysql.aws import describe_error
+
+    exc = ResponseParserError('Unable to parse response, invalid JSON received:\nb\'{"SecretString": "hunter2"\'')
+    assert "hunter2" not in describe_error(exc) and "\n" not in describe_error(exc)
+    exc = ClientError({"Error": {"Code": "X", "Message": "line one\nline two " + "y" * 500}}, "Op")
+    assert "\n" not in describe_error(exc) and len(describe_error(exc)) <= 300
+
+
 # -- files backend: read() reports what exists, not what was meant ---------------------------------------
 TENANT = {"database-name": "a_db", "username": "a_user", "secret-arn": "dev-a-db-credentials"}
 A_ENV = "DB_HOST=127.0.0.1\nDB_PORT=13306\nDB_NAME=a_db\nDB_USERNAME=a_user\nDB_SECRET_ARN=dev-a-db-credentials\n"
