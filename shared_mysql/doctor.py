@@ -474,7 +474,7 @@ def _network(target, tenant, role, r) -> Step:
     from .isolation import isolated, parse_source
 
     src = r.opts.from_sg or r.opts.from_cidr
-    kind, value = parse_source(src)
+    kind, value = parse_source(src, "--from-sg" if r.opts.from_sg else "--from-cidr", everything=True)
     port = r.port
     try:
         if r.opts.via == "proxy":
@@ -512,11 +512,16 @@ def _network(target, tenant, role, r) -> Step:
                     f"`shared-mysql unisolate --source {value}` once the incident is closed")
     first = groups[0] if groups else "(none)"
     flag = f"--source-group {value}" if kind == "sg" else f"--cidr {value}"
-    return Step("network", False, f"no ingress rule of {where} security groups ({', '.join(groups) or 'none'}) "
-                f"admits {value} on port {port}",
-                f"add {value} to instance.allowed_security_group_ids / allowed_cidr_blocks and deploy, or "
-                f"`aws ec2 authorize-security-group-ingress --group-id {first} --protocol tcp --port {port} {flag}`"
-                " (through a transit gateway: the CIDR of the application VPC)")
+    detail = f"no ingress rule of {where} security groups ({', '.join(groups) or 'none'}) admits {value} on port {port}"
+    if kind != "sg" and ipaddress.ip_network(value).prefixlen == 0:
+        return Step("network", False, detail, "good: the port is not open to everyone; give the service's own CIDR "
+                    "(--from-cidr 10.1.0.0/16) or security group (--from-sg)")
+    key = "allowed_security_group_ids" if kind == "sg" else "allowed_cidr_blocks"
+    return Step("network", False, detail,
+                f"add {value} to instance.{key} and `shared-mysql infra deploy`, or `aws ec2 "
+                f"authorize-security-group-ingress --group-id {first} --protocol tcp --port {port} {flag}`"
+                + ("" if kind == "sg" else " (from another VPC through a transit gateway: that VPC's CIDR; a "
+                   "security group id does not cross it)"))
 
 
 def _proxy(target, tenant, role, r) -> Step:

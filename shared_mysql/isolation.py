@@ -16,17 +16,19 @@ from .errors import SharedMySQLError, UsageError
 STATE = "isolations.json"
 
 
-def parse_source(text: str) -> tuple[str, str]:
+def parse_source(text: str, flag: str = "--source", everything: bool = False) -> tuple[str, str]:
+    """("sg"|"cidr"|"cidr6", normalised) or one UsageError naming `flag`. `everything`: /0 is a valid question
+    (doctor: "is the port open to all?"), not a valid thing to isolate."""
     t = (text or "").strip()
     if re.fullmatch(r"sg-[0-9a-f]{8,17}", t):
         return "sg", t
     try:
         net = ipaddress.ip_network(t, strict=False)
     except ValueError:
-        raise UsageError(f"--source {text[:60]!r}: a security group id (sg-0123abcd) or a CIDR (10.1.0.0/16)") \
+        raise UsageError(f"{flag} {text[:60]!r}: a security group id (sg-0123abcd) or a CIDR (10.1.0.0/16)") \
             from None
-    if net.prefixlen == 0:
-        raise UsageError(f"--source {t}: isolating everything is not what this does; name the compromised source")
+    if net.prefixlen == 0 and not everything:
+        raise UsageError(f"{flag} {t}: isolating everything is not what this does; name the compromised source")
     return ("cidr6" if net.version == 6 else "cidr"), net.with_prefixlen
 
 

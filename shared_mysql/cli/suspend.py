@@ -138,9 +138,9 @@ def register_doctor(app: typer.Typer) -> None:
             raise UsageError(f"--via {via[:40]!r}: instance or proxy")
         if from_sg and from_cidr:
             raise UsageError("give --from-sg or --from-cidr, not both")
-        if from_sg and parse_source(from_sg)[0] != "sg":
+        if from_sg and parse_source(from_sg, "--from-sg")[0] != "sg":
             raise UsageError(f"--from-sg {from_sg[:60]!r}: a security group id (sg-0123abcd)")
-        if from_cidr and parse_source(from_cidr)[0] == "sg":
+        if from_cidr and parse_source(from_cidr, "--from-cidr", everything=True)[0] == "sg":
             raise UsageError(f"--from-cidr {from_cidr[:60]!r}: a CIDR (10.1.0.0/16)")
         if role_arn and not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", role_arn):
             raise UsageError(f"--role-arn {role_arn[:80]!r}: an IAM role ARN (arn:aws:iam::123456789012:role/name)")

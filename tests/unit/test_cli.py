@@ -179,3 +179,19 @@ def test_debug_never_lets_botocore_log_request_bodies(tmp_path, monkeypatch):
         pass
     for name in ("botocore", "boto3", "urllib3"):
         assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["doctor", "orders", "--via", "elsewhere"], "--via 'elsewhere': instance or proxy"),
+    (["doctor", "orders", "--user", "root"], "--user 'root': app or readonly"),
+    (["doctor", "orders", "--from-sg", "sg-1; rm -rf /"], "--from-sg"),
+    (["doctor", "orders", "--from-sg", "10.0.0.0/8"], "--from-sg '10.0.0.0/8': a security group id"),
+    (["doctor", "orders", "--from-cidr", "10.0.0.0/33"], "--from-cidr"),
+    (["doctor", "orders", "--from-sg", "sg-0123abcd", "--from-cidr", "10.0.0.0/8"], "not both"),
+    (["doctor", "orders", "--role-arn", "arn:aws:iam::1:user/x"], "--role-arn"),
+    (["doctor", "orders", "--from-cidr", "10.0.0.0/8"], "the aws target's"),  # a local config
+    (["credentials", "orders", "--via", "$(id)"], "--via '$(id)': instance or proxy"),
+])
+def test_doctor_and_credentials_refuse_hostile_options_in_one_line(tmp_path, args, needle):
+    (tmp_path / "shared-mysql.yaml").write_text("instance: {port: 23998}\ntenants: {orders: {}}\n")
+    assert_one_line_error(run(args, tmp_path), 2, needle)
