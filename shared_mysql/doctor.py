@@ -103,7 +103,7 @@ def diagnose(target, tenant: str, role: str = "app", opts: Options | None = None
     steps += [("tcp", _tcp), ("tls", _tls), ("login", _login), ("privileges", _privileges), ("headroom", _headroom)]
     if has_proxy and not via_proxy:
         steps.append(("proxy", _proxy))
-    elif not has_proxy:
+    elif not has_proxy and not via_proxy:
         r.skipped["proxy"] = "no proxy in the config"
     r.planned = [n for n, _ in steps]
     r.host, r.port = target.host, target.port
@@ -128,6 +128,9 @@ def _config(target, tenant, role, r) -> Step:
 
     name, problem = account_secret(target.config, target.loaded.path, tenant, role)
     if problem:
+        if tenant in target.config.tenants:  # the tenant is there, its read-only account is not
+            return Step("config", False, problem, f"set readonly: true under tenants.{tenant} in "
+                        f"{target.loaded.path} and run `shared-mysql apply`")
         return Step("config", False, problem, f"add the tenant to {target.loaded.path} and run `shared-mysql apply`")
     r.secret_name = name
     return Step("config", True, f"tenant {tenant} ({role}) is in {target.loaded.path}")
@@ -175,61 +178,98 @@ def _dns(target, tenant, role, r) -> Step:
     return Step("dns", True, f"{host} -> {', '.join(addrs)}")
 
 
-def _tcp(target, tenant, role, r) -> Step:
+def _attempt(target, r) -> None:
+    """The one connection the tcp, tls and login steps read: connect, greeting, TLS, authentication, as the service
+    makes it. No bare TCP probe and no bare handshake: a connection closed before authenticating counts against the
+    server's max_connect_errors for the doctor's host (where name resolution is on), and enough runs would block
+    it. Sets r.conn, or r.fail = (stage, code, message) with stage tcp | tls | login."""
+    import pymysql
+
+    from .db import tls_context
+
+    s = r.secret
+    r.ca = ca = s.get("ssl_ca") or target.ca
     try:
-        with socket.create_connection((r.host, r.port), timeout=TIMEOUT):
-            pass
-    except socket.timeout:
+        ctx = tls_context(ca)
+    except Exception as exc:  # noqa: BLE001 - a missing, unreadable or non-PEM bundle
+        r.fail = ("ca", None, f"{exc.__class__.__name__}: {getattr(exc, 'strerror', None) or exc}"[:160])
+        return
+    try:
+        password = _password(target, r)
+    except SharedMySQLError as exc:
+        r.fail = ("token", None, str(exc))
+        return
+    try:
+        r.conn = pymysql.connect(host=r.host, port=r.port, user=s["username"], password=password,
+                                 database=s.get("dbname"), ssl=ctx, connect_timeout=TIMEOUT, read_timeout=TIMEOUT,
+                                 write_timeout=TIMEOUT, charset="utf8mb4", autocommit=True)
+    except pymysql.err.MySQLError as exc:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        msg = " ".join(str(exc.args[-1] if exc.args else exc).split())
+        tls = any(k in msg for k in ("SSL", "certificate", "CERTIFICATE", "TLS"))
+        if code == 2003 and not tls:
+            r.fail = ("tcp", code, msg)
+        elif code in (2003, 2013) or tls:
+            r.fail = ("tls", code, msg)
+        else:
+            r.fail = ("login", code, msg)
+    except OSError as exc:
+        r.fail = ("tls", None, f"{exc.__class__.__name__}: {exc}"[:160])
+
+
+def _tcp(target, tenant, role, r) -> Step:
+    _attempt(target, r)
+    stage, code, msg = getattr(r, "fail", (None, None, ""))
+    if stage in ("ca", "token"):  # no login can be tried: the port is probed alone (rare: the fix comes next)
+        try:
+            with socket.create_connection((r.host, r.port), timeout=TIMEOUT):
+                pass
+        except OSError as exc:
+            msg, stage = str(getattr(exc, "strerror", None) or exc), "tcp"
+    if stage != "tcp":
+        return Step("tcp", True, f"{r.host}:{r.port} accepts connections")
+    if "timed out" in msg.lower():
         return Step("tcp", False, f"{r.host}:{r.port} did not answer within {TIMEOUT:.0f} s",
                     "a security group, NACL or firewall drops it: allow the service's group/CIDR on the port "
                     "(`shared-mysql doctor ... --from-sg/--from-cidr` checks the groups), and the route back")
-    except OSError as exc:
-        fix = "`shared-mysql local up`" if target.kind == "local" else "start the server, check the port"
-        return Step("tcp", False, f"{r.host}:{r.port}: {exc.strerror or exc}", fix)
-    return Step("tcp", True, f"{r.host}:{r.port} accepts connections")
+    why = msg.split("(", 1)[-1].rstrip(")") if "(" in msg else msg
+    fix = "`shared-mysql local up`" if target.kind == "local" else "start the server, check the host and port"
+    return Step("tcp", False, f"{r.host}:{r.port}: {why}", fix)
 
 
 def _tls(target, tenant, role, r) -> Step:
     """The login's own connection: its greeting and TLS handshake are this step, its authentication the next."""
-    from .db import ConnectionInfo, connect
-
-    s = r.secret
-    ca = s.get("ssl_ca") or target.ca
-    r.ca = ca
-    try:
-        password = _password(target, r)
-    except SharedMySQLError as exc:
-        r.login_error = str(exc)
-        return Step("tls", True, "not reached: no password to log in with")
-    info = ConnectionInfo(r.host, r.port, s["username"], password, ca=ca,
-                          database=s.get("dbname"), connect_timeout=TIMEOUT, read_timeout=TIMEOUT)
-    try:
-        r.conn = connect(info)
-    except SharedMySQLError as exc:
-        msg = str(exc)
-        if "TLS" in msg or "certificate" in msg:
-            why = msg.split("TLS verification failed (", 1)[-1].split(")")[0] if "(" in msg else "handshake failed"
-            if "hostname" in why.lower() or "mismatch" in why.lower():
-                fix = (f"connect to a name the certificate holds (the RDS endpoint, not an IP or a CNAME of it); "
-                       f"{r.host} is not one")
-            elif "expired" in why.lower():
-                fix = "the server's certificate has expired: rotate the instance's CA (aws rds modify-db-instance " \
-                      "--ca-certificate-identifier ...)"
-            else:
-                fix = (f"the CA {ca} did not sign the server's certificate: fix ssl_ca in {r.secret_name} (or "
-                       "instance.ca_bundle; for RDS, the regional bundle)")
-            return Step("tls", False, f"TLS: {why}", fix)
-        if "FileNotFoundError" in msg or "SSLError" in msg or "PEM" in msg:
-            return Step("tls", False, f"the CA bundle {ca} cannot be used ({msg.split(': ', 2)[-1][:120]})",
-                        f"point ssl_ca in {r.secret_name} (or instance.ca_bundle) at a PEM bundle")
-        if "error 2013" in msg or "timed out" in msg.lower():
+    stage, code, msg = getattr(r, "fail", (None, None, ""))
+    ca = r.ca
+    if stage == "ca":
+        return Step("tls", False, f"the CA bundle {ca} cannot be used ({msg})",
+                    f"point ssl_ca in {r.secret_name} (or instance.ca_bundle) at a PEM bundle")
+    if stage == "token":
+        r.login_error = msg
+        return Step("tls", True, "not reached: no IAM token to log in with")
+    if stage == "tls":
+        low = msg.lower()
+        if "timed out" in low or code == 2013:
             return Step("tls", False, f"{r.host}:{r.port} accepted TCP but sent no MySQL greeting or finished no TLS "
                         f"handshake within {TIMEOUT:.0f} s",
                         "something other than MySQL listens there, or a middlebox holds the connection: check the "
                         "port and any proxy or TLS inspection on the path")
-        if "error 2003" in msg:
-            return Step("tls", False, msg.split(": ", 1)[-1], "see the message")
-        r.login_error = msg
+        why = msg.split("certificate verify failed:", 1)[-1].split("(_ssl")[0].strip(" )") \
+            if "certificate verify failed" in msg else msg[:160]
+        if "hostname" in low or "mismatch" in low:
+            fix = (f"connect to a name the certificate holds (the RDS endpoint, not an IP or a CNAME of it); "
+                   f"{r.host} is not one")
+        elif "expired" in low:
+            fix = ("the server's certificate has expired: rotate the instance's CA (aws rds modify-db-instance "
+                   "--ca-certificate-identifier ...)")
+        elif "certificate" in low:
+            fix = (f"the CA {ca} did not sign the server's certificate: fix ssl_ca in {r.secret_name} (or "
+                   "instance.ca_bundle; for RDS, the regional bundle)")
+        else:
+            fix = "the server must offer TLS (require_secure_transport, a certificate)"
+        return Step("tls", False, f"TLS: {why}", fix)
+    if stage == "login":
+        r.login_error = f"error {code}: {msg}"
         return Step("tls", True, f"TLS verified against {ca} (the login failed after it)")
     return Step("tls", True, _cert_detail(r.conn, ca))
 
@@ -514,8 +554,8 @@ def _network(target, tenant, role, r) -> Step:
     flag = f"--source-group {value}" if kind == "sg" else f"--cidr {value}"
     detail = f"no ingress rule of {where} security groups ({', '.join(groups) or 'none'}) admits {value} on port {port}"
     if kind != "sg" and ipaddress.ip_network(value).prefixlen == 0:
-        return Step("network", False, detail, "good: the port is not open to everyone; give the service's own CIDR "
-                    "(--from-cidr 10.1.0.0/16) or security group (--from-sg)")
+        return Step("network", True, f"no rule admits everyone ({value}) on port {port}, as it should be; give the "
+                    "service's own CIDR or security group to check its path")
     key = "allowed_security_group_ids" if kind == "sg" else "allowed_cidr_blocks"
     return Step("network", False, detail,
                 f"add {value} to instance.{key} and `shared-mysql infra deploy`, or `aws ec2 "
@@ -530,11 +570,12 @@ def _proxy(target, tenant, role, r) -> Step:
     name = proxy.proxy_name(target.config)
     if not proxy.managed(target.config):
         ep = target.config.instance.proxy_endpoint
-        if r.opts.via == "proxy":
-            if not ep:
-                return Step("proxy", False, "the config has no proxy", "set instance.enable_rds_proxy (aws) or "
-                            "instance.proxy_endpoint")
-            r.host = ep
+        if not ep:
+            return Step("proxy", False, "the config has no proxy", "set instance.enable_rds_proxy (aws) or "
+                        "instance.proxy_endpoint, then `shared-mysql apply`")
+        bad = _secret_proxy_host(r, ep)
+        if bad:
+            return bad
         return Step("proxy", True, f"proxy endpoint {ep} (not an RDS Proxy this tool manages: its auth is not "
                     "checked)")
     try:
@@ -581,6 +622,22 @@ def _proxy(target, tenant, role, r) -> Step:
                         "log in through it", "`shared-mysql apply` (with instance.enable_rds_proxy on it keeps the "
                         "auth list equal to the tenants' secrets)")
         how = f"{r.secret_name} in its auth list"
-    if r.opts.via == "proxy":
-        r.host = p.get("Endpoint") or r.host
+    bad = _secret_proxy_host(r, p.get("Endpoint"))
+    if bad:
+        return bad
     return Step("proxy", True, f"RDS Proxy {name} available, {len(targets)} target(s) AVAILABLE, {how}")
+
+
+def _secret_proxy_host(r, endpoint: str | None) -> Step | None:
+    """The service reaches the proxy at the secret's proxy_host (connect(via="proxy"), `credentials --via
+    proxy`): it must be the proxy's endpoint. Via the proxy, the next steps go there, as the service does."""
+    have = r.secret.get("proxy_host")
+    if not have:
+        return Step("proxy", False, f"{r.secret_name} names no proxy endpoint, so connect(via=\"proxy\") and "
+                    "`credentials --via proxy` fail", "`shared-mysql apply` (it writes proxy_host into the secrets)")
+    if endpoint and have != endpoint:
+        return Step("proxy", False, f"{r.secret_name} names the proxy {have[:120]}, the proxy is {endpoint}",
+                    "`shared-mysql apply` (it rewrites proxy_host)")
+    if r.opts.via == "proxy":
+        r.host = have
+    return None

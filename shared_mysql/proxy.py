@@ -81,37 +81,73 @@ def _tenant_of(name: str, environment: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _classify(target, desired, proxy: dict):
+    """Each entry of the proxy's list by what it is, matched on the exact ARN (a same-named secret re-created, or
+    in another account or region, is not the tenant's):
+      keep:   the master's entry (the stack's), and tenant entries that are right as they are
+      fix:    secret name -> the tenant entry to rewrite (wrong ARN, or attributes drifted)
+      remove: entries that are no tenant secret of this config (incl. entries without a SecretArn)"""
+    c = target.config
+    master = target.store.reference(c.master_secret_name)
+    want = desired_entries(desired)
+    arns = {n: target.store.reference(n) for n in want}
+    keep, remove, seen = [], [], {}
+    for e in proxy.get("Auth") or []:
+        arn = e.get("SecretArn")
+        if arn and master and arn == master:
+            keep.append(e)
+            continue
+        sname = _name_of(arn) if arn else None
+        if sname in want and arn == arns[sname]:
+            seen[sname] = e
+            continue
+        remove.append(e)  # a stale ARN of a tenant's name is rewritten below (its fix) and the old entry goes
+    fix = {}
+    for sname, entry in want.items():
+        e = seen.get(sname)
+        if e is None:
+            stale = [x for x in remove if x.get("SecretArn") and _name_of(x["SecretArn"]) == sname]
+            fix[sname] = ("create" if not stale else f"its entry names {stale[0]['SecretArn']}, the secret is "
+                          f"{arns[sname] or '(known after apply)'}")
+            continue
+        diff = {k: v for k, v in entry.items() if k != "Description" and e.get(k, v) != v}
+        if diff:
+            fix[sname] = ", ".join(f"{k} {e.get(k)} -> {v}" for k, v in sorted(diff.items()))
+        else:
+            keep.append(e)
+    return keep, fix, remove, arns
+
+
+def _label(e: dict) -> str:
+    if e.get("SecretArn"):
+        return _name_of(e["SecretArn"])
+    return f"user {e.get('UserName') or '(unnamed)'}"
+
+
 def plan_actions(target, desired, proxy: dict | None = None) -> list[Action]:
-    """The diff between the proxy's auth list and the tenants' secrets (pure but for the two reads)."""
+    """The diff between the proxy's auth list and the tenants' secrets (pure but for the reads)."""
     c = target.config
     proxy = proxy or _require(c)
     name = proxy_name(c)
-    master = target.store.reference(c.master_secret_name)
-    want = desired_entries(desired)
-    have = {}
-    for e in proxy.get("Auth") or []:
-        arn = e.get("SecretArn")
-        if arn:
-            have[_name_of(arn)] = (arn, e)
+    keep, fix, remove, arns = _classify(target, desired, proxy)
     out = []
-    for sname, entry in sorted(want.items()):
+    for sname, why in sorted(fix.items()):
         tenant = _tenant_of(sname, c.environment)
-        if sname not in have:
+        if why == "create":
             out.append(Action("proxy_auth_add", CREATE, f"proxy {name} auth {sname}", tenant,
-                              {"proxy": name, "secret": sname, "arn": target.store.reference(sname)},
+                              {"proxy": name, "secret": sname, "arn": arns[sname]},
                               "so the tenant can log in through the proxy"))
         else:
-            e = have[sname][1]
-            diff = {k: v for k, v in entry.items() if k != "Description" and e.get(k, v) != v}
-            if diff:
-                out.append(Action("proxy_auth_add", UPDATE, f"proxy {name} auth {sname}", tenant,
-                                  {"proxy": name, "secret": sname, "arn": have[sname][0]},
-                                  ", ".join(f"{k} {e.get(k)} -> {v}" for k, v in sorted(diff.items()))))
-    for sname, (arn, _e) in sorted(have.items()):
-        if sname in want or arn == master or sname == c.master_secret_name:
-            continue
-        out.append(Action("proxy_auth_remove", DELETE, f"proxy {name} auth {sname}", _tenant_of(sname, c.environment),
-                          {"proxy": name, "secret": sname, "arn": arn},
+            out.append(Action("proxy_auth_add", UPDATE, f"proxy {name} auth {sname}", tenant,
+                              {"proxy": name, "secret": sname, "arn": arns[sname]}, why))
+    fixed_stale = {s for s, why in fix.items() if why.startswith("its entry names")}
+    for e in remove:
+        label = _label(e)
+        if label in fixed_stale:
+            continue  # shown as the tenant entry's update
+        out.append(Action("proxy_auth_remove", DELETE, f"proxy {name} auth {label}",
+                          _tenant_of(label, c.environment), {"proxy": name, "secret": label,
+                                                             "arn": e.get("SecretArn")},
                           "not a tenant secret of this config (removed only with --allow-destructive)"))
     if wants_iam(desired) and proxy.get("DefaultAuthScheme", "NONE") != "IAM_AUTH":
         iam = sorted({t.name for t in desired.tenants for a in t.accounts if a.auth == "iam"})
@@ -119,6 +155,9 @@ def plan_actions(target, desired, proxy: dict | None = None) -> list[Action]:
                           {"proxy": name, "from": proxy.get("DefaultAuthScheme", "NONE"), "to": "IAM_AUTH"},
                           f"IAM tenants ({', '.join(iam)}) log in through the proxy with end-to-end IAM"))
     return out
+
+
+FIELDS = ("AuthScheme", "SecretArn", "IAMAuth", "Description", "ClientPasswordAuthType", "UserName")
 
 
 def apply(target, desired, *, allow_destructive: bool = False, rds=None) -> list[str]:
@@ -133,29 +172,17 @@ def apply(target, desired, *, allow_destructive: bool = False, rds=None) -> list
     actions = plan_actions(target, desired, proxy)
     if not actions or (not allow_destructive and all(a.kind == "proxy_auth_remove" for a in actions)):
         return []
-    removed = {a.detail["secret"] for a in actions if a.kind == "proxy_auth_remove"}
-    keep_removed = not allow_destructive
-    auth = []
-    want = desired_entries(desired)
-    for e in proxy.get("Auth") or []:
-        arn = e.get("SecretArn")
-        sname = _name_of(arn) if arn else None
-        if sname in want:
-            continue  # rewritten below, as the config wants it
-        if sname in removed and not keep_removed:
-            continue
-        auth.append({k: v for k, v in e.items() if k in ("AuthScheme", "SecretArn", "IAMAuth", "Description",
-                                                          "ClientPasswordAuthType", "UserName")})
-    missing = []
-    for sname, entry in sorted(want.items()):
-        arn = target.store.reference(sname)
-        if not arn:
-            missing.append(sname)
-            continue
-        auth.append({**entry, "SecretArn": arn})
+    keep, fix, remove, arns = _classify(target, desired, proxy)
+    missing = sorted(n for n in fix if not arns[n])
     if missing:
         raise SharedMySQLError(f"RDS Proxy {proxy_name(c)}: secret {missing[0]} does not exist yet; run "
                                "`shared-mysql apply` again")
+    want = desired_entries(desired)
+    stale = {n for n, why in fix.items() if why.startswith("its entry names")}
+    auth = [{k: v for k, v in e.items() if k in FIELDS} for e in keep]
+    if not allow_destructive:  # entries that are no tenant's stay until --allow-destructive (a stale ARN is fixed)
+        auth += [{k: v for k, v in e.items() if k in FIELDS} for e in remove if _label(e) not in stale]
+    auth += [{**want[n], "SecretArn": arns[n]} for n in sorted(fix)]
     kwargs = {"DBProxyName": proxy_name(c), "Auth": auth}
     if any(a.kind == "proxy_default_auth" for a in actions):
         kwargs["DefaultAuthScheme"] = "IAM_AUTH"
@@ -164,12 +191,7 @@ def apply(target, desired, *, allow_destructive: bool = False, rds=None) -> list
     except Exception as exc:  # noqa: BLE001 - botocore errors, translated
         raise SharedMySQLError(f"RDS Proxy {proxy_name(c)}: ModifyDBProxy failed: {describe_error(exc)}; nothing "
                                "else was changed on the proxy; re-run `shared-mysql apply`") from None
-    done = []
-    for a in actions:
-        if a.kind == "proxy_auth_remove" and not allow_destructive:
-            continue
-        done.append(f"{a.op} {a.object}")
-    return done
+    return [f"{a.op} {a.object}" for a in actions if allow_destructive or a.kind != "proxy_auth_remove"]
 
 
 def endpoint(config, rds=None) -> str | None:

@@ -318,6 +318,9 @@ class Target:
                     from .tenants import blocks
 
                     blocked = blocks.read(ex)
+                    # --all/--due leave blocked tenants out: the CLI says which, and why
+                    self.rotation_skipped = ({k: v for k, v in sorted(blocked.items()) if k in self.config.tenants}
+                                             if selection == "all" else {})
                     named = sorted({t for t, _ in selection if t in blocked}) if selection != "all" else []
                     if named:  # a rotation unlocks the twin it makes current: it would lift the block
                         raise SharedMySQLError(f"tenant {named[0]} is blocked ({blocked[named[0]]['reason']}); its "

@@ -227,9 +227,13 @@ def register(app: typer.Typer) -> None:
         results = t.rotate(selection, master=master, due=due, force=force, lock_wait=lock_timeout)
         errors = [r for r in results if isinstance(r, RotationError)]
         done = [r for r in results if not isinstance(r, RotationError)]
+        skipped = getattr(t, "rotation_skipped", {})
         if state.json:
-            emit_json({"rotated": [r.to_json() for r in done], "errors": [str(e) for e in errors]})
+            emit_json({"rotated": [r.to_json() for r in done], "errors": [str(e) for e in errors],
+                       "skipped": {k: f"{v['kind']}: {v['reason']}" for k, v in skipped.items()}})
         else:
+            for tenant_, b in skipped.items():
+                echo(f"skipped {tenant_}: blocked ({b['kind']}: {b['reason']}); its accounts stay locked")
             for r in done:
                 who = f"{r.tenant} ({r.role})" if r.tenant else "master"
                 change = f"{r.old_username} -> {r.new_username}" if r.old_username != r.new_username else r.new_username
@@ -308,6 +312,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError("give either a TENANT or --admin")
         if via not in ("instance", "proxy"):
             raise UsageError(f"--via {via[:40]!r}: instance or proxy")
+        if via != "instance" and import_:
+            raise UsageError("--via picks the endpoint printed; it has nothing to do with --import")
         if admin:
             name = c.master_secret_name
         else:
@@ -343,19 +349,19 @@ def register(app: typer.Typer) -> None:
         secret = t.store.get(name, CURRENT)
         if secret is None:
             raise SharedMySQLError(f"no stored credential {name}; run `shared-mysql up` (or apply) first")
-        fmt = fmt or (Fmt.json if state.json else Fmt.env)
-        if fmt == Fmt.json:
-            emit_json(secret)  # exactly the stored secret
-            return
-        # env and dsn always carry the CA and VERIFY_IDENTITY, or consumers fall back to unverified TLS. Secrets
-        # of server/aws targets hold no ssl_ca: the CA is the config's instance.ca_bundle (checked to exist).
-        from os.path import abspath
-
         if via == "proxy":
             if not secret.get("proxy_host"):
                 raise SharedMySQLError(f"{name} names no proxy endpoint; turn on instance.enable_rds_proxy (aws) "
                                        "or set instance.proxy_endpoint, then `shared-mysql apply`")
             secret = {**secret, "host": secret["proxy_host"]}
+        fmt = fmt or (Fmt.json if state.json else Fmt.env)
+        if fmt == Fmt.json:
+            emit_json(secret)  # the stored secret (with --via proxy, host is the proxy's)
+            return
+        # env and dsn always carry the CA and VERIFY_IDENTITY, or consumers fall back to unverified TLS. Secrets
+        # of server/aws targets hold no ssl_ca: the CA is the config's instance.ca_bundle (checked to exist).
+        from os.path import abspath
+
         ca = abspath(secret.get("ssl_ca") or t.ca)
         if fmt == Fmt.env:
             pairs = [("DB_HOST", secret["host"]), ("DB_PORT", secret["port"]), ("DB_NAME", secret.get("dbname") or ""),

@@ -27,16 +27,35 @@ def register(app: typer.Typer) -> None:
         if not why.isprintable() or len(why) > 400:
             raise UsageError("--reason: one line of printable text, at most 400 characters")
         killed: list[int] = []
+        from ..config.model import DATABASE_SUFFIX
+
+        database = f"{tenant}{DATABASE_SUFFIX}"
         with t.executor() as ex, t.server_lock(ex, lock_timeout, "suspend"):
-            blocks.block(ex, tenant, why, kind="suspend")
-            locked = blocks.lock_now(ex, tenant, killed)
+            earlier = blocks.block(ex, tenant, why, kind="suspend")
+            locked = blocks.lock_now(ex, tenant, killed)  # no new logins, the open sessions ended
+            # Then its events (an event runs as its definer, locked or not), then once more any session that an
+            # event started in between.
+            events, failed = blocks.disable_events(ex, tenant, database)
+            blocks.lock_now(ex, tenant, killed)
         if state.json:
-            emit_json({"tenant": tenant, "suspended": True, "reason": why, "locked": locked, "killed": killed})
-            return
-        echo(f"suspended {tenant}: {why}")
-        for a in locked:
-            echo(f"locked {a}")
-        echo(f"killed {len(killed)} session(s)")
+            emit_json({"tenant": tenant, "suspended": True, "reason": earlier["reason"] if earlier else why,
+                       "since": earlier["since"] if earlier else None, "locked": locked, "killed": killed,
+                       "events_disabled": events, "events_failed": failed})
+        else:
+            if earlier:
+                echo(f"{tenant} was already suspended since {earlier['since']}: {earlier['reason']} (kept)")
+            else:
+                echo(f"suspended {tenant}: {why}")
+            for a in locked:
+                echo(f"locked {a}")
+            echo(f"killed {len(killed)} session(s)")
+            for e in events:
+                echo(f"disabled event {e}")
+        if failed:
+            from ..errors import SharedMySQLError
+
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            raise SharedMySQLError(f"suspend {tenant}: its accounts are locked, but {failed[0]}{more}")
 
     @app.command("resume")
     def resume_cmd(
@@ -50,23 +69,31 @@ def register(app: typer.Typer) -> None:
         t = state.target()
         if tenant not in t.config.tenants:
             raise UsageError(f"{tenant!r}: not a tenant in {t.loaded.path}")
+        from dataclasses import replace
+
         with t.lock():
             with t.executor() as ex, t.server_lock(ex, lock_timeout, "resume"):
                 was = blocks.read(ex).get(tenant)
                 blocks.unblock(ex, tenant, kind="suspend")
                 plan, desired = t.plan(ex)
-                unlocked = [a.detail["user"] for a in plan.actions if a.kind == "alter_user" and a.tenant == tenant
+                # This tenant's changes only (its accounts unlocked): other drift is for `apply` to show first.
+                mine = tuple(a for a in plan.actions if a.tenant == tenant and not a.destructive
+                             and not a.kind.startswith("proxy_"))
+                unlocked = [a.detail["user"] for a in mine if a.kind == "alter_user"
                             and "account_locked" in a.detail.get("changes", {})]
-                if plan.actions:
-                    t.apply(ex, plan, desired)
+                if mine:
+                    t.apply(ex, replace(plan, actions=mine), desired)
                 still = blocks.read(ex).get(tenant)
+                events = [] if still else blocks.enable_events(ex, tenant)
         if state.json:
             emit_json({"tenant": tenant, "was_suspended": bool(was and was.get("kind") == "suspend"),
-                       "unlocked": unlocked, "still_blocked": still})
+                       "unlocked": unlocked, "events_enabled": events, "still_blocked": still})
             return
         echo(f"resumed {tenant}" if was else f"{tenant} was not suspended")
         for u in unlocked:
             echo(f"unlocked {u}")
+        for e in events:
+            echo(f"enabled event {e}")
         if still:
             echo(f"{tenant} stays locked: {still['reason']}")
 
@@ -138,7 +165,7 @@ def register_doctor(app: typer.Typer) -> None:
             raise UsageError(f"--via {via[:40]!r}: instance or proxy")
         if from_sg and from_cidr:
             raise UsageError("give --from-sg or --from-cidr, not both")
-        if from_sg and parse_source(from_sg, "--from-sg")[0] != "sg":
+        if from_sg and not re.fullmatch(r"sg-[0-9a-f]{8,17}", from_sg.strip()):
             raise UsageError(f"--from-sg {from_sg[:60]!r}: a security group id (sg-0123abcd)")
         if from_cidr and parse_source(from_cidr, "--from-cidr", everything=True)[0] == "sg":
             raise UsageError(f"--from-cidr {from_cidr[:60]!r}: a CIDR (10.1.0.0/16)")

@@ -40,7 +40,7 @@ def account_secret(config: Config, source: object, tenant: str, role: str) -> tu
     """(secret name, None) for a tenant's account, or (None, the one-line problem) when it has no such account."""
     if tenant not in config.tenants:
         known = ", ".join(sorted(config.tenants)) or "none"
-        return None, f"tenant {tenant!r} is not in {source} (tenants: {known})"
+        return None, f"tenant {tenant[:64]!r} is not in {source} (tenants: {known[:400]})"
     if role == "readonly" and not config.tenants[tenant].readonly:
         return None, f"tenant {tenant!r} has no read-only account; set readonly: true in {source} and apply"
     return secret_name(config.environment, tenant, role), None

@@ -103,7 +103,24 @@ def test_healthy_then_each_fault_names_its_step(inst):
     res, out = doctor(inst)
     assert failed(out)["name"] == "tls" and failed(out)["detail"].startswith("TLS"), out
     assert "ssl_ca" in failed(out)["fix"]
+    # --via proxy: the config names a proxy endpoint the secrets do not carry yet (the service's connect(via=
+    # "proxy") would fail): the proxy step says so and names apply; applied, the path goes through it
+    import yaml
+
+    t.store.put_pending({"test-orders-db-credentials": (s, {})})
+    t.store.promote(["test-orders-db-credentials"])
+    doc = yaml.safe_load(inst.config_path.read_text())
+    doc["instance"]["proxy_endpoint"] = "localhost"
+    inst.config_path.write_text(yaml.safe_dump(doc))
+    res, out = doctor(inst, "--via", "proxy")
+    assert failed(out)["name"] == "proxy" and "names no proxy endpoint" in failed(out)["detail"], out
+    assert "apply" in failed(out)["fix"] and "proxy" not in out["not_applicable"]
+    subprocess.run([*CLI, "-c", str(inst.config_path), "apply", "--auto-approve"], capture_output=True, timeout=120)
+    res, out = doctor(inst, "--via", "proxy")
+    assert res.returncode == 0, out
+    assert next(x for x in out["steps"] if x["name"] == "tcp")["detail"].startswith("localhost:")
     # the server stopped
+    t = inst.target()
     t.local_down()
     res, out = doctor(inst)
     assert res.returncode == 3 and failed(out)["name"] == "tcp" and "local up" in failed(out)["fix"]

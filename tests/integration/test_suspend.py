@@ -91,3 +91,46 @@ def test_suspend_refuses_an_unknown_tenant_and_a_bad_reason(inst):
     assert "was not suspended" in cli(inst, "resume", "billing").stdout
     iso = cli(inst, "isolate", "--source", "10.0.0.0/8")  # security groups are the aws target's
     assert iso.returncode == 2 and "use `suspend TENANT`" in iso.stderr
+
+
+def test_suspend_disables_the_tenants_events_with_their_definer_and_resume_enables_exactly_those(inst):
+    """Review: an event runs as its definer whether or not the account is locked, so one planted with a leaked
+    credential outlived `suspend`. A plain ALTER EVENT would make the admin its definer (and resume would run the
+    tenant's code as the admin)."""
+    t = inst.target()
+    for tenant in ("billing", "orders"):
+        c = login(secret(t, tenant))
+        with c.cursor() as cur:
+            cur.execute("CREATE TABLE ticks (t DATETIME(3))")
+            cur.execute("CREATE EVENT ev ON SCHEDULE EVERY 1 SECOND DO INSERT INTO ticks VALUES (NOW(3))")
+        c.close()
+    with t.executor() as ex:
+        ex.query("SET GLOBAL event_scheduler = ON")
+        ex.query("REVOKE SELECT ON `orders\\_db`.* FROM 'orders_user'@'%'")  # another tenant's drift
+
+        def events():
+            return {r[0]: (r[1], r[2]) for r in ex.query(
+                "SELECT EVENT_SCHEMA, STATUS, DEFINER FROM information_schema.EVENTS WHERE EVENT_NAME = 'ev'")}
+
+        def ticks(db):
+            return ex.query(f"SELECT COUNT(*) FROM `{db}`.ticks")[0][0]
+
+        try:
+            res = cli(inst, "suspend", "billing", "--reason", "INC-7")
+            assert res.returncode == 0, res.stderr
+            assert "disabled event `billing_db`.`ev` (runs as billing_user@%)" in res.stdout
+            assert events() == {"billing_db": ("DISABLED", "billing_user@%"), "orders_db": ("ENABLED", "orders_user@%")}
+            n = ticks("billing_db")
+            time.sleep(2.5)
+            assert ticks("billing_db") == n and ticks("orders_db") >= 2  # stopped; the neighbour's runs on
+            rot = cli(inst, "rotate", "--all")
+            assert rot.returncode == 0 and "skipped billing: blocked (suspend: INC-7)" in rot.stdout, rot.stderr
+            again = cli(inst, "suspend", "billing", "--reason", "a second reason")
+            assert "already suspended since" in again.stdout and "INC-7 (kept)" in again.stdout
+            r = cli(inst, "resume", "billing")
+            assert r.returncode == 0 and "enabled event `billing_db`.`ev`" in r.stdout, r.stdout + r.stderr
+            assert events()["billing_db"] == ("ENABLED", "billing_user@%")  # its own definer, never the admin
+            # resume touched this tenant only: the other tenant's drift is still for `apply` to show
+            assert cli(inst, "plan", "--detailed-exitcode").returncode == 2
+        finally:
+            ex.query("SET GLOBAL event_scheduler = OFF")

@@ -79,3 +79,44 @@ def test_secret_names_from_arns_and_tenants_from_names():
     assert proxy._name_of(ARN.format("prod-a-b-db-credentials")) == "prod-a-b-db-credentials"
     assert proxy._tenant_of("prod-a-b-db-readonly-credentials", "prod") == "a-b"
     assert proxy._tenant_of("staging-a-db-credentials", "prod") is None
+
+
+def test_entries_match_on_the_exact_arn_not_the_name():
+    """Review: a tenant's entry whose ARN is stale (the secret re-created: a new suffix; another account) counted
+    as present by name, so plan was empty, apply never fixed it, and doctor's fix (`apply`) did nothing."""
+    t = target(["prod-orders-db-credentials", "prod-orders-db-readonly-credentials"])
+    stale = "arn:aws:secretsmanager:ap-northeast-2:999999999999:secret:prod-orders-db-credentials-ZZZZZZ"
+    have = [{**entry("prod-orders-db-credentials"), "SecretArn": stale,
+             "ClientPasswordAuthType": "MYSQL_NATIVE_PASSWORD"},
+            entry("prod-orders-db-readonly-credentials", ClientPasswordAuthType="MYSQL_NATIVE_PASSWORD"),
+            {**entry("prod-shared-mysql-master-password"), "SecretArn": stale.replace(
+                "prod-orders-db-credentials", "prod-shared-mysql-master-password")},  # the master's name, not its ARN
+            {"AuthScheme": "SECRETS", "UserName": "someone", "IAMAuth": "DISABLED"}]  # no SecretArn at all
+    acts = proxy.plan_actions(t, desired(), {"Auth": have, "DefaultAuthScheme": "IAM_AUTH"})
+    got = sorted((a.kind, a.op, a.detail["secret"]) for a in acts)
+    assert got == [("proxy_auth_add", "update", "prod-orders-db-credentials"),
+                   ("proxy_auth_remove", "delete", "prod-shared-mysql-master-password"),
+                   ("proxy_auth_remove", "delete", "user someone")]
+    [upd] = [a for a in acts if a.op == "update"]
+    assert "ZZZZZZ" in upd.reason and upd.detail["arn"] == ARN.format("prod-orders-db-credentials")
+
+    class Rds:
+        def __init__(self):
+            self.calls = []
+
+        def describe_db_proxies(self, DBProxyName):
+            return {"DBProxies": [{"Auth": have, "DefaultAuthScheme": "IAM_AUTH"}]}
+
+        def modify_db_proxy(self, **kw):
+            self.calls.append(kw)
+
+    t.store.reload = lambda: None
+    rds = Rds()
+    proxy.apply(t, desired(), rds=rds)  # without --allow-destructive: the stale ARN is fixed, the rest stays
+    arns = [e.get("SecretArn") or e.get("UserName") for e in rds.calls[0]["Auth"]]
+    assert stale not in arns and ARN.format("prod-orders-db-credentials") in arns and "someone" in arns
+    rds = Rds()
+    proxy.apply(t, desired(), rds=rds, allow_destructive=True)
+    arns = [e.get("SecretArn") or e.get("UserName") for e in rds.calls[0]["Auth"]]
+    assert sorted(arns) == sorted([ARN.format("prod-orders-db-credentials"),
+                                   ARN.format("prod-orders-db-readonly-credentials")])
