@@ -153,17 +153,38 @@ def _secret(target, tenant, role, r) -> Step:
 
 
 def _exports(target, tenant, role, r) -> Step:
-    p = f"{target.config.exports_prefix}/tenants/{tenant}/{'username' if role == 'app' else 'readonly-username'}"
+    """What a consumer reads (SSM parameters or env files) must agree with reality: the username the secret names,
+    the secret's ARN, and the endpoint and port the instance answers at."""
+    prefix = target.config.exports_prefix
+    pre = "" if role == "app" else f"{role}-"
+    base = f"{prefix}/tenants/{tenant}/{pre}"
     if target.config.exports_backend == "none":
         return Step("exports", True, "exports are off (exports.backend none)")
     try:
         have = target.exports.read()
     except SharedMySQLError as exc:
         return Step("exports", False, f"cannot read the exports: {exc}", "check SSM access, or the state dir")
+    fix = "run `shared-mysql apply` (it republishes the exports)"
+    p = base + "username"
     if have.get(p) != r.secret["username"]:
-        return Step("exports", False, f"{p} is {have.get(p)!r}, the secret names {r.secret['username']}",
-                    "run `shared-mysql apply` (it republishes the exports)")
-    return Step("exports", True, f"{p} = {have[p]}")
+        return Step("exports", False, f"{p} is {_shown(have.get(p))}, the secret names {r.secret['username']}", fix)
+    arn = target.store.reference(r.secret_name)
+    if arn and have.get(base + "secret-arn") != arn:
+        return Step("exports", False, f"{base}secret-arn is {_shown(have.get(base + 'secret-arn'))}, the secret is "
+                    f"{arn}", fix)
+    owner = "redeploy the infra stack (it owns the instance-level exports)" if target.kind == "aws" else fix
+    ep, port = have.get(f"{prefix}/endpoint"), have.get(f"{prefix}/port")
+    if ep is not None and ep != target.host:
+        return Step("exports", False, f"{prefix}/endpoint is {_shown(ep)}, the instance is {target.host}", owner)
+    if port is not None and port != str(target.port):
+        return Step("exports", False, f"{prefix}/port is {_shown(port)}, the instance listens on {target.port}", owner)
+    checked = ["username"] + (["secret ARN"] if arn else []) + (["endpoint"] if ep is not None else []) + \
+        (["port"] if port is not None else [])
+    return Step("exports", True, f"{p} = {have[p]}; {', '.join(checked)} agree with reality")
+
+
+def _shown(v) -> str:
+    return "missing" if v is None else repr(str(v)[:120])
 
 
 def _dns(target, tenant, role, r) -> Step:

@@ -232,8 +232,22 @@ def test_doctor_aws_healthy_then_each_fault(world):
     # A missing SSM parameter (the tenant's username export).
     boto3.client("ssm").delete_parameter(Name="/shared/rds/test/tenants/orders/username")
     r = diagnose(fresh(world), "orders")
-    assert failed(r).name == "exports" and "apply" in failed(r).fix
+    assert failed(r).name == "exports" and "apply" in failed(r).fix and "missing" in failed(r).detail
     plan_apply(fresh(world))
+    # Exports that disagree with reality: the secret's ARN, and the stack's endpoint export.
+    ssm = boto3.client("ssm")
+    ssm.put_parameter(Name="/shared/rds/test/tenants/orders/secret-arn", Value="arn:aws:secretsmanager:x",
+                      Type="String", Overwrite=True)
+    r = diagnose(fresh(world), "orders")
+    assert failed(r).name == "exports" and "secret-arn is 'arn:aws:secretsmanager:x'" in failed(r).detail
+    plan_apply(fresh(world))
+    ssm.put_parameter(Name="/shared/rds/test/endpoint", Value="old-instance.example", Type="String")
+    r = diagnose(fresh(world), "orders")
+    assert failed(r).name == "exports" and "the instance is 127.0.0.1" in failed(r).detail
+    assert "infra stack" in failed(r).fix
+    ssm.put_parameter(Name="/shared/rds/test/endpoint", Value="127.0.0.1", Type="String", Overwrite=True)
+    assert next(x for x in diagnose(fresh(world), "orders").steps if x.name == "exports").detail.endswith(
+        "username, secret ARN, endpoint agree with reality")  # no port export here: not claimed
     # A failover in the last 24 h is shown, and an instance in `rebooting` is the broken link.
     from moto.rds.models import rds_backends
 
