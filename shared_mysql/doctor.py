@@ -148,6 +148,23 @@ def _secret(target, tenant, role, r) -> Step:
     if not cur or not cur.get("username"):
         return Step("secret", False, f"no current version of {r.secret_name}", "run `shared-mysql apply`")
     r.secret, r.pending = cur, pending
+    # What the login needs besides the network: a usable CA bundle, and for IAM tenants a token that can be signed.
+    # Checked here, so that no step has to open a connection it cannot finish (see _attempt).
+    from .db import tls_context
+
+    try:
+        r.ca = cur.get("ssl_ca") or target.ca
+        tls_context(r.ca)
+    except Exception as exc:  # noqa: BLE001 - a missing, unreadable or non-PEM bundle, or no ca_bundle
+        why = f"{exc.__class__.__name__}: {getattr(exc, 'strerror', None) or exc}"[:200]
+        return Step("secret", False, f"the CA bundle for {r.secret_name} cannot be used ({why})",
+                    f"point ssl_ca in {r.secret_name} (or instance.ca_bundle) at a PEM bundle")
+    if cur.get("auth") == "iam":
+        try:
+            _password(target, r, host=target.host)
+        except SharedMySQLError as exc:
+            return Step("secret", False, str(exc), "give the doctor AWS credentials (it signs the token the service "
+                        "would)")
     return Step("secret", True, f"{r.secret_name} names {cur['username']}"
                 + (" (a rotation is pending)" if pending else ""))
 
@@ -167,7 +184,14 @@ def _exports(target, tenant, role, r) -> Step:
     fix = "run `shared-mysql apply` (it republishes the exports)"
     p = base + "username"
     if have.get(p) != r.secret["username"]:
-        return Step("exports", False, f"{p} is {_shown(have.get(p))}, the secret names {r.secret['username']}", fix)
+        also = ""
+        if have.get(p) is None and target.config.exports_backend == "files":
+            also = f" (or {tenant}.env no longer agrees with parameters.json: consumers read either, so neither counts)"
+        return Step("exports", False, f"{p} is {_shown(have.get(p))}{also}, the secret names "
+                    f"{r.secret['username']}", fix)
+    db = f"{prefix}/tenants/{tenant}/database-name"
+    if r.secret.get("dbname") and have.get(db) != r.secret["dbname"]:
+        return Step("exports", False, f"{db} is {_shown(have.get(db))}, the secret names {r.secret['dbname']}", fix)
     arn = target.store.reference(r.secret_name)
     if arn and have.get(base + "secret-arn") != arn:
         return Step("exports", False, f"{base}secret-arn is {_shown(have.get(base + 'secret-arn'))}, the secret is "
@@ -178,7 +202,7 @@ def _exports(target, tenant, role, r) -> Step:
         return Step("exports", False, f"{prefix}/endpoint is {_shown(ep)}, the instance is {target.host}", owner)
     if port is not None and port != str(target.port):
         return Step("exports", False, f"{prefix}/port is {_shown(port)}, the instance listens on {target.port}", owner)
-    checked = ["username"] + (["secret ARN"] if arn else []) + (["endpoint"] if ep is not None else []) + \
+    checked = ["username", "database"] + (["secret ARN"] if arn else []) + (["endpoint"] if ep is not None else []) + \
         (["port"] if port is not None else [])
     return Step("exports", True, f"{p} = {have[p]}; {', '.join(checked)} agree with reality")
 
@@ -209,16 +233,11 @@ def _attempt(target, r) -> None:
     from .db import tls_context
 
     s = r.secret
-    r.ca = ca = s.get("ssl_ca") or target.ca
-    try:
-        ctx = tls_context(ca)
-    except Exception as exc:  # noqa: BLE001 - a missing, unreadable or non-PEM bundle
-        r.fail = ("ca", None, f"{exc.__class__.__name__}: {getattr(exc, 'strerror', None) or exc}"[:160])
-        return
+    ctx = tls_context(r.ca)  # loads: the secret step checked it
     try:
         password = _password(target, r)
-    except SharedMySQLError as exc:
-        r.fail = ("token", None, str(exc))
+    except SharedMySQLError as exc:  # signed for target.host a moment ago; the proxy's host cannot differ
+        r.fail = ("login", None, str(exc))
         return
     try:
         r.conn = pymysql.connect(host=r.host, port=r.port, user=s["username"], password=password,
@@ -241,12 +260,8 @@ def _attempt(target, r) -> None:
 def _tcp(target, tenant, role, r) -> Step:
     _attempt(target, r)
     stage, code, msg = getattr(r, "fail", (None, None, ""))
-    if stage in ("ca", "token"):  # no login can be tried: the port is probed alone (rare: the fix comes next)
-        try:
-            with socket.create_connection((r.host, r.port), timeout=TIMEOUT):
-                pass
-        except OSError as exc:
-            msg, stage = str(getattr(exc, "strerror", None) or exc), "tcp"
+    if stage == "login" and code is None:  # the IAM token could not be signed: no connection was made
+        return Step("tcp", False, f"no connection was made: {msg}", "give the doctor AWS credentials")
     if stage != "tcp":
         return Step("tcp", True, f"{r.host}:{r.port} accepts connections")
     if "timed out" in msg.lower():
@@ -262,12 +277,6 @@ def _tls(target, tenant, role, r) -> Step:
     """The login's own connection: its greeting and TLS handshake are this step, its authentication the next."""
     stage, code, msg = getattr(r, "fail", (None, None, ""))
     ca = r.ca
-    if stage == "ca":
-        return Step("tls", False, f"the CA bundle {ca} cannot be used ({msg})",
-                    f"point ssl_ca in {r.secret_name} (or instance.ca_bundle) at a PEM bundle")
-    if stage == "token":
-        r.login_error = msg
-        return Step("tls", True, "not reached: no IAM token to log in with")
     if stage == "tls":
         low = msg.lower()
         if "timed out" in low or code == 2013:
@@ -305,13 +314,13 @@ def _cert_detail(conn, ca) -> str:
         return f"TLS verified against {ca}"
 
 
-def _password(target, r) -> str:
+def _password(target, r, host: str | None = None) -> str:
     s = r.secret
     if s.get("auth") == "iam":  # a 15-minute token, signed for the host the service connects to (the proxy's too)
         from .client.iam import TokenCache
 
         try:
-            return TokenCache().get(r.host, r.port, s["username"], s.get("region"))
+            return TokenCache().get(host or r.host, r.port, s["username"], s.get("region"))
         except Exception as exc:  # noqa: BLE001 - boto3 credential errors
             raise SharedMySQLError(f"cannot sign an IAM token for {s['username']}: {exc}") from None
     return s["password"]

@@ -74,28 +74,43 @@ def register(app: typer.Typer) -> None:
         with t.lock():
             with t.executor() as ex, t.server_lock(ex, lock_timeout, "resume"):
                 was = blocks.read(ex).get(tenant)
-                blocks.unblock(ex, tenant, kind="suspend")
-                plan, desired = t.plan(ex)
-                # This tenant's changes only (its accounts unlocked): other drift is for `apply` to show first.
-                mine = tuple(a for a in plan.actions if a.tenant == tenant and not a.destructive
-                             and not a.kind.startswith("proxy_"))
-                unlocked = [a.detail["user"] for a in mine if a.kind == "alter_user"
-                            and "account_locked" in a.detail.get("changes", {})]
-                if mine:
-                    t.apply(ex, replace(plan, actions=mine), desired)
+                suspended = bool(was and was.get("kind") == "suspend") or _suspended(ex, tenant)
+                events = blocks.unblock(ex, tenant, kind="suspend")  # and its events, once no block is left
                 still = blocks.read(ex).get(tenant)
-                events = [] if still else blocks.enable_events(ex, tenant)
+                unlocked: list[str] = []
+                if not still:
+                    # Its accounts unlocked as the config has them: nothing else (grants, other tenants' drift is
+                    # for `apply` to show). A resume killed after the unblock converges the same way.
+                    plan, desired = t.plan(ex)
+                    mine = tuple(a for a in plan.actions if a.tenant == tenant and a.kind == "alter_user"
+                                 and "account_locked" in a.detail.get("changes", {}))
+                    unlocked = [a.detail["user"] for a in mine]
+                    if mine:
+                        t.apply(ex, replace(plan, actions=mine), desired)
         if state.json:
-            emit_json({"tenant": tenant, "was_suspended": bool(was and was.get("kind") == "suspend"),
-                       "unlocked": unlocked, "events_enabled": events, "still_blocked": still})
+            emit_json({"tenant": tenant, "was_suspended": suspended, "unlocked": unlocked, "events_enabled": events,
+                       "still_blocked": still})
             return
-        echo(f"resumed {tenant}" if was else f"{tenant} was not suspended")
+        echo(f"resumed {tenant}" if suspended else f"{tenant} was not suspended")
         for u in unlocked:
             echo(f"unlocked {u}")
         for e in events:
             echo(f"enabled event {e}")
         if still:
-            echo(f"{tenant} stays locked: {still['reason']}")
+            echo(f"{tenant} stays locked: {still['kind']}: {still['reason']} (its accounts, and the events the "
+                 "suspension disabled, come back when that is lifted too)")
+
+
+def _suspended(ex, tenant: str) -> bool:
+    """A suspend block of this tenant exists (read() shows only the oldest block of a tenant)."""
+    from ..errors import SharedMySQLError
+    from ..sql.quoting import string
+    from ..tenants.blocks import TABLE
+
+    try:
+        return bool(ex.query(f"SELECT 1 FROM {TABLE} WHERE tenant = {string(tenant)} AND kind = 'suspend'"))
+    except SharedMySQLError:  # no table: never suspended
+        return False
 
 
 def register_isolate(app: typer.Typer) -> None:

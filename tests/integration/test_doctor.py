@@ -103,6 +103,17 @@ def test_healthy_then_each_fault_names_its_step(inst):
     res, out = doctor(inst)
     assert failed(out)["name"] == "tls" and failed(out)["detail"].startswith("TLS"), out
     assert "ssl_ca" in failed(out)["fix"]
+    # a CA path that is no bundle: the secret's link, before any connection is opened (a connection closed before
+    # it authenticates counts against max_connect_errors)
+    with t.executor() as ex:
+        before = int(ex.query("SHOW GLOBAL STATUS LIKE 'Aborted_connects'")[0][1])
+    for bad_ca in (inst.dir / "missing.pem", inst.dir):
+        t.store.put_pending({"test-orders-db-credentials": ({**s, "ssl_ca": str(bad_ca)}, {})})
+        t.store.promote(["test-orders-db-credentials"])
+        res, out = doctor(inst)
+        assert failed(out)["name"] == "secret" and "cannot be used" in failed(out)["detail"], out
+    with t.executor() as ex:
+        assert int(ex.query("SHOW GLOBAL STATUS LIKE 'Aborted_connects'")[0][1]) == before
     # --via proxy: the config names a proxy endpoint the secrets do not carry yet (the service's connect(via=
     # "proxy") would fail): the proxy step says so and names apply; applied, the path goes through it
     import yaml

@@ -247,7 +247,7 @@ def test_doctor_aws_healthy_then_each_fault(world):
     assert "infra stack" in failed(r).fix
     ssm.put_parameter(Name="/shared/rds/test/endpoint", Value="127.0.0.1", Type="String", Overwrite=True)
     assert next(x for x in diagnose(fresh(world), "orders").steps if x.name == "exports").detail.endswith(
-        "username, secret ARN, endpoint agree with reality")  # no port export here: not claimed
+        "username, database, secret ARN, endpoint agree with reality")  # no port export here: not claimed
     # A failover in the last 24 h is shown, and an instance in `rebooting` is the broken link.
     from moto.rds.models import rds_backends
 

@@ -134,3 +134,56 @@ def test_suspend_disables_the_tenants_events_with_their_definer_and_resume_enabl
             assert cli(inst, "plan", "--detailed-exitcode").returncode == 2
         finally:
             ex.query("SET GLOBAL event_scheduler = OFF")
+
+
+def test_events_reenabled_during_suspend_overlapping_tenants_and_a_refresh_block(inst):
+    """Second review: (1) an event that runs while suspend disables the others can enable one again (a planted
+    "spawner"): suspend re-reads until none is left; (2) events defined across two tenants: resuming one never
+    enables an event that is also the other, still suspended, tenant's; (3) a refresh block outliving the
+    suspension: the events come back when the last block is lifted, not never."""
+    from shared_mysql.tenants import blocks
+
+    t = inst.target()
+    with t.executor() as ex:
+        ex.query("CREATE DEFINER = 'billing_user'@'%' EVENT `billing_db`.a ON SCHEDULE EVERY 1 HOUR DO SELECT 1")
+        ex.query("CREATE DEFINER = 'billing_user'@'%' EVENT `billing_db`.zzz ON SCHEDULE EVERY 1 HOUR DO SELECT 1")
+        # in orders' database, defined by billing's account: both tenants' event
+        ex.query("CREATE DEFINER = 'billing_user'@'%' EVENT `orders_db`.cross ON SCHEDULE EVERY 1 HOUR DO SELECT 1")
+
+        class Racing:  # the spawner fires once, between two of suspend's statements
+            fired = False
+
+            def __getattr__(self, name):
+                return getattr(ex, name)
+
+            def query(self, sql, *a, **kw):
+                out = ex.query(sql, *a, **kw)
+                if "EVENT `billing_db`.`zzz` DISABLE" in sql and not Racing.fired:
+                    Racing.fired = True
+                    ex.query("ALTER DEFINER = 'billing_user'@'%' EVENT `billing_db`.a ENABLE")
+                return out
+
+        def status(schema, name):
+            return ex.query(f"SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA = '{schema}' AND "
+                            f"EVENT_NAME = '{name}'")[0][0]
+
+        # orders suspended first: `cross` (in its database) is recorded as orders'
+        blocks.block(ex, "orders", "INC-8", kind="suspend")
+        done, _ = blocks.disable_events(ex, "orders", "orders_db")
+        assert [d.split(" ")[0] for d in done] == ["`orders_db`.`cross`"]
+        blocks.block(ex, "billing", "INC-8", kind="suspend")
+        done, failed = blocks.disable_events(Racing(), "billing", "billing_db")
+        assert Racing.fired and failed == [] and status("billing_db", "a") == "DISABLED"
+        assert sorted(d.split(" ")[0] for d in done) == ["`billing_db`.`a`", "`billing_db`.`zzz`"]
+        # orders resumed while billing stays suspended: `cross` runs as billing's account, so it stays disabled
+        assert blocks.unblock(ex, "orders", kind="suspend") == []
+        assert status("orders_db", "cross") == "DISABLED"
+        # billing resumed while a refresh block remains: its events wait for that block
+        blocks.block(ex, "billing", "unverified refresh", kind="refresh")
+        assert blocks.unblock(ex, "billing", kind="suspend") == []
+        assert status("billing_db", "a") == "DISABLED" and status("orders_db", "cross") == "DISABLED"
+        back = blocks.unblock(ex, "billing", kind="refresh")
+        assert sorted(back) == ["`billing_db`.`a`", "`billing_db`.`zzz`", "`orders_db`.`cross`"]
+        assert status("orders_db", "cross") == "ENABLED"
+        definers = {r[0] for r in ex.query("SELECT DEFINER FROM information_schema.EVENTS")}
+        assert definers == {"billing_user@%"}  # never the admin
