@@ -77,6 +77,8 @@ def main() -> None:
         hang_port = srv.getsockname()[1]
         ht = open_target(load_config(cfg))
         type(ht).port = property(lambda self: hang_port)
+        # the published port is the real server's; that link is not what this measures
+        doctor._exports = lambda *a: doctor.Step("exports", True, "not measured here")
         start = time.perf_counter()
         r = doctor.diagnose(ht, "orders")
         doctor_hang = time.perf_counter() - start

@@ -4,9 +4,10 @@ its cause and fix, and what could not be checked after it is listed (issue 15, i
   config -> secret -> exports -> access (aws, --role-arn) -> instance (aws) -> proxy (--via proxy) -> DNS ->
   network (aws, --from-sg/--from-cidr) -> TCP -> TLS -> login -> privileges -> headroom -> proxy (configured, direct)
 
-Every network step times out in 5 s with the step named, never the default socket timeout. The TLS step is read
-from the login's own connection (one connection, no bare handshake: a handshake dropped half-way counts against the
-server's max_connect_errors for this host). Every AWS read goes through boto3 (`clients` lets tests hand in stubs).
+Every network step times out in 5 s with the step named, never the default socket timeout. The TCP, TLS and login
+steps read one connection made as the service makes it (no bare probe or handshake: a connection closed before it
+authenticates counts against the server's max_connect_errors for this host). Every AWS read goes through boto3
+(`clients` lets tests hand in stubs).
 """
 
 from __future__ import annotations
@@ -299,7 +300,6 @@ def _tls(target, tenant, role, r) -> Step:
             fix = "the server must offer TLS (require_secure_transport, a certificate)"
         return Step("tls", False, f"TLS: {why}", fix)
     if stage == "login":
-        r.login_error = f"error {code}: {msg}"
         return Step("tls", True, f"TLS verified against {ca} (the login failed after it)")
     return Step("tls", True, _cert_detail(r.conn, ca))
 
@@ -322,19 +322,19 @@ def _password(target, r, host: str | None = None) -> str:
         try:
             return TokenCache().get(host or r.host, r.port, s["username"], s.get("region"))
         except Exception as exc:  # noqa: BLE001 - boto3 credential errors
-            raise SharedMySQLError(f"cannot sign an IAM token for {s['username']}: {exc}") from None
+            from .aws import describe_error
+
+            raise SharedMySQLError(f"cannot sign an IAM token for {s['username']}: {describe_error(exc)}") from None
     return s["password"]
 
 
 def _login(target, tenant, role, r) -> Step:
     s = r.secret
-    msg = getattr(r, "login_error", None)
-    if msg is None:
+    stage, code, msg = getattr(r, "fail", (None, None, ""))
+    if stage != "login":
         return Step("login", True, f"{s['username']} logs in" + (" with an IAM token" if s.get("auth") == "iam"
                                                                   else ""))
-    if "cannot sign an IAM token" in msg:
-        return Step("login", False, msg, "give the doctor AWS credentials that may call rds-db:connect")
-    if "error 4151" in msg or "locked" in msg.lower():
+    if code in (4151, 3118):  # MariaDB's and MySQL's "account is locked"
         from .tenants import blocks
 
         with target.executor() as ex:
@@ -343,23 +343,21 @@ def _login(target, tenant, role, r) -> Step:
         return Step("login", False, f"{s['username']}'s account is locked{why}",
                     f"`shared-mysql resume {tenant}`" if b and b["kind"] == "suspend" else
                     "finish what locked it (refresh), or `shared-mysql apply`")
-    if "error 1045" in msg:
+    if code == 1045:
         if s.get("auth") == "iam":
             return Step("login", False, f"access denied for {s['username']} with an IAM token",
                         "the credentials the service runs with need rds-db:connect on this account "
                         f"(`shared-mysql iam-policy {tenant}`), and the instance IAM auth on")
-        if r.pending:
-            r.target_kind_interrupted = _interrupted(target, r)
         return Step("login", False, f"access denied for {s['username']}: {_why_denied(target, r)}",
-                    _fix_denied(tenant, r))
-    if "error 1044" in msg:  # logged in, but refused its own database: the privileges link
+                    _fix_denied(target, tenant, r))
+    if code == 1044:  # logged in, but refused its own database: the privileges link
         r.steps.append(Step("login", True, f"{s['username']} logs in"))
         return Step("privileges", False, f"{s['username']} may not use {s.get('dbname')} (error 1044)",
                     "run `shared-mysql apply` (it re-grants the tenant's privileges)")
-    if "error 1226" in msg or "error 1040" in msg:
-        return Step("login", False, f"{s['username']}: too many connections ({msg.split(': ', 1)[-1]})",
+    if code in (1226, 1040):
+        return Step("login", False, f"{s['username']}: too many connections ({msg})",
                     "find who holds them: `shared-mysql connections --tenant " + tenant + "`")
-    return Step("login", False, msg.split(": ", 1)[-1], "see the message")
+    return Step("login", False, f"error {code}: {msg}", "see the message")
 
 
 def _why_denied(target, r) -> str:
@@ -405,9 +403,9 @@ def _interrupted(target, r) -> str:
     return "apply" if alternating and same else "rotation"
 
 
-def _fix_denied(tenant, r) -> str:
+def _fix_denied(target, tenant, r) -> str:
     if r.pending:
-        if getattr(r, "target_kind_interrupted", None) == "apply":
+        if _interrupted(target, r) == "apply":
             return "finish the interrupted apply: `shared-mysql apply`"
         return f"finish the rotation: `shared-mysql rotate {tenant}{' --user readonly' if r.role == 'readonly' else ''}`"
     return "re-apply the stored password: `shared-mysql apply` (it resets a password that differs)"

@@ -124,12 +124,12 @@ def _label(e: dict) -> str:
     return f"user {e.get('UserName') or '(unnamed)'}"
 
 
-def plan_actions(target, desired, proxy: dict | None = None) -> list[Action]:
+def plan_actions(target, desired, proxy: dict | None = None, classified=None) -> list[Action]:
     """The diff between the proxy's auth list and the tenants' secrets (pure but for the reads)."""
     c = target.config
     proxy = proxy or _require(c)
     name = proxy_name(c)
-    keep, fix, remove, arns = _classify(target, desired, proxy)
+    keep, fix, remove, arns = classified or _classify(target, desired, proxy)
     out = []
     for sname, why in sorted(fix.items()):
         tenant = _tenant_of(sname, c.environment)
@@ -169,10 +169,10 @@ def apply(target, desired, *, allow_destructive: bool = False, rds=None) -> list
     rds = rds or client_for(c, "rds")
     proxy = _require(c, rds)
     target.store.reload()
-    actions = plan_actions(target, desired, proxy)
+    classified = keep, fix, remove, arns = _classify(target, desired, proxy)
+    actions = plan_actions(target, desired, proxy, classified)
     if not actions or (not allow_destructive and all(a.kind == "proxy_auth_remove" for a in actions)):
         return []
-    keep, fix, remove, arns = _classify(target, desired, proxy)
     missing = sorted(n for n in fix if not arns[n])
     if missing:
         raise SharedMySQLError(f"RDS Proxy {proxy_name(c)}: secret {missing[0]} does not exist yet; run "

@@ -35,8 +35,7 @@ def register(app: typer.Typer) -> None:
             locked = blocks.lock_now(ex, tenant, killed)  # no new logins, the open sessions ended
             # Then its events (an event runs as its definer, locked or not), then once more any session that an
             # event started in between.
-            events, failed = blocks.disable_events(ex, tenant, database)
-            blocks.lock_now(ex, tenant, killed)
+            events, failed = blocks.disable_events(ex, tenant, database, killed=killed)
         if state.json:
             emit_json({"tenant": tenant, "suspended": True, "reason": earlier["reason"] if earlier else why,
                        "since": earlier["since"] if earlier else None, "locked": locked, "killed": killed,
@@ -73,8 +72,7 @@ def register(app: typer.Typer) -> None:
 
         with t.lock():
             with t.executor() as ex, t.server_lock(ex, lock_timeout, "resume"):
-                was = blocks.read(ex).get(tenant)
-                suspended = bool(was and was.get("kind") == "suspend") or _suspended(ex, tenant)
+                suspended = blocks.get(ex, tenant, "suspend") is not None
                 events = blocks.unblock(ex, tenant, kind="suspend")  # and its events, once no block is left
                 still = blocks.read(ex).get(tenant)
                 unlocked: list[str] = []
@@ -99,18 +97,6 @@ def register(app: typer.Typer) -> None:
         if still:
             echo(f"{tenant} stays locked: {still['kind']}: {still['reason']} (its accounts, and the events the "
                  "suspension disabled, come back when that is lifted too)")
-
-
-def _suspended(ex, tenant: str) -> bool:
-    """A suspend block of this tenant exists (read() shows only the oldest block of a tenant)."""
-    from ..errors import SharedMySQLError
-    from ..sql.quoting import string
-    from ..tenants.blocks import TABLE
-
-    try:
-        return bool(ex.query(f"SELECT 1 FROM {TABLE} WHERE tenant = {string(tenant)} AND kind = 'suspend'"))
-    except SharedMySQLError:  # no table: never suspended
-        return False
 
 
 def register_isolate(app: typer.Typer) -> None:

@@ -38,17 +38,27 @@ def read(ex) -> dict[str, dict]:
     return {as_text(t): {"kind": as_text(k), "reason": as_text(r), "since": as_text(s)} for t, k, r, s in rows}
 
 
+def get(ex, tenant: str, kind: str) -> dict | None:
+    """The block of that kind on the tenant ({kind, reason, since}), or None (also when nothing was ever blocked)."""
+    try:
+        rows = ex.query(f"SELECT reason, DATE_FORMAT(since, '%Y-%m-%dT%H:%i:%sZ') FROM {TABLE} WHERE tenant = "
+                        f"{string(tenant)} AND kind = {string(kind)}")
+    except SharedMySQLError as exc:
+        if "error 1146" in str(exc) or "error 1049" in str(exc):
+            return None
+        raise
+    return {"kind": kind, "reason": as_text(rows[0][0]), "since": as_text(rows[0][1])} if rows else None
+
+
 def block(ex, tenant: str, reason: str, kind: str = "refresh") -> dict | None:
     """Record the block; a block of that kind already there is kept as it was (its reason and since: the first
     record of an incident is the one that counts). Returns that earlier record, or None."""
     ensure(ex)
-    rows = ex.query(f"SELECT reason, DATE_FORMAT(since, '%Y-%m-%dT%H:%i:%sZ') FROM {TABLE} WHERE tenant = "
-                    f"{string(tenant)} AND kind = {string(kind)}")
-    if rows:
-        return {"kind": kind, "reason": as_text(rows[0][0]), "since": as_text(rows[0][1])}
-    ex.query(f"INSERT INTO {TABLE} (tenant, kind, reason, since) VALUES ({string(tenant)}, {string(kind)}, "
-             f"{string(reason[:512])}, UTC_TIMESTAMP()) ON DUPLICATE KEY UPDATE reason = reason")
-    return None
+    earlier = get(ex, tenant, kind)
+    if earlier is None:
+        ex.query(f"INSERT INTO {TABLE} (tenant, kind, reason, since) VALUES ({string(tenant)}, {string(kind)}, "
+                 f"{string(reason[:512])}, UTC_TIMESTAMP()) ON DUPLICATE KEY UPDATE reason = reason")
+    return earlier
 
 
 def _definer(definer: str) -> str:
@@ -64,7 +74,8 @@ def _tenant_events(ex, tenant: str, database: str) -> list[tuple[str, str, str]]
     return [(as_text(a), as_text(b), as_text(c)) for a, b, c in rows]
 
 
-def disable_events(ex, tenant: str, database: str, rounds: int = 5) -> tuple[list[str], list[str]]:
+def disable_events(ex, tenant: str, database: str, rounds: int = 5,
+                   killed: list | None = None) -> tuple[list[str], list[str]]:
     """Disable the enabled events in the tenant's database or defined by its accounts: an event runs as its
     definer whether or not the account is locked, so a leaked credential could leave one behind that outlives the
     lock. Each is recorded before it is disabled, and disabled with its own definer named (a plain ALTER EVENT
@@ -90,7 +101,7 @@ def disable_events(ex, tenant: str, database: str, rounds: int = 5) -> tuple[lis
                 why = "the admin may not name another definer (SUPER / SET_USER_ID)" if "1227" in str(exc) else \
                     str(exc).split(": ", 1)[-1][:120]
                 failed[(sc, nm)] = f"event `{sc}`.`{nm}` still runs as {df}: {why}; drop it or stop the event scheduler"
-        lock_now(ex, tenant)
+        lock_now(ex, tenant, killed)
     left = [e for e in _tenant_events(ex, tenant, database) if (e[0], e[1]) not in failed]
     for sc, nm, df in left:  # enabled again faster than it could be disabled, round after round
         failed[(sc, nm)] = (f"event `{sc}`.`{nm}` was enabled again while suspend ran (runs as {df}); run "
